@@ -1,0 +1,85 @@
+"""Error types of the HTTP API and of jobs, and the envelope every error is sent in:
+``{"error": {"type": ..., "message": ..., "details": [...]}}``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class RequestErrorType(StrEnum):
+    validation_error = "validation_error"
+    not_found = "not_found"
+    conflict = "conflict"
+    payload_too_large = "payload_too_large"
+    unauthorized = "unauthorized"
+    quota_exceeded = "quota_exceeded"
+    rate_limited = "rate_limited"
+    internal = "internal"
+
+
+class JobErrorType(StrEnum):
+    training_error = "training_error"
+    non_finite_loss = "non_finite_loss"
+    out_of_memory = "out_of_memory"
+    max_runtime_exceeded = "max_runtime_exceeded"
+    worker_lost = "worker_lost"
+    no_capacity = "no_capacity"
+    broker_unavailable = "broker_unavailable"
+    data_error = "data_error"
+
+
+class ErrorDetail(BaseModel):
+    loc: str = Field(description="Dotted path of the offending field, e.g. 'compile.optimizer'.")
+    message: str
+    received: Any = None
+
+
+class ErrorBody(BaseModel):
+    type: RequestErrorType
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class FitqError(Exception):
+    """A request error with its HTTP status; the API renders it as the envelope."""
+
+    def __init__(
+        self,
+        status_code: int,
+        type: RequestErrorType,
+        message: str,
+        details: list[ErrorDetail] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.type = type
+        self.message = message
+        self.details = details or []
+
+    def envelope(self) -> ErrorEnvelope:
+        return ErrorEnvelope(
+            error=ErrorBody(type=self.type, message=self.message, details=self.details)
+        )
+
+
+class SpecError(FitqError):
+    """A spec that pydantic accepted but the shape check refused (422)."""
+
+    def __init__(self, loc: str, message: str, received: Any = None) -> None:
+        super().__init__(
+            422,
+            RequestErrorType.validation_error,
+            f"{loc}: {message}",
+            [ErrorDetail(loc=loc, message=message, received=received)],
+        )
+
+
+def not_found(kind: str, id_: str) -> FitqError:
+    return FitqError(404, RequestErrorType.not_found, f"{kind} {id_!r} not found")

@@ -1,0 +1,53 @@
+"""Task names, queue names and the Celery configuration shared by the API (producer) and the
+worker (consumer). Plain data: importing this module imports no Celery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fitq.settings import Settings
+
+TRAIN_TASK = "fitq.train"
+TRAIN_QUEUE = "train"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker_url": settings.resolved_broker_url,
+        # The job store is the truth: no result backend carries job state.
+        "task_ignore_result": True,
+        "task_default_queue": TRAIN_QUEUE,
+        "task_routes": {TRAIN_TASK: {"queue": TRAIN_QUEUE}},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Long jobs: ack after the task, take one message at a time.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": False,  # the sweeper re-queues, with an attempt cap
+        "worker_prefetch_multiplier": 1,
+        # TensorFlow imports in each child after fork, before its first job.
+        "worker_proc_alive_timeout": settings.worker_proc_alive_timeout,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 1.0,
+        },
+        "broker_transport_options": {},
+    }
+    if settings.uses_filesystem_broker:
+        folder = str(settings.broker_dir)
+        config["broker_transport_options"] = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(settings.broker_dir / "control"),
+            "polling_interval": settings.broker_polling_interval,
+        }
+    else:
+        config["broker_transport_options"] = {
+            "socket_timeout": settings.send_timeout_seconds,
+            "socket_connect_timeout": settings.send_timeout_seconds,
+        }
+    return config

@@ -1,0 +1,79 @@
+"""Every setting of fitq, in one pydantic-settings class (env prefix ``FITQ_``).
+
+Embedded defaults live under ``FITQ_DATA_DIR``: a SQLite job store, kombu's filesystem
+transport and a local artifact directory, so one laptop runs everything with no services.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FITQ_", extra="ignore")
+
+    data_dir: Path = Field(Path(".fitq"), description="Root of every embedded default.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file.")
+    broker_url: str | None = Field(None, description="Celery broker; default filesystem.")
+    artifacts_dir: Path | None = Field(None, description="Artifact store root directory.")
+
+    default_tenant: str = "default"
+    max_attempts: int = Field(3, ge=1, description="Claims of one job before worker_lost.")
+    lease_seconds: float = Field(60.0, gt=0, description="A running job's lease per heartbeat.")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="Worker heartbeat interval.")
+    sweep_interval_seconds: float = Field(5.0, gt=0, description="Sweeper period.")
+    sweeper_enabled: bool = True
+    resend_after_seconds: float = Field(
+        60.0, gt=0, description="Re-send a queued job nobody claimed after this (doubling)."
+    )
+    broker_polling_interval: float = Field(0.05, gt=0, description="Filesystem transport poll.")
+    send_timeout_seconds: float = Field(5.0, gt=0, description="Give up sending a task after.")
+    worker_proc_alive_timeout: float = Field(
+        120.0, gt=0, description="Seconds a Celery child may take to import TensorFlow."
+    )
+    max_inline_rows: int = Field(100_000, ge=1, description="Rows of inline data per array.")
+
+    @field_validator("data_dir", "artifacts_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Resolved once, so child processes and relative working directories agree.
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'fitq.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem://")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def resolved_artifacts_dir(self) -> Path:
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+    def child_env(self) -> dict[str, str]:
+        """The environment that pins child processes to these exact settings."""
+        env = {
+            "FITQ_DATA_DIR": str(self.data_dir),
+            "FITQ_DATABASE_URL": self.resolved_database_url,
+            "FITQ_BROKER_URL": self.resolved_broker_url,
+            "FITQ_ARTIFACTS_DIR": str(self.resolved_artifacts_dir),
+        }
+        return env
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,76 @@
+"""The JobCreate a user POSTs, mirroring the seed example's Keras calls: ``Sequential`` +
+layers, ``compile(loss, optimizer, metrics)``, ``fit(batch_size, epochs, validation_data)``
+and ``evaluate`` on test data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from fitq.spec.base import SpecModel
+from fitq.spec.compile import CompileSpec
+from fitq.spec.data import DataSpec, StoredData
+from fitq.spec.layers import Layer
+
+SPEC_VERSION = 1
+MAX_SEED = 2**32 - 1
+
+
+class ModelSpec(SpecModel):
+    layers: list[Layer] = Field(min_length=1, max_length=256)
+    input_shape: tuple[Annotated[int, Field(ge=1, le=1_000_000)], ...] | None = Field(
+        None, min_length=1, max_length=8
+    )
+
+    @model_validator(mode="after")
+    def _one_input_shape(self) -> ModelSpec:
+        later = [i for i, layer in enumerate(self.layers) if i and layer.input_shape is not None]
+        if later:
+            raise ValueError(
+                f"expected input_shape only on the first layer, received it on layers.{later[0]}"
+            )
+        if self.input_shape is not None and self.layers[0].input_shape is not None:
+            raise ValueError("expected input_shape on the model or its first layer, received both")
+        if self.resolved_input_shape is None:
+            raise ValueError(
+                "expected input_shape on the model or its first layer, received neither"
+            )
+        return self
+
+    @property
+    def resolved_input_shape(self) -> tuple[int, ...] | None:
+        return self.input_shape or self.layers[0].input_shape
+
+
+class FitSpec(SpecModel):
+    batch_size: int = Field(32, ge=1, le=65_536)
+    epochs: int = Field(1, ge=1, le=100_000)
+    shuffle: bool = True
+
+
+class JobSpecBase(SpecModel):
+    spec_version: Literal[1] = SPEC_VERSION
+    model: ModelSpec
+    compile: CompileSpec
+    fit: FitSpec = Field(default_factory=FitSpec)
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="keras.utils.set_random_seed(seed); absent: picked."
+    )
+
+
+class JobCreate(JobSpecBase):
+    data: DataSpec
+
+
+class StoredDataSpec(SpecModel):
+    train: StoredData
+    validation: StoredData | None = None
+    test: StoredData | None = None
+
+
+class JobSpec(JobSpecBase):
+    """A job's spec as stored and returned: data as dataset ids with shapes, seed always set."""
+
+    data: StoredDataSpec
+    seed: int = Field(ge=0, le=MAX_SEED)

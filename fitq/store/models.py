@@ -1,0 +1,75 @@
+"""SQLAlchemy 2 models. Every user-owned row carries ``tenant_id``; schema changes go through
+Alembic (``fitq/store/migrations``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from fitq.store.types import FiniteJSON, UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    queue: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(FiniteJSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Claim and fencing: a worker's writes carry the attempt it claimed.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    # Sends of the task message, for the sweeper's re-send backoff.
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epochs: Mapped[int] = mapped_column(Integer)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(FiniteJSON, default=list)
+    result: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)
+    error_type: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_key: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
+        Index("ix_jobs_tenant_status_id", "tenant_id", "status", "id"),
+        Index("ix_jobs_status_lease", "status", "lease_until"),
+    )
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # "inline" (from a job) or "upload"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    x_shape: Mapped[list[int] | None] = mapped_column(FiniteJSON)
+    y_shape: Mapped[list[int] | None] = mapped_column(FiniteJSON)
+    dtype: Mapped[str | None] = mapped_column(String(16))
+    x_key: Mapped[str | None] = mapped_column(String(255))
+    y_key: Mapped[str | None] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_datasets_tenant_id_id", "tenant_id", "id"),)

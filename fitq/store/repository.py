@@ -1,0 +1,274 @@
+"""Every query of the job store, in one module. Functions take a Session and never commit:
+the caller's unit of work (``fitq.store.db.transaction``) does.
+
+API-side reads filter by ``tenant_id``. Worker-side writes address a job by id and are fenced
+by the attempt the worker claimed, so a redelivered message or a stale worker never overwrites
+a newer attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from fitq.errors import JobErrorType
+from fitq.statuses import JobStatus
+from fitq.store.models import Dataset, Job
+from fitq.store.types import utcnow
+
+# ---- datasets ----------------------------------------------------------------------------
+
+
+def add_dataset(session: Session, dataset: Dataset) -> None:
+    session.add(dataset)
+
+
+def get_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset | None:
+    return session.scalar(
+        select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.id == dataset_id)
+    )
+
+
+def get_dataset_by_id(session: Session, dataset_id: str) -> Dataset | None:
+    """Worker-side: the job that references it was already checked against its tenant."""
+    return session.get(Dataset, dataset_id)
+
+
+# ---- jobs: API side ----------------------------------------------------------------------
+
+
+def add_job(session: Session, job: Job) -> None:
+    session.add(job)
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.id == job_id))
+
+
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    before_id: str | None,
+) -> list[Job]:
+    """Newest first: ids are time-ordered, so ``id DESC`` is creation order and a cursor is
+    the last id seen. Fetches ``limit + 1`` rows so the caller knows whether more exist."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if before_id is not None:
+        query = query.where(Job.id < before_id)
+    return list(session.scalars(query.order_by(Job.id.desc()).limit(limit + 1)))
+
+
+def mark_sent(session: Session, job_id: str, now: datetime) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(sends=Job.sends + 1, last_sent_at=now)
+    )
+
+
+def fail_unsent(session: Session, job_id: str, message: str) -> bool:
+    """A queued job whose message could not be sent: ``failed`` / ``broker_unavailable``."""
+    now = utcnow()
+    result = _execute(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(
+            status=JobStatus.failed,
+            error_type=JobErrorType.broker_unavailable,
+            error_message=message,
+            finished_at=now,
+            eta_seconds=None,
+        ),
+    )
+    return result.rowcount == 1
+
+
+# ---- jobs: worker side (fenced) ----------------------------------------------------------
+
+
+def claim_job(session: Session, job_id: str, worker: str, lease: timedelta) -> int | None:
+    """Atomically move a queued job to running; returns the claimed attempt, or None when the
+    job is not queued (already claimed, finished, or unknown: a duplicate message)."""
+    now = utcnow()
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(
+            status=JobStatus.running,
+            attempt=Job.attempt + 1,
+            lease_until=now + lease,
+            heartbeat_at=now,
+            worker=worker,
+            started_at=now,
+        )
+        .returning(Job.attempt)
+    ).scalar_one_or_none()
+    return claimed
+
+
+def get_job_by_id(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def _fenced(job_id: str, attempt: int) -> Any:
+    return update(Job).where(
+        Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.running
+    )
+
+
+def _execute(session: Session, statement: Any) -> CursorResult[Any]:
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result
+
+
+def heartbeat(session: Session, job_id: str, attempt: int, lease: timedelta) -> bool:
+    """Extend the lease; False means this attempt no longer owns the job."""
+    now = utcnow()
+    result = _execute(
+        session, _fenced(job_id, attempt).values(heartbeat_at=now, lease_until=now + lease)
+    )
+    return result.rowcount == 1
+
+
+def record_epoch(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    *,
+    history: Sequence[dict[str, Any]],
+    eta_seconds: float | None,
+    lease: timedelta,
+) -> bool:
+    now = utcnow()
+    result = _execute(
+        session,
+        _fenced(job_id, attempt).values(
+            epoch=len(history),
+            history=list(history),
+            eta_seconds=eta_seconds,
+            heartbeat_at=now,
+            lease_until=now + lease,
+        ),
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: JobStatus
+    history: Sequence[dict[str, Any]]
+    result: dict[str, Any] | None = None
+    error_type: JobErrorType | None = None
+    error_message: str | None = None
+    model_key: str | None = None
+
+
+def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome) -> bool:
+    result = _execute(
+        session,
+        _fenced(job_id, attempt).values(
+            status=outcome.status,
+            epoch=len(outcome.history),
+            history=list(outcome.history),
+            result=outcome.result,
+            error_type=outcome.error_type,
+            error_message=outcome.error_message,
+            model_key=outcome.model_key,
+            finished_at=utcnow(),
+            lease_until=None,
+            eta_seconds=None,
+        ),
+    )
+    return result.rowcount == 1
+
+
+# ---- sweeper -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    id: str
+    queue: str
+    sends: int
+    last_sent_at: datetime | None
+
+
+def unclaimed_jobs(session: Session, limit: int = 500) -> list[QueuedJob]:
+    rows = session.execute(
+        select(Job.id, Job.queue, Job.sends, Job.last_sent_at)
+        .where(Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    return [QueuedJob(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ExpiredLease:
+    id: str
+    attempt: int
+    queue: str
+
+
+def expired_leases(session: Session, now: datetime, limit: int = 500) -> list[ExpiredLease]:
+    rows = session.execute(
+        select(Job.id, Job.attempt, Job.queue)
+        .where(Job.status == JobStatus.running, Job.lease_until < now)
+        .limit(limit)
+    )
+    return [ExpiredLease(*row) for row in rows]
+
+
+def requeue_expired(session: Session, lease: ExpiredLease, now: datetime) -> bool:
+    """Back to queued, keeping history of nothing: the next attempt trains from the start."""
+    result = _execute(
+        session,
+        update(Job)
+        .where(
+            Job.id == lease.id,
+            Job.attempt == lease.attempt,
+            Job.status == JobStatus.running,
+            Job.lease_until < now,
+        )
+        .values(
+            status=JobStatus.queued,
+            lease_until=None,
+            worker=None,
+            epoch=0,
+            history=[],
+            eta_seconds=None,
+            last_sent_at=None,
+        ),
+    )
+    return result.rowcount == 1
+
+
+def fail_expired(session: Session, lease: ExpiredLease, now: datetime, message: str) -> bool:
+    result = _execute(
+        session,
+        update(Job)
+        .where(
+            Job.id == lease.id,
+            Job.attempt == lease.attempt,
+            Job.status == JobStatus.running,
+            Job.lease_until < now,
+        )
+        .values(
+            status=JobStatus.failed,
+            error_type=JobErrorType.worker_lost,
+            error_message=message,
+            finished_at=now,
+            lease_until=None,
+            eta_seconds=None,
+        ),
+    )
+    return result.rowcount == 1
