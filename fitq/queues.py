@@ -51,3 +51,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_connect_timeout": settings.send_timeout_seconds,
         }
     return config
+
+
+def prepare_broker(settings: Settings) -> None:
+    """The filesystem transport needs its folders before the first send or poll."""
+    if settings.uses_filesystem_broker:
+        (settings.broker_dir / "control").mkdir(parents=True, exist_ok=True)

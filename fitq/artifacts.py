@@ -1,0 +1,95 @@
+"""The artifact store: datasets (``.npy`` per array), trained models (``.keras``) and later
+checkpoints, addressed by keys like ``datasets/ds_…/x.npy``. A local directory by default;
+S3-compatible storage implements the same interface at scale."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import numpy as np
+
+_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\.[a-z0-9]+)?$")
+
+
+class ArtifactStore(Protocol):
+    def put_file(self, key: str, source: Path) -> int: ...
+    def put_array(self, key: str, array: np.ndarray) -> int: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def load_array(self, key: str, *, mmap: bool = False) -> np.ndarray: ...
+    def local_path(self, key: str) -> Path: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+
+
+def dataset_key(dataset_id: str, array: str) -> str:
+    return f"datasets/{dataset_id}/{array}.npy"
+
+
+def model_key(job_id: str) -> str:
+    return f"jobs/{job_id}/model.keras"
+
+
+class LocalArtifactStore:
+    """Files under one root. Writes go to a temporary file in the same directory and are
+    renamed into place, so a reader never sees half a file and a crash leaves no torn one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key) or ".." in key:
+            raise ValueError(
+                f"expected an artifact key like 'jobs/job_x/model.keras', received {key!r}"
+            )
+        return self.root / key
+
+    def _atomic_target(self, key: str) -> tuple[Path, Path]:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        os.close(fd)
+        return path, Path(tmp)
+
+    def put_file(self, key: str, source: Path) -> int:
+        path, tmp = self._atomic_target(key)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.stat().st_size
+
+    def put_array(self, key: str, array: np.ndarray) -> int:
+        path, tmp = self._atomic_target(key)
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.stat().st_size
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def load_array(self, key: str, *, mmap: bool = False) -> np.ndarray:
+        # Never unpickle: a stored array is numbers only.
+        return np.load(self._path(key), mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+def artifact_store_from_root(root: Path) -> ArtifactStore:
+    return LocalArtifactStore(root)

@@ -1,0 +1,48 @@
+"""The Celery app of the worker. Start it with the standard command:
+
+    celery -A worker.celery_app worker -Q train --concurrency 1
+
+It refuses to start on an un-migrated database; each pool child imports Keras (and so the
+backend) once, after fork and before its first job."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init
+
+from fitq.queues import celery_config, prepare_broker
+from fitq.settings import get_settings
+from fitq.store.db import make_engine
+from fitq.store.migrate import DatabaseNotMigrated, require_current
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+prepare_broker(settings)
+app = Celery("fitq", include=["worker.tasks"])
+app.conf.update(celery_config(settings))
+
+
+@worker_init.connect
+def _refuse_unmigrated(**_: Any) -> None:
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        require_current(engine)
+    except DatabaseNotMigrated as exc:
+        log.critical("fitq worker refuses to start: %s", exc)
+        sys.exit(f"fitq worker refuses to start: {exc}")
+    finally:
+        engine.dispose()  # no connection crosses the fork into pool children
+
+
+@worker_process_init.connect
+def _warm_child(**_: Any) -> None:
+    from worker.backend import configure_devices
+    from worker.context import job_runner
+
+    configure_devices()
+    job_runner()

@@ -1,0 +1,202 @@
+"""One job's life in a worker: claim (atomic, fenced by attempt), load data, train with
+per-epoch progress and a heartbeat, store the model, write the outcome. Plain code with its
+dependencies passed in, so tests drive it without Celery."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fitq.artifacts import ArtifactStore, model_key
+from fitq.errors import JobErrorType
+from fitq.settings import Settings
+from fitq.spec import JobSpec, StoredData, summarize
+from fitq.statuses import JobStatus
+from fitq.store import repository as repo
+from fitq.store.db import transaction
+from worker.backend import describe_environment
+from worker.heartbeat import Heartbeat
+from worker.training import Arrays, HistoryEpoch, TrainingData, TrainingOutcome, train
+
+log = logging.getLogger(__name__)
+
+
+class RunResult(StrEnum):
+    succeeded = "succeeded"
+    failed = "failed"
+    duplicate = "duplicate"  # not queued when the message arrived: delivered twice, or late
+    lost = "lost"  # the lease passed to another attempt while this one trained
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class DataError(Exception):
+    pass
+
+
+@dataclass
+class JobRunner:
+    sessions: sessionmaker[Session]
+    artifacts: ArtifactStore
+    settings: Settings
+    worker_name: str
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    def run(self, job_id: str) -> RunResult:
+        with transaction(self.sessions) as session:
+            attempt = repo.claim_job(session, job_id, self.worker_name, self._lease)
+        if attempt is None:
+            log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
+            return RunResult.duplicate
+        log.info("job %s claimed, attempt %d", job_id, attempt)
+
+        with transaction(self.sessions) as session:
+            row = repo.get_job_by_id(session, job_id)
+            assert row is not None
+            spec = JobSpec.model_validate(row.spec)
+
+        history: list[HistoryEpoch] = []
+        try:
+            data = self._load_data(spec)
+            with Heartbeat(
+                lambda: self._beat(job_id, attempt), self.settings.heartbeat_seconds
+            ) as hb:
+                outcome = self._train(job_id, attempt, spec, data, history, hb)
+            return self._finish_trained(job_id, attempt, spec, outcome)
+        except LeaseLost:
+            log.warning(
+                "job %s attempt %d lost its lease; stopping without writing", job_id, attempt
+            )
+            return RunResult.lost
+        except DataError as exc:
+            return self._fail(job_id, attempt, history, JobErrorType.data_error, str(exc))
+        except MemoryError as exc:
+            return self._fail(job_id, attempt, history, JobErrorType.out_of_memory, repr(exc))
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            error_type = (
+                JobErrorType.out_of_memory
+                if type(exc).__name__ == "ResourceExhaustedError"
+                else JobErrorType.training_error
+            )
+            return self._fail(job_id, attempt, history, error_type, f"{type(exc).__name__}: {exc}")
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    def _load_data(self, spec: JobSpec) -> TrainingData:
+        def load(stored: StoredData | None) -> Arrays | None:
+            if stored is None:
+                return None
+            with transaction(self.sessions) as session:
+                dataset = repo.get_dataset_by_id(session, stored.dataset_id)
+            if dataset is None or dataset.x_key is None or dataset.y_key is None:
+                raise DataError(f"dataset {stored.dataset_id} is missing from the store")
+            try:
+                return Arrays(
+                    self.artifacts.load_array(dataset.x_key),
+                    self.artifacts.load_array(dataset.y_key),
+                )
+            except (OSError, ValueError) as exc:
+                raise DataError(f"dataset {stored.dataset_id} could not be read: {exc}") from exc
+
+        train_arrays = load(spec.data.train)
+        assert train_arrays is not None
+        return TrainingData(train_arrays, load(spec.data.validation), load(spec.data.test))
+
+    def _beat(self, job_id: str, attempt: int) -> bool:
+        with transaction(self.sessions) as session:
+            return repo.heartbeat(session, job_id, attempt, self._lease)
+
+    def _train(
+        self,
+        job_id: str,
+        attempt: int,
+        spec: JobSpec,
+        data: TrainingData,
+        history: list[HistoryEpoch],
+        hb: Heartbeat,
+    ) -> TrainingOutcome:
+        started = time.monotonic()
+
+        def on_epoch(epochs_done: list[HistoryEpoch]) -> None:
+            history[:] = epochs_done
+            done = len(epochs_done)
+            eta = (time.monotonic() - started) / done * (spec.fit.epochs - done)
+            with transaction(self.sessions) as session:
+                owned = repo.record_epoch(
+                    session,
+                    job_id,
+                    attempt,
+                    history=epochs_done,
+                    eta_seconds=eta,
+                    lease=self._lease,
+                )
+            if not owned or hb.lost.is_set():
+                raise LeaseLost(job_id)
+
+        return train(spec.model, spec.compile, spec.fit, data, spec.seed, on_epoch)
+
+    def _finish_trained(
+        self, job_id: str, attempt: int, spec: JobSpec, outcome: TrainingOutcome
+    ) -> RunResult:
+        test_failed = spec.data.test is not None and outcome.test_loss is None
+        if outcome.non_finite or test_failed:
+            where = "the test loss" if test_failed and not outcome.non_finite else "the loss"
+            epoch = len(outcome.history)
+            message = f"{where} became NaN or infinite (epoch {epoch}); training stopped"
+            return self._fail(
+                job_id, attempt, outcome.history, JobErrorType.non_finite_loss, message
+            )
+
+        key = model_key(job_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            outcome.model.save(path)
+            self.artifacts.put_file(key, path)
+        result: dict[str, Any] = {
+            "test_loss": outcome.test_loss,
+            "test_metrics": outcome.test_metrics,
+            "model_summary": summarize(spec.model).model_dump(),
+            "train_seconds": outcome.train_seconds,
+            "execution": outcome.execution,
+            "environment": describe_environment(),
+        }
+        done = repo.JobOutcome(
+            status=JobStatus.succeeded, history=outcome.history, result=result, model_key=key
+        )
+        with transaction(self.sessions) as session:
+            owned = repo.finish_job(session, job_id, attempt, done)
+        if not owned:
+            log.warning("job %s attempt %d finished after losing its lease", job_id, attempt)
+            return RunResult.lost
+        log.info("job %s succeeded in %.2fs", job_id, outcome.train_seconds)
+        return RunResult.succeeded
+
+    def _fail(
+        self,
+        job_id: str,
+        attempt: int,
+        history: list[HistoryEpoch],
+        error_type: JobErrorType,
+        message: str,
+    ) -> RunResult:
+        outcome = repo.JobOutcome(
+            status=JobStatus.failed, history=history, error_type=error_type, error_message=message
+        )
+        with transaction(self.sessions) as session:
+            owned = repo.finish_job(session, job_id, attempt, outcome)
+        log.info("job %s failed (%s): %s", job_id, error_type, message)
+        return RunResult.failed if owned else RunResult.lost

@@ -1,0 +1,16 @@
+"""Celery tasks: thin adapters that take a job id and hand it to the runner.
+
+Keras is imported in pool children only (``worker_process_init``), never in the parent that
+forks them: a parent that touched TensorFlow or CUDA breaks its forked children."""
+
+from __future__ import annotations
+
+from fitq.queues import TRAIN_TASK
+from worker.celery_app import app
+
+
+@app.task(name=TRAIN_TASK, ignore_result=True)
+def train_job(job_id: str) -> str:
+    from worker.context import job_runner
+
+    return job_runner().run(job_id).value
