@@ -200,11 +200,12 @@ class QueuedJob:
     queue: str
     sends: int
     last_sent_at: datetime | None
+    created_at: datetime
 
 
 def unclaimed_jobs(session: Session, limit: int = 500) -> list[QueuedJob]:
     rows = session.execute(
-        select(Job.id, Job.queue, Job.sends, Job.last_sent_at)
+        select(Job.id, Job.queue, Job.sends, Job.last_sent_at, Job.created_at)
         .where(Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
         .order_by(Job.id)
         .limit(limit)

@@ -1,0 +1,2 @@
+"""The fitq HTTP API (FastAPI). Never imports TensorFlow, Keras or ``worker``: it queues work
+by task name."""

@@ -1,0 +1,115 @@
+"""Every error leaves the API in one envelope, 422 included:
+``{"error": {"type", "message", "details": [{"loc", "message", "received"}]}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from fitq.errors import ErrorDetail, FitqError, RequestErrorType
+
+log = logging.getLogger(__name__)
+
+# Union tags pydantic puts in error locations; users never wrote them.
+_TAG_SEGMENTS = {"inline", "ref"}
+_STATUS_TYPES = {
+    401: RequestErrorType.unauthorized,
+    404: RequestErrorType.not_found,
+    409: RequestErrorType.conflict,
+    413: RequestErrorType.payload_too_large,
+    429: RequestErrorType.rate_limited,
+}
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    kept = [str(p) for p in parts if p not in _TAG_SEGMENTS and not str(p).startswith("function-")]
+    if kept and kept[0] in {"body", "query", "path", "header"} and len(kept) > 1:
+        kept = kept[1:]
+    return ".".join(kept) or "body"
+
+
+def _received(value: Any) -> Any:
+    """Echo small inputs; summarise large ones (never send a data array back)."""
+    if isinstance(value, list):
+        return f"an array of length {len(value)}" if len(value) > 8 else value
+    if isinstance(value, dict):
+        return {k: _received(v) for k, v in list(value.items())[:16]}
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "…"
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return str(value)
+    return value
+
+
+def _detail(error: dict[str, Any]) -> ErrorDetail:
+    loc = tuple(error.get("loc", ()))
+    # Discriminated unions put the tag in the path: 'model.layers.0.Dense.units'.
+    parts = tuple(p for i, p in enumerate(loc) if not _is_layer_tag(loc, i))
+    message = error.get("msg", "invalid").removeprefix("Value error, ")
+    return ErrorDetail(loc=_loc(parts), message=message, received=_received(error.get("input")))
+
+
+def _is_layer_tag(loc: tuple[Any, ...], index: int) -> bool:
+    """A tag follows a list index of ``layers`` or the ``optimizer`` field."""
+    if index == 0 or not isinstance(loc[index], str):
+        return False
+    previous = loc[index - 1]
+    if previous == "optimizer":
+        return True
+    return isinstance(previous, int) and index >= 2 and loc[index - 2] == "layers"
+
+
+def _envelope(
+    status: int, type_: RequestErrorType, message: str, details: list[ErrorDetail]
+) -> JSONResponse:
+    body = {
+        "error": {
+            "type": type_.value,
+            "message": message,
+            "details": [d.model_dump() for d in details],
+        }
+    }
+    return JSONResponse(status_code=status, content=body)
+
+
+async def _fitq_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FitqError)
+    return _envelope(exc.status_code, exc.type, exc.message, exc.details)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [_detail(e) for e in exc.errors()]
+    first = details[0] if details else ErrorDetail(loc="body", message="invalid request")
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return _envelope(
+        422, RequestErrorType.validation_error, f"{first.loc}: {first.message}{more}", details
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    type_ = _STATUS_TYPES.get(
+        exc.status_code,
+        RequestErrorType.internal if exc.status_code >= 500 else RequestErrorType.validation_error,
+    )
+    return _envelope(exc.status_code, type_, str(exc.detail), [])
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return _envelope(500, RequestErrorType.internal, "internal error; it has been logged", [])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FitqError, _fitq_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,52 @@
+"""``/v1/jobs``: HTTP in and out only; the use cases are in ``service.jobs.service``.
+Handlers are plain ``def``: FastAPI runs them in its thread pool, off the event loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
+
+from fitq.errors import ErrorEnvelope
+from fitq.schemas import JobList, JobRead
+from fitq.spec import JobCreate
+from fitq.statuses import JobStatus
+from service.deps import Context, Tenant
+from service.jobs import service
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+ERRORS = {404: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}}
+
+
+@router.post("", status_code=202, response_model=JobRead, responses=ERRORS)
+def create_job(body: JobCreate, ctx: Context, tenant: Tenant, response: Response) -> JobRead:
+    job = service.create_job(ctx, tenant, body)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job
+
+
+@router.get("", response_model=JobList, responses=ERRORS)
+def list_jobs(
+    ctx: Context,
+    tenant: Tenant,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobList:
+    return service.list_jobs(ctx, tenant, status=status, limit=limit, after=after)
+
+
+@router.get("/{job_id}", response_model=JobRead, responses=ERRORS)
+def get_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
+    return service.get_job(ctx, tenant, job_id)
+
+
+@router.get("/{job_id}/model", response_class=FileResponse, responses=ERRORS)
+def download_model(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
+    key = service.get_model_key(ctx, tenant, job_id)
+    return FileResponse(
+        ctx.artifacts.local_path(key),
+        media_type="application/octet-stream",
+        filename=f"{job_id}.keras",
+    )

@@ -1,0 +1,142 @@
+"""Job use cases: create (validate, store data, commit, then send the id), read, list.
+Commits happen here, once per use case; queries live in the repository."""
+
+from __future__ import annotations
+
+import secrets
+
+from fitq.errors import SpecError, not_found
+from fitq.ids import JOB_PREFIX, is_valid_id, new_id
+from fitq.queues import TRAIN_QUEUE
+from fitq.schemas import JobList, JobRead
+from fitq.spec import (
+    DatasetRef,
+    JobCreate,
+    JobSpec,
+    StoredData,
+    StoredDataSpec,
+    check_data_shapes,
+    summarize,
+)
+from fitq.statuses import JobStatus
+from fitq.store import repository as repo
+from fitq.store.db import transaction
+from fitq.store.models import Dataset, Job
+from fitq.store.types import utcnow
+from service.context import ServiceContext
+from service.datasets.service import resolve_reference, store_inline, stored_data
+from service.jobs.presenter import decode_cursor, encode_cursor, job_read
+from service.queue import BrokerUnavailable
+
+
+def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
+    summary = summarize(body.model)
+
+    # Resolve references and check every shape before anything is written.
+    references: dict[str, StoredData] = {}
+    shapes: dict[str, tuple[tuple[int, ...] | list[int], tuple[int, ...] | list[int]]] = {}
+    with transaction(ctx.sessions) as session:
+        for split, source in body.data.sources().items():
+            if isinstance(source, DatasetRef):
+                references[split] = resolve_reference(session, tenant_id, split, source)
+                shapes[split] = (references[split].x_shape, references[split].y_shape)
+            else:
+                if len(source.x) > ctx.settings.max_inline_rows:
+                    raise SpecError(
+                        f"data.{split}.x",
+                        f"expected at most {ctx.settings.max_inline_rows} rows inline, "
+                        f"received {len(source.x)}: upload larger data as a dataset",
+                    )
+                shapes[split] = (source.x.shape, source.y.shape)
+    check_data_shapes(summary, shapes)
+
+    new_datasets: list[Dataset] = []
+    stored: dict[str, StoredData] = dict(references)
+    for split, source in body.data.sources().items():
+        if split not in references:
+            dataset = store_inline(ctx.artifacts, tenant_id, source)  # type: ignore[arg-type]
+            new_datasets.append(dataset)
+            stored[split] = stored_data(dataset)
+
+    spec = JobSpec(
+        model=body.model,
+        compile=body.compile,
+        fit=body.fit,
+        seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
+        data=StoredDataSpec(**stored),
+    )
+    job = Job(
+        id=new_id(JOB_PREFIX),
+        tenant_id=tenant_id,
+        status=JobStatus.queued,
+        queue=TRAIN_QUEUE,
+        spec=spec.model_dump(mode="json"),
+        epochs=spec.fit.epochs,
+        history=[],
+        attempt=0,
+        sends=0,
+        epoch=0,
+        cancel_requested=False,
+    )
+    with transaction(ctx.sessions) as session:
+        for dataset in new_datasets:
+            repo.add_dataset(session, dataset)
+        repo.add_job(session, job)
+    # The row is committed first; only then does its id go to the broker (rule 1).
+    send_job(ctx, job.id, job.queue)
+    return get_job(ctx, tenant_id, job.id)
+
+
+def send_job(ctx: ServiceContext, job_id: str, queue: str) -> bool:
+    """Send the job's id; a broker that refuses fails the job with ``broker_unavailable``."""
+    try:
+        ctx.queue.send_train(job_id, queue)
+    except BrokerUnavailable as exc:
+        with transaction(ctx.sessions) as session:
+            repo.fail_unsent(session, job_id, str(exc))
+        return False
+    with transaction(ctx.sessions) as session:
+        repo.mark_sent(session, job_id, utcnow())
+    return True
+
+
+def get_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
+    if not is_valid_id(job_id, JOB_PREFIX):
+        raise not_found("job", job_id)
+    with transaction(ctx.sessions) as session:
+        job = repo.get_job(session, tenant_id, job_id)
+        if job is None:
+            raise not_found("job", job_id)
+        return job_read(job)
+
+
+def get_model_key(ctx: ServiceContext, tenant_id: str, job_id: str) -> str:
+    if not is_valid_id(job_id, JOB_PREFIX):
+        raise not_found("job", job_id)
+    with transaction(ctx.sessions) as session:
+        job = repo.get_job(session, tenant_id, job_id)
+        if job is None:
+            raise not_found("job", job_id)
+        if job.model_key is None:
+            raise not_found("model of job", job_id)
+        return job.model_key
+
+
+def list_jobs(
+    ctx: ServiceContext,
+    tenant_id: str,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    after: str | None,
+) -> JobList:
+    before_id = decode_cursor(after) if after else None
+    with transaction(ctx.sessions) as session:
+        rows = repo.list_jobs(session, tenant_id, status=status, limit=limit, before_id=before_id)
+        page = [job_read(row) for row in rows[:limit]]
+    has_more = len(rows) > limit
+    return JobList(
+        data=page,
+        has_more=has_more,
+        next_after=encode_cursor(page[-1].id) if has_more and page else None,
+    )

@@ -1,0 +1,63 @@
+"""The FastAPI app. Standard start: ``uvicorn service.main:app``.
+
+The standalone API refuses to start on an un-migrated database (``fitq db upgrade`` first);
+``fitq serve`` migrates its embedded database before starting it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fitq import __version__
+from fitq.artifacts import artifact_store_from_root
+from fitq.settings import Settings, get_settings
+from fitq.store.db import make_engine, make_session_factory
+from fitq.store.migrate import require_current
+from service.context import ServiceContext
+from service.errors import install_error_handlers
+from service.health import router as health_router
+from service.jobs.endpoints import router as jobs_router
+from service.queue import TaskQueue
+from service.sweeper import SweeperThread
+
+log = logging.getLogger("fitq.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or get_settings()
+        resolved.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(resolved.resolved_database_url)
+        require_current(engine)
+        ctx = ServiceContext(
+            settings=resolved,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            artifacts=artifact_store_from_root(resolved.resolved_artifacts_dir),
+            queue=TaskQueue(resolved),
+        )
+        app.state.context = ctx
+        sweeper = SweeperThread(ctx) if resolved.sweeper_enabled else None
+        if sweeper:
+            sweeper.start()
+        log.info("fitq API ready (store %s)", engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            if sweeper:
+                sweeper.stop()
+            ctx.queue.close()
+            engine.dispose()
+
+    app = FastAPI(title="fitq", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(jobs_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,41 @@
+"""Sends task messages by name (the API never imports the worker)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from fitq.queues import TRAIN_QUEUE, TRAIN_TASK, celery_config, prepare_broker
+from fitq.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    pass
+
+
+class TaskQueue:
+    def __init__(self, settings: Settings) -> None:
+        prepare_broker(settings)
+        self._app = Celery("fitq-api")
+        self._app.conf.update(celery_config(settings))
+
+    def send_train(self, job_id: str, queue: str = TRAIN_QUEUE) -> None:
+        try:
+            self._app.send_task(TRAIN_TASK, args=[job_id], queue=queue)
+        except Exception as exc:  # kombu raises OperationalError and friends after its retries
+            log.warning("could not send job %s to %s: %r", job_id, queue, exc)
+            raise BrokerUnavailable(f"the broker did not accept the job: {exc}") from exc
+
+    def ping(self) -> bool:
+        try:
+            with self._app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._app.close()

@@ -1,0 +1,97 @@
+"""The sweeper: no job stays queued or running forever.
+
+- A running job whose lease expired (its worker died or hung) goes back to queued and is
+  re-sent, or fails ``worker_lost`` once it has used ``FITQ_MAX_ATTEMPTS`` attempts.
+- A queued job nobody claimed is re-sent, with a doubling interval (messages can be lost: the
+  filesystem transport deletes a message on delivery; a duplicate is harmless, claims dedupe).
+- A send that fails marks the job ``failed`` / ``broker_unavailable``.
+
+Every step is a conditional update, so several API processes may sweep at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from fitq.store import repository as repo
+from fitq.store.db import transaction
+from fitq.store.types import utcnow
+from service.context import ServiceContext
+from service.jobs.service import send_job
+
+log = logging.getLogger(__name__)
+
+MAX_RESEND_INTERVAL = timedelta(hours=1)
+
+
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+
+
+def resend_due(job: repo.QueuedJob, now: datetime, base: timedelta) -> bool:
+    """Due ``base`` after the last send (or creation), doubling with each send."""
+    interval = min(base * 2 ** max(job.sends - 1, 0), MAX_RESEND_INTERVAL)
+    return (job.last_sent_at or job.created_at) + interval <= now
+
+
+def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
+    now = now or utcnow()
+    report = SweepReport()
+    max_attempts = ctx.settings.max_attempts
+
+    with transaction(ctx.sessions) as session:
+        expired = repo.expired_leases(session, now)
+    for lease in expired:
+        with transaction(ctx.sessions) as session:
+            if lease.attempt >= max_attempts:
+                message = (
+                    f"the worker stopped responding during attempt {lease.attempt} of "
+                    f"{max_attempts}; no attempts left"
+                )
+                if repo.fail_expired(session, lease, now, message):
+                    report.lost.append(lease.id)
+                continue
+            requeued = repo.requeue_expired(session, lease, now)
+        if requeued:
+            log.warning("job %s: lease of attempt %d expired; re-queued", lease.id, lease.attempt)
+            report.requeued.append(lease.id)
+            send_job(ctx, lease.id, lease.queue)
+
+    base = timedelta(seconds=ctx.settings.resend_after_seconds)
+    with transaction(ctx.sessions) as session:
+        queued = repo.unclaimed_jobs(session)
+    for job in queued:
+        if job.id in report.requeued or not resend_due(job, now, base):
+            continue
+        log.info("job %s still queued after %d sends; re-sending", job.id, job.sends)
+        if send_job(ctx, job.id, job.queue):
+            report.resent.append(job.id)
+    return report
+
+
+class SweeperThread:
+    """Runs ``sweep_once`` every ``FITQ_SWEEP_INTERVAL_SECONDS`` in the API process."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fitq-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ctx.settings.sweep_interval_seconds):
+            try:
+                sweep_once(self._ctx)
+            except Exception:  # the store or broker is down: try again next period
+                log.exception("sweep failed")
