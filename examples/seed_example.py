@@ -6,9 +6,11 @@ python examples/seed_example.py
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", message=".*input_shape.*")
 
 import keras
 
@@ -18,8 +20,7 @@ from examples.seed_data import seed_arrays
 def run(arrays: dict, seed: int = 42, epochs: int = 10, batch_size: int = 32) -> dict:
     keras.utils.set_random_seed(seed)
     model = keras.Sequential()
-    model.add(keras.Input(shape=(784,)))
-    model.add(keras.layers.Dense(10))
+    model.add(keras.layers.Dense(10, input_shape=(784,)))  # the classic form; Keras 3 warns
     model.add(keras.layers.Dense(20))
     model.add(keras.layers.Dense(20))
     model.add(keras.layers.Dense(1))

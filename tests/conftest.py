@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+# Quiet TensorFlow in this process and in every child the tests start.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fastapi.testclient import TestClient
+
+from fitq.artifacts import artifact_store_from_root
+from fitq.settings import Settings
+from fitq.store.db import make_engine, make_session_factory
+from fitq.store.migrate import upgrade
+from service.main import create_app
+from tests.services import postgres_database
+from worker.runner import JobRunner
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "fitq", sweeper_enabled=False)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with postgres_database() as url:
+        upgrade(url)
+        yield url
+
+
+def _truncate(factory: sessionmaker[Session]) -> None:
+    with factory() as session, session.begin():
+        session.execute(text("DELETE FROM jobs"))
+        session.execute(text("DELETE FROM datasets"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sessions(store_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated, empty store on SQLite and on PostgreSQL."""
+    engine = make_engine(store_url)
+    factory = make_session_factory(engine)
+    _truncate(factory)
+    yield factory
+    _truncate(factory)
+    engine.dispose()
+
+
+@pytest.fixture
+def api(embedded_settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
+    """The API in-process on a migrated embedded store, with the real filesystem transport
+    (no worker consumes its messages here)."""
+    upgrade(embedded_settings.resolved_database_url)
+    with TestClient(create_app(embedded_settings)) as client:
+        yield client, embedded_settings
+
+
+@pytest.fixture
+def runner(api: tuple[TestClient, Settings]) -> JobRunner:
+    """A worker's job runner on the same store, driven without Celery."""
+    settings = api[1]
+    engine = make_engine(settings.resolved_database_url)
+    return JobRunner(
+        sessions=make_session_factory(engine),
+        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        settings=settings,
+        worker_name="test",
+    )

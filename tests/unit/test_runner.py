@@ -1,0 +1,124 @@
+"""A job's life in the worker, driven without Celery: submit over the in-process API, run the
+job runner, read the job back."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import worker.runner
+from fitq.settings import Settings
+from fitq.store import repository as repo
+from fitq.store.db import transaction
+from tests.factories import diverging_job, tiny_arrays, tiny_job
+from worker.heartbeat import Heartbeat
+from worker.runner import JobRunner, RunResult
+
+Api = tuple[TestClient, Settings]
+
+
+def submit(client: TestClient, body: dict) -> str:
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def test_a_job_runs_to_succeeded_with_results_and_a_loadable_model(
+    api: Api, runner: JobRunner, tmp_path
+) -> None:
+    client, _ = api
+    test = tiny_arrays(rows=20, seed=3)
+    job_id = submit(client, tiny_job(epochs=3, test=test))
+
+    assert runner.run(job_id) == RunResult.succeeded
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded"
+    assert job["attempts"] == 1
+    assert job["progress"] == {"epoch": 3, "epochs": 3, "eta_seconds": None}
+    assert [e["epoch"] for e in job["history"]] == [1, 2, 3]
+    result = job["result"]
+    assert set(result["test_metrics"]) == {"mae", "mse"}
+    assert result["model_summary"]["total_params"] == 4 * 8 + 8 + 8 + 1
+    assert result["execution"]["data"] == "in_memory"
+    assert result["environment"]["backend"] == "tensorflow"
+    assert result["model_url"] == f"/v1/jobs/{job_id}/model"
+
+    download = client.get(result["model_url"])
+    assert download.status_code == 200
+    path = tmp_path / "model.keras"
+    path.write_bytes(download.content)
+    model = keras.models.load_model(path, safe_mode=True)
+    scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
+    assert np.isclose(scores["loss"], result["test_loss"], rtol=1e-6)
+
+
+def test_a_second_delivery_is_ignored(api: Api, runner: JobRunner) -> None:
+    client, _ = api
+    job_id = submit(client, tiny_job(epochs=1))
+    assert runner.run(job_id) == RunResult.succeeded
+    assert runner.run(job_id) == RunResult.duplicate
+    assert client.get(f"/v1/jobs/{job_id}").json()["attempts"] == 1
+
+
+def test_nan_loss_fails_non_finite_loss_with_history(api: Api, runner: JobRunner) -> None:
+    client, _ = api
+    job_id = submit(client, diverging_job(epochs=10))
+    assert runner.run(job_id) == RunResult.failed
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "non_finite_loss"
+    assert "NaN or infinite" in job["error"]["message"]
+    assert job["history"] and job["history"][-1]["loss"] is None
+    assert job["result"] is None
+
+
+def test_missing_data_fails_data_error(api: Api, runner: JobRunner) -> None:
+    client, settings = api
+    job_id = submit(client, tiny_job(epochs=1))
+    dataset_id = client.get(f"/v1/jobs/{job_id}").json()["spec"]["data"]["train"]["dataset_id"]
+    (settings.resolved_artifacts_dir / "datasets" / dataset_id / "x.npy").unlink()
+    assert runner.run(job_id) == RunResult.failed
+    error = client.get(f"/v1/jobs/{job_id}").json()["error"]
+    assert error["type"] == "data_error"
+    assert dataset_id in error["message"]
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing(
+    api: Api, runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = api
+    job_id = submit(client, tiny_job(epochs=3))
+    real_train = worker.runner.train
+
+    def train_then_taken_over(*args, on_epoch):
+        def takeover_then_report(history):
+            # The sweeper re-queued the job and another worker claimed attempt 2.
+            with transaction(runner.sessions) as session:
+                job = repo.get_job_by_id(session, job_id)
+                assert job is not None
+                job.attempt += 1
+            on_epoch(history)
+
+        return real_train(*args, on_epoch=takeover_then_report)
+
+    monkeypatch.setattr(worker.runner, "train", train_then_taken_over)
+    assert runner.run(job_id) == RunResult.lost
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert (job["status"], job["attempts"]) == ("running", 2)
+    assert job["history"] == []  # nothing written by the stale attempt
+
+
+def test_heartbeat_beats_and_notices_a_lost_lease() -> None:
+    beats: list[float] = []
+
+    def beat() -> bool:
+        beats.append(time.monotonic())
+        return len(beats) < 3
+
+    with Heartbeat(beat, interval=0.01) as heartbeat:
+        assert heartbeat.lost.wait(timeout=5)
+    assert len(beats) == 3

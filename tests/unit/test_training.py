@@ -1,0 +1,82 @@
+"""The training function against the same Keras calls run by hand."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from fitq.spec import JobCreate
+from tests.factories import diverging_job, tiny_arrays, tiny_job
+from worker.training import Arrays, TrainingData, train
+
+
+def hand_run(arrays: dict, test: dict, seed: int) -> tuple[dict, dict]:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential()
+    model.add(keras.layers.Dense(8, input_shape=(4,), activation="relu"))
+    model.add(keras.layers.Dense(1))
+    model.compile(loss="mse", optimizer="adam", metrics=["mae", "mse"])
+    history = model.fit(arrays["x"], arrays["y"], batch_size=16, epochs=3, verbose=0)
+    scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
+    return history.history, scores
+
+
+def test_numbers_equal_hand_run_keras() -> None:
+    arrays, test = tiny_arrays(), tiny_arrays(rows=20, seed=1)
+    job = JobCreate.model_validate(tiny_job(epochs=3, seed=11, train=arrays, test=test))
+    reported: list[int] = []
+    outcome = train(
+        job.model,
+        job.compile,
+        job.fit,
+        TrainingData(Arrays(job.data.train.x, job.data.train.y), test=Arrays(test["x"], test["y"])),
+        seed=11,
+        on_epoch=lambda history: reported.append(len(history)),
+    )
+    history, scores = hand_run(arrays, test, seed=11)
+
+    assert reported == [1, 2, 3]
+    assert [e["loss"] for e in outcome.history] == history["loss"]
+    assert [e["mae"] for e in outcome.history] == history["mae"]
+    assert outcome.test_loss == scores["loss"]
+    assert outcome.test_metrics == {"mae": scores["mae"], "mse": scores["mse"]}
+    assert not outcome.non_finite
+
+
+def test_a_different_seed_gives_different_numbers() -> None:
+    arrays = tiny_arrays()
+    job = JobCreate.model_validate(tiny_job(epochs=1, train=arrays))
+    data = TrainingData(Arrays(job.data.train.x, job.data.train.y))
+    a = train(job.model, job.compile, job.fit, data, seed=1)
+    b = train(job.model, job.compile, job.fit, data, seed=2)
+    assert a.history[0]["loss"] != b.history[0]["loss"]
+
+
+def test_non_finite_loss_stops_training_and_keeps_nulls() -> None:
+    job = JobCreate.model_validate(diverging_job(epochs=20))
+    outcome = train(
+        job.model, job.compile, job.fit, TrainingData(Arrays(job.data.train.x, job.data.train.y)), 3
+    )
+    assert outcome.non_finite
+    assert len(outcome.history) < 20  # stopped early
+    assert outcome.history[-1]["loss"] is None
+    assert outcome.test_loss is None
+
+
+def test_validation_metrics_are_in_the_history() -> None:
+    arrays, val = tiny_arrays(), tiny_arrays(rows=16, seed=2)
+    job = JobCreate.model_validate(tiny_job(epochs=2, train=arrays))
+    data = TrainingData(
+        Arrays(job.data.train.x, job.data.train.y), validation=Arrays(val["x"], val["y"])
+    )
+    outcome = train(job.model, job.compile, job.fit, data, seed=5)
+    assert set(outcome.history[0]) == {
+        "epoch",
+        "loss",
+        "mae",
+        "mse",
+        "val_loss",
+        "val_mae",
+        "val_mse",
+    }
+    assert all(np.isfinite(v) for v in outcome.history[1].values())
