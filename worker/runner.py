@@ -147,7 +147,7 @@ class JobRunner:
             if not owned or hb.lost.is_set():
                 raise LeaseLost(job_id)
 
-        return train(spec.model, spec.compile, spec.fit, data, spec.seed, on_epoch)
+        return train(spec.model, spec.compile, spec.fit, data, spec.seed, on_epoch=on_epoch)
 
     def _finish_trained(
         self, job_id: str, attempt: int, spec: JobSpec, outcome: TrainingOutcome
