@@ -1,0 +1,3 @@
+from fitq.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""Stacks of real processes: the API (uvicorn) and Celery workers, on Redis + PostgreSQL and on
+the embedded defaults (SQLite + filesystem transport), with short leases so recovery shows in
+seconds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from examples.seed_data import seed_arrays
+from tests.processes import REPO_ROOT, Stack, child_env
+from tests.services import postgres_database, redis_db
+
+FAST_RECOVERY = {
+    "FITQ_LEASE_SECONDS": "5",
+    "FITQ_HEARTBEAT_SECONDS": "1",
+    "FITQ_SWEEP_INTERVAL_SECONDS": "0.5",
+    "FITQ_RESEND_AFTER_SECONDS": "5",
+}
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "fitq", "db", "upgrade"],
+        env=child_env(env),
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="module", params=["redis-postgres", "embedded"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp(request.param)
+    env = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY}
+    with ExitStack() as cleanup:
+        if request.param == "redis-postgres":
+            env["FITQ_DATABASE_URL"] = cleanup.enter_context(postgres_database())
+            env["FITQ_BROKER_URL"] = cleanup.enter_context(redis_db())
+        migrate(env)
+        running = Stack(env, workdir)
+        cleanup.callback(running.stop)
+        running.start_api()
+        running.start_worker()
+        yield running
+
+
+@pytest.fixture(scope="session")
+def seed() -> dict[str, Any]:
+    """The seed example's arrays and its numbers run by hand in this process."""
+    from examples.seed_example import run
+
+    arrays = seed_arrays()
+    return {"arrays": arrays, "scores": run(arrays, seed=42)}

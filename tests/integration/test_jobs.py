@@ -1,0 +1,87 @@
+"""Jobs through real processes: HTTP → store → broker → Celery worker → Keras → polled
+results, on Redis + PostgreSQL and on the embedded defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from examples.seed_data import seed_job
+from service.queue import TaskQueue
+from tests.factories import diverging_job, tiny_arrays, tiny_job
+from tests.processes import Stack, finished, poll_job, wait_for
+
+JOB_TIMEOUT = 120
+
+
+def submit(stack: Stack, body: dict[str, Any]) -> str:
+    with stack.client() as client:
+        response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def test_seed_example_is_polled_to_succeeded_with_hand_run_numbers(
+    stack: Stack, seed: dict[str, Any]
+) -> None:
+    job_id = submit(stack, seed_job(seed["arrays"], seed=42))
+    with stack.client() as client:
+        job, seen = poll_job(client, job_id, finished, JOB_TIMEOUT)
+        listed = client.get("/v1/jobs", params={"status": "succeeded"}).json()["data"]
+
+    assert job["status"] == "succeeded", job["error"]
+    statuses = [view["status"] for view in seen]
+    assert statuses.index("running") < statuses.index("succeeded")
+    running = [view for view in seen if view["status"] == "running"]
+    epochs_seen = sorted({view["progress"]["epoch"] for view in running})
+    assert len(epochs_seen) >= 2, "progress should advance while running"
+    assert all(len(view["history"]) == view["progress"]["epoch"] for view in running)
+
+    scores = seed["scores"]
+    assert job["result"]["test_loss"] == scores["loss"]
+    assert job["result"]["test_metrics"]["mae"] == scores["mae"]
+    assert len(job["history"]) == 10
+    assert {"loss", "mae", "val_loss", "val_mae"} <= set(job["history"][-1])
+    assert job["result"]["environment"]["backend"] == "tensorflow"
+    assert job["id"] in [j["id"] for j in listed]
+
+
+def test_nan_loss_ends_failed_non_finite_loss_with_its_history(stack: Stack) -> None:
+    job_id = submit(stack, diverging_job(epochs=10))
+    with stack.client() as client:
+        job, _ = poll_job(client, job_id, finished, JOB_TIMEOUT)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "non_finite_loss"
+    assert job["history"][-1]["loss"] is None
+
+
+def test_a_message_delivered_twice_trains_once(stack: Stack) -> None:
+    job_id = submit(stack, tiny_job(epochs=2))
+    queue = TaskQueue(stack.settings)
+    queue.send_train(job_id)
+    queue.send_train(job_id)
+    queue.close()
+    with stack.client() as client:
+        job, _ = poll_job(client, job_id, finished, JOB_TIMEOUT)
+    assert job["status"] == "succeeded"
+    assert job["attempts"] == 1
+
+    def ignored() -> bool:
+        text = "".join(w.log() for w in stack.workers)
+        return text.count(f"job {job_id} is not queued: message ignored") >= 2
+
+    wait_for(ignored, 30, 0.1, "the duplicates to be dropped")
+
+
+def test_a_killed_worker_is_replaced_and_the_job_finishes(stack: Stack) -> None:
+    body = tiny_job(epochs=30, train=tiny_arrays(rows=2000))
+    job_id = submit(stack, body)
+    with stack.client() as client:
+        poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 2, JOB_TIMEOUT)
+        stack.workers[-1].kill()  # SIGKILL, mid-training
+        stack.start_worker()
+        job, seen = poll_job(client, job_id, finished, JOB_TIMEOUT)
+
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 2
+    assert [e["epoch"] for e in job["history"]] == list(range(1, 31))
+    assert "queued" in [view["status"] for view in seen]  # re-queued by the sweeper

@@ -1,0 +1,110 @@
+"""The sweeper and sending, on the real filesystem transport (and a Redis URL nobody serves)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from fitq.settings import Settings
+from fitq.store import repository as repo
+from fitq.store.db import transaction
+from fitq.store.migrate import upgrade
+from fitq.store.types import utcnow
+from service.context import ServiceContext
+from service.main import create_app
+from service.sweeper import sweep_once
+from tests.factories import tiny_job
+from tests.processes import free_port
+
+Api = tuple[TestClient, Settings]
+
+
+def context(client: TestClient) -> ServiceContext:
+    ctx: ServiceContext = client.app.state.context  # type: ignore[attr-defined]
+    return ctx
+
+
+def messages(settings: Settings) -> int:
+    return sum(1 for p in Path(settings.broker_dir).glob("*.msg"))
+
+
+def set_fields(ctx: ServiceContext, job_id: str, **fields) -> None:
+    with transaction(ctx.sessions) as session:
+        job = repo.get_job_by_id(session, job_id)
+        assert job is not None
+        for name, value in fields.items():
+            setattr(job, name, value)
+
+
+def test_submit_sends_one_message(api: Api) -> None:
+    client, settings = api
+    client.post("/v1/jobs", json=tiny_job())
+    assert messages(settings) == 1
+
+
+def test_an_unclaimed_job_is_resent_with_backoff(api: Api) -> None:
+    client, settings = api
+    ctx = context(client)
+    job_id = client.post("/v1/jobs", json=tiny_job()).json()["id"]
+    assert sweep_once(ctx).resent == []  # just sent
+
+    later = utcnow() + timedelta(seconds=settings.resend_after_seconds + 1)
+    assert sweep_once(ctx, now=later).resent == [job_id]
+    assert messages(settings) == 2
+    # Sent twice now: the next re-send waits twice as long.
+    assert (
+        sweep_once(ctx, now=utcnow() + timedelta(seconds=settings.resend_after_seconds + 1)).resent
+        == []
+    )
+    assert sweep_once(
+        ctx, now=utcnow() + timedelta(seconds=2 * settings.resend_after_seconds + 1)
+    ).resent == [job_id]
+
+
+def test_an_expired_lease_is_requeued_and_resent(api: Api) -> None:
+    client, settings = api
+    ctx = context(client)
+    job_id = client.post("/v1/jobs", json=tiny_job()).json()["id"]
+    with transaction(ctx.sessions) as session:
+        assert repo.claim_job(session, job_id, "dead-worker", timedelta(seconds=-1)) == 1
+    set_fields(ctx, job_id, epoch=1, history=[{"epoch": 1, "loss": 1.0}])
+
+    report = sweep_once(ctx)
+    assert report.requeued == [job_id]
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert (job["status"], job["attempts"], job["history"]) == ("queued", 1, [])
+    assert messages(settings) == 2
+
+
+def test_the_last_attempt_fails_worker_lost(api: Api) -> None:
+    client, settings = api
+    ctx = context(client)
+    job_id = client.post("/v1/jobs", json=tiny_job()).json()["id"]
+    set_fields(ctx, job_id, attempt=settings.max_attempts - 1)
+    with transaction(ctx.sessions) as session:
+        repo.claim_job(session, job_id, "dead-worker", timedelta(seconds=-1))
+
+    assert sweep_once(ctx).lost == [job_id]
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "worker_lost"
+    assert f"attempt {settings.max_attempts} of {settings.max_attempts}" in job["error"]["message"]
+
+
+def test_a_refused_send_fails_the_job_broker_unavailable(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "fitq",
+        broker_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        sweeper_enabled=False,
+        send_timeout_seconds=1,
+    )
+    upgrade(settings.resolved_database_url)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/jobs", json=tiny_job())
+        assert response.status_code == 202
+        job = response.json()
+        assert job["status"] == "failed"
+        assert job["error"]["type"] == "broker_unavailable"
+        assert client.get("/readyz").status_code == 503
