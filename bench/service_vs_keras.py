@@ -1,0 +1,166 @@
+"""End-to-end time of a job through fitq against the same Keras calls run by hand in a warm
+process, measured side by side in one run.
+
+    .venv/bin/python -m bench.service_vs_keras [--repeats 5] [--url http://HOST:PORT]
+
+Without --url it starts its own stack on the machine's Redis and PostgreSQL (a database and a
+Redis db index of its own): the API under uvicorn and one Celery worker, as compose runs them.
+A job's time runs from POST /v1/jobs until a client polling every 10 ms sees it succeeded; its
+data was stored by an earlier job and is referenced by dataset id, so the timed request is
+small. The hand-run baseline runs in this process after a warm-up run, arrays in memory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import keras
+
+from examples.seed_data import seed_arrays, seed_job
+from tests.integration.conftest import migrate
+from tests.processes import Stack
+from tests.services import postgres_database, redis_db
+
+SEED = 42
+
+
+def hand_run(arrays: dict[str, Any], epochs: int, validation: bool) -> tuple[float, dict]:
+    started = time.perf_counter()
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(784,)))
+    for units in (10, 20, 20, 1):
+        model.add(keras.layers.Dense(units))
+    model.compile(loss="mse", optimizer="adam", metrics=["mae"])
+    model.fit(
+        arrays["x_train"],
+        arrays["y_train"],
+        batch_size=32,
+        epochs=epochs,
+        validation_data=(arrays["x_val"], arrays["y_val"]) if validation else None,
+        verbose=0,
+    )
+    scores = model.evaluate(
+        arrays["x_test"], arrays["y_test"], batch_size=32, verbose=0, return_dict=True
+    )
+    return time.perf_counter() - started, scores
+
+
+def service_run(client: httpx.Client, body: dict[str, Any]) -> tuple[float, dict]:
+    started = time.perf_counter()
+    job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in {"succeeded", "failed", "cancelled"}:
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error']}")
+    return elapsed, job
+
+
+def by_reference(
+    client: httpx.Client, arrays: dict[str, Any], epochs: int, validation: bool
+) -> dict:
+    """Store the data once through a first (warm-up) job; later jobs reference its datasets."""
+    if not validation:
+        arrays = {k: v for k, v in arrays.items() if not k.endswith("_val")}
+    body = seed_job(arrays, epochs=epochs, seed=SEED)
+    _, job = service_run(client, body)
+    body["data"] = {
+        split: {"dataset_id": ref["dataset_id"]}
+        for split, ref in job["spec"]["data"].items()
+        if ref
+    }
+    return body
+
+
+def measure(
+    client: httpx.Client, name: str, arrays: dict, epochs: int, validation: bool, repeats: int
+) -> dict:
+    body = by_reference(client, arrays, epochs, validation)
+    hand_run(arrays, epochs, validation)  # warm-up: tracing, allocator
+    hand_times, service_times = [], []
+    identical = True
+    for _ in range(repeats):
+        seconds, scores = hand_run(arrays, epochs, validation)
+        hand_times.append(seconds)
+        seconds, job = service_run(client, body)
+        service_times.append(seconds)
+        identical &= job["result"]["test_loss"] == scores["loss"]
+        identical &= job["result"]["test_metrics"]["mae"] == scores["mae"]
+    hand, service = statistics.median(hand_times), statistics.median(service_times)
+    return {
+        "case": name,
+        "hand_s": hand,
+        "service_s": service,
+        "ratio": service / hand,
+        "overhead_ms": (service - hand) * 1000,
+        "identical": identical,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--url", help="a running fitq API; default: start one on Redis + PostgreSQL"
+    )
+    args = parser.parse_args()
+
+    with ExitStack() as cleanup:
+        url = args.url
+        if url is None:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            env = {
+                "FITQ_DATA_DIR": str(workdir / "fitq"),
+                "FITQ_DATABASE_URL": cleanup.enter_context(postgres_database()),
+                "FITQ_BROKER_URL": cleanup.enter_context(redis_db()),
+            }
+            migrate(env)
+            stack = Stack(env, workdir)
+            cleanup.callback(stack.stop)
+            stack.start_api()
+            stack.start_worker()
+            url = stack.base_url
+        seed = seed_arrays()
+        tiny = seed_arrays(rows=(32, 0, 32))
+        with httpx.Client(base_url=url, timeout=120) as client:
+            rows = [
+                measure(
+                    client,
+                    "seed job (1,000 rows, 10 epochs, validation)",
+                    seed,
+                    10,
+                    True,
+                    args.repeats,
+                ),
+                measure(client, "1 epoch, 32 rows", tiny, 1, False, args.repeats),
+            ]
+
+    print(f"median of {args.repeats}; service = POST until a 10 ms poll sees succeeded")
+    print(
+        "| case | hand-run Keras (s) | fitq (s) | fitq / hand-run | overhead (ms) | same numbers |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['case']} | {r['hand_s']:.3f} | {r['service_s']:.3f} | {r['ratio']:.2f}x "
+            f"| {r['overhead_ms']:.0f} | {'yes' if r['identical'] else 'NO'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
