@@ -10,11 +10,11 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-warnings.filterwarnings("ignore", message=".*input_shape.*")
-
 import keras
 
 from examples.seed_data import seed_arrays
+
+warnings.filterwarnings("ignore", message=".*input_shape.*")  # Keras 3 prefers keras.Input
 
 
 def run(arrays: dict, seed: int = 42, epochs: int = 10, batch_size: int = 32) -> dict:

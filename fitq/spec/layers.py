@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from fitq.errors import SpecError
 from fitq.spec.base import SpecModel
 from fitq.spec.compile import Activation
 
@@ -65,13 +64,3 @@ class ActivationLayer(LayerBase):
 
 
 Layer = Annotated[Dense | Dropout | ActivationLayer, Field(discriminator="type")]
-
-
-def require_rank(input_shape: Shape, rank: int, layer: LayerBase, loc: str) -> None:
-    """For layers that need inputs of a given rank (used by Conv/RNN layers later)."""
-    if len(input_shape) != rank:
-        raise SpecError(
-            loc,
-            f"{layer.type} expected an input of rank {rank + 1} (batch included), "
-            f"received shape {(None, *input_shape)}",
-        )

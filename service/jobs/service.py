@@ -4,6 +4,7 @@ Commits happen here, once per use case; queries live in the repository."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from fitq.errors import SpecError, not_found
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
@@ -11,9 +12,9 @@ from fitq.queues import TRAIN_QUEUE
 from fitq.schemas import JobList, JobRead
 from fitq.spec import (
     DatasetRef,
+    InlineArrays,
     JobCreate,
     JobSpec,
-    StoredData,
     StoredDataSpec,
     check_data_shapes,
     summarize,
@@ -21,7 +22,7 @@ from fitq.spec import (
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
-from fitq.store.models import Dataset, Job
+from fitq.store.models import Job
 from fitq.store.types import utcnow
 from service.context import ServiceContext
 from service.datasets.service import resolve_reference, store_inline, stored_data
@@ -31,32 +32,28 @@ from service.queue import BrokerUnavailable
 
 def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
     summary = summarize(body.model)
+    sources = body.data.sources()
+    inline = {s: src for s, src in sources.items() if isinstance(src, InlineArrays)}
+    refs = {s: src for s, src in sources.items() if isinstance(src, DatasetRef)}
 
     # Resolve references and check every shape before anything is written.
-    references: dict[str, StoredData] = {}
-    shapes: dict[str, tuple[tuple[int, ...] | list[int], tuple[int, ...] | list[int]]] = {}
+    for split, arrays in inline.items():
+        if len(arrays.x) > ctx.settings.max_inline_rows:
+            raise SpecError(
+                f"data.{split}.x",
+                f"expected at most {ctx.settings.max_inline_rows} rows inline, "
+                f"received {len(arrays.x)}: upload larger data as a dataset",
+            )
     with transaction(ctx.sessions) as session:
-        for split, source in body.data.sources().items():
-            if isinstance(source, DatasetRef):
-                references[split] = resolve_reference(session, tenant_id, split, source)
-                shapes[split] = (references[split].x_shape, references[split].y_shape)
-            else:
-                if len(source.x) > ctx.settings.max_inline_rows:
-                    raise SpecError(
-                        f"data.{split}.x",
-                        f"expected at most {ctx.settings.max_inline_rows} rows inline, "
-                        f"received {len(source.x)}: upload larger data as a dataset",
-                    )
-                shapes[split] = (source.x.shape, source.y.shape)
+        stored = {s: resolve_reference(session, tenant_id, s, ref) for s, ref in refs.items()}
+    shapes: dict[str, tuple[Sequence[int], Sequence[int]]] = {
+        **{s: (a.x.shape, a.y.shape) for s, a in inline.items()},
+        **{s: (d.x_shape, d.y_shape) for s, d in stored.items()},
+    }
     check_data_shapes(summary, shapes)
 
-    new_datasets: list[Dataset] = []
-    stored: dict[str, StoredData] = dict(references)
-    for split, source in body.data.sources().items():
-        if split not in references:
-            dataset = store_inline(ctx.artifacts, tenant_id, source)  # type: ignore[arg-type]
-            new_datasets.append(dataset)
-            stored[split] = stored_data(dataset)
+    new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in inline.items()}
+    stored |= {s: stored_data(dataset) for s, dataset in new_datasets.items()}
 
     spec = JobSpec(
         model=body.model,
@@ -79,7 +76,7 @@ def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
         cancel_requested=False,
     )
     with transaction(ctx.sessions) as session:
-        for dataset in new_datasets:
+        for dataset in new_datasets.values():
             repo.add_dataset(session, dataset)
         repo.add_job(session, job)
     # The row is committed first; only then does its id go to the broker (rule 1).
