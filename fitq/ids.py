@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -14,9 +15,20 @@ JOB_PREFIX = "job_"
 DATASET_PREFIX = "ds_"
 
 
+_lock = threading.Lock()
+_last = 0  # the last value this process issued
+
+
 def new_id(prefix: str, now_ms: int | None = None) -> str:
+    """Monotonic within a process (ULID's monotonic mode): within one millisecond the random
+    part counts up, so ids issued one after another sort in issue order."""
+    global _last
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | secrets.randbits(80)
+    with _lock:
+        value = (ms << 80) | secrets.randbits(80)
+        if value >> 80 <= _last >> 80:
+            value = _last + 1
+        _last = value
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
