@@ -229,18 +229,21 @@ def expired_leases(session: Session, now: datetime, limit: int = 500) -> list[Ex
     return [ExpiredLease(*row) for row in rows]
 
 
+def _still_expired(lease: ExpiredLease, now: datetime) -> Any:
+    """The lease as the sweeper saw it: no heartbeat or new claim came in meanwhile."""
+    return update(Job).where(
+        Job.id == lease.id,
+        Job.attempt == lease.attempt,
+        Job.status == JobStatus.running,
+        Job.lease_until < now,
+    )
+
+
 def requeue_expired(session: Session, lease: ExpiredLease, now: datetime) -> bool:
-    """Back to queued, keeping history of nothing: the next attempt trains from the start."""
+    """Back to queued with the history cleared: the next attempt trains from the start."""
     result = _execute(
         session,
-        update(Job)
-        .where(
-            Job.id == lease.id,
-            Job.attempt == lease.attempt,
-            Job.status == JobStatus.running,
-            Job.lease_until < now,
-        )
-        .values(
+        _still_expired(lease, now).values(
             status=JobStatus.queued,
             lease_until=None,
             worker=None,
@@ -256,14 +259,7 @@ def requeue_expired(session: Session, lease: ExpiredLease, now: datetime) -> boo
 def fail_expired(session: Session, lease: ExpiredLease, now: datetime, message: str) -> bool:
     result = _execute(
         session,
-        update(Job)
-        .where(
-            Job.id == lease.id,
-            Job.attempt == lease.attempt,
-            Job.status == JobStatus.running,
-            Job.lease_until < now,
-        )
-        .values(
+        _still_expired(lease, now).values(
             status=JobStatus.failed,
             error_type=JobErrorType.worker_lost,
             error_message=message,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+from sqlalchemy.orm import Session
+
 from fitq.errors import SpecError, not_found
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.queues import TRAIN_QUEUE
@@ -97,23 +99,22 @@ def send_job(ctx: ServiceContext, job_id: str, queue: str) -> bool:
     return True
 
 
-def get_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
-    if not is_valid_id(job_id, JOB_PREFIX):
+def _find_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The caller's job, or 404 for a malformed, unknown or other tenant's id alike."""
+    job = repo.get_job(session, tenant_id, job_id) if is_valid_id(job_id, JOB_PREFIX) else None
+    if job is None:
         raise not_found("job", job_id)
+    return job
+
+
+def get_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
     with transaction(ctx.sessions) as session:
-        job = repo.get_job(session, tenant_id, job_id)
-        if job is None:
-            raise not_found("job", job_id)
-        return job_read(job)
+        return job_read(_find_job(session, tenant_id, job_id))
 
 
 def get_model_key(ctx: ServiceContext, tenant_id: str, job_id: str) -> str:
-    if not is_valid_id(job_id, JOB_PREFIX):
-        raise not_found("job", job_id)
     with transaction(ctx.sessions) as session:
-        job = repo.get_job(session, tenant_id, job_id)
-        if job is None:
-            raise not_found("job", job_id)
+        job = _find_job(session, tenant_id, job_id)
         if job.model_key is None:
             raise not_found("model of job", job_id)
         return job.model_key
