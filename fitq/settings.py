@@ -36,6 +36,7 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Seconds a Celery child may take to import TensorFlow."
     )
     max_inline_rows: int = Field(100_000, ge=1, description="Rows of inline data per array.")
+    max_params: int = Field(50_000_000, ge=1, description="Parameter budget of one model.")
 
     @field_validator("data_dir", "artifacts_dir")
     @classmethod

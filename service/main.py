@@ -20,6 +20,7 @@ from service.context import ServiceContext
 from service.errors import install_error_handlers
 from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
+from service.jobs.endpoints import validate_router
 from service.queue import TaskQueue
 from service.sweeper import SweeperThread
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(jobs_router)
+    app.include_router(validate_router)
     return app
 
 

@@ -24,7 +24,14 @@ from fitq.store import repository as repo
 from fitq.store.db import transaction
 from worker.backend import describe_environment
 from worker.heartbeat import Heartbeat
-from worker.training import Arrays, HistoryEpoch, TrainingData, TrainingOutcome, train
+from worker.training import (
+    Arrays,
+    HistoryEpoch,
+    TrainingData,
+    TrainingOutcome,
+    prepare_data,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +121,14 @@ class JobRunner:
 
         train_arrays = load(spec.data.train)
         assert train_arrays is not None
-        return TrainingData(train_arrays, load(spec.data.validation), load(spec.data.test))
+        return prepare_data(
+            train_arrays,
+            load(spec.data.validation),
+            load(spec.data.test),
+            test_split=spec.data.test_split,
+            shuffle_before_split=spec.data.shuffle_before_split,
+            seed=spec.seed,
+        )
 
     def _beat(self, job_id: str, attempt: int) -> bool:
         with transaction(self.sessions) as session:
@@ -152,7 +166,8 @@ class JobRunner:
     def _finish_trained(
         self, job_id: str, attempt: int, spec: JobSpec, outcome: TrainingOutcome
     ) -> RunResult:
-        test_failed = spec.data.test is not None and outcome.test_loss is None
+        has_test = spec.data.test is not None or bool(spec.data.test_split)
+        test_failed = has_test and outcome.test_loss is None
         if outcome.non_finite or test_failed:
             where = "the test loss" if test_failed and not outcome.non_finite else "the loss"
             epoch = len(outcome.history)
@@ -172,6 +187,7 @@ class JobRunner:
             "model_summary": summarize(spec.model).model_dump(),
             "train_seconds": outcome.train_seconds,
             "execution": outcome.execution,
+            "early_stopping": outcome.early_stopping,
             "environment": describe_environment(),
         }
         done = repo.JobOutcome(

@@ -16,22 +16,41 @@ import keras
 import numpy as np
 
 from fitq.spec.compile import CompileSpec
+from fitq.spec.inference import split_rows
 from fitq.spec.job import FitSpec, ModelSpec
 
 HistoryEpoch = dict[str, float | int | None]
 EpochHook = Callable[[list[HistoryEpoch]], None]
 
-# User metric name → Keras metric class; the user's string becomes the metric's name, so it is
-# the key in history and results ("rmse" included when it joins, though Keras says otherwise).
-METRICS: dict[str, Callable[[str], keras.metrics.Metric]] = {
-    "mae": lambda name: keras.metrics.MeanAbsoluteError(name=name),
-    "mse": lambda name: keras.metrics.MeanSquaredError(name=name),
+# User metric name → Keras metric; the user's string becomes the metric's name, so it is the key
+# in history and results ("rmse" included, though Keras calls it root_mean_squared_error).
+# "accuracy" stays Keras's own string: Keras picks binary, categorical or sparse accuracy from
+# the shapes of targets and outputs, as it does for a hand-written compile.
+METRICS: dict[str, type[keras.metrics.Metric]] = {
+    "mae": keras.metrics.MeanAbsoluteError,
+    "mse": keras.metrics.MeanSquaredError,
+    "rmse": keras.metrics.RootMeanSquaredError,
+    "mape": keras.metrics.MeanAbsolutePercentageError,
+    "binary_accuracy": keras.metrics.BinaryAccuracy,
+    "categorical_accuracy": keras.metrics.CategoricalAccuracy,
+    "sparse_categorical_accuracy": keras.metrics.SparseCategoricalAccuracy,
+    "auc": keras.metrics.AUC,
 }
-LOSSES: dict[str, str] = {"mse": "mse", "mae": "mae"}
+LOSSES: dict[str, type[keras.losses.Loss]] = {
+    "mse": keras.losses.MeanSquaredError,
+    "mae": keras.losses.MeanAbsoluteError,
+    "huber": keras.losses.Huber,
+    "log_cosh": keras.losses.LogCosh,
+    "binary_crossentropy": keras.losses.BinaryCrossentropy,
+    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
+}
 OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
     "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
+    "adagrad": keras.optimizers.Adagrad,
 }
 
 
@@ -57,6 +76,7 @@ class TrainingOutcome:
     test_metrics: dict[str, float | None] = field(default_factory=dict)
     train_seconds: float = 0.0
     execution: dict[str, Any] = field(default_factory=dict)
+    early_stopping: dict[str, Any] | None = None
 
 
 def build_model(spec: ModelSpec) -> keras.Model:
@@ -72,8 +92,31 @@ def build_model(spec: ModelSpec) -> keras.Model:
 
 def compile_model(model: keras.Model, spec: CompileSpec) -> None:
     optimizer = OPTIMIZERS[spec.optimizer.type](**spec.optimizer.keras_kwargs())
-    metrics = [METRICS[name](name) for name in spec.metrics]
-    model.compile(loss=LOSSES[spec.loss], optimizer=optimizer, metrics=metrics)
+    metrics = [name if name == "accuracy" else METRICS[name](name=name) for name in spec.metrics]
+    loss = LOSSES[spec.loss.type](**spec.loss.keras_kwargs())
+    model.compile(loss=loss, optimizer=optimizer, metrics=metrics)
+
+
+def prepare_data(
+    train: Arrays,
+    validation: Arrays | None,
+    test: Arrays | None,
+    *,
+    test_split: float | None,
+    shuffle_before_split: bool,
+    seed: int,
+) -> TrainingData:
+    """``data.shuffle_before_split`` permutes the training rows with
+    ``np.random.default_rng(seed)``; ``data.test_split`` then holds out the last fraction for
+    ``evaluate``, with Keras's ``validation_split`` arithmetic."""
+    if shuffle_before_split:
+        order = np.random.default_rng(seed).permutation(len(train.x))
+        train = Arrays(train.x[order], train.y[order])
+    if test_split:
+        kept = split_rows(len(train.x), test_split)[0]
+        test = Arrays(train.x[kept:], train.y[kept:])
+        train = Arrays(train.x[:kept], train.y[:kept])
+    return TrainingData(train, validation, test)
 
 
 def _clean(value: Any) -> float | None:
@@ -113,6 +156,11 @@ def train(
     model = build_model(model_spec)
     compile_model(model, compile_spec)
     recorder = _EpochRecorder(on_epoch)
+    callbacks: list[keras.callbacks.Callback] = [recorder]
+    stopper = None
+    if fit_spec.early_stopping is not None:
+        stopper = keras.callbacks.EarlyStopping(**fit_spec.early_stopping.model_dump())
+        callbacks.append(stopper)
     validation = (data.validation.x, data.validation.y) if data.validation else None
 
     started = time.perf_counter()
@@ -122,8 +170,9 @@ def train(
         batch_size=fit_spec.batch_size,
         epochs=fit_spec.epochs,
         validation_data=validation,
+        validation_split=fit_spec.validation_split or 0.0,
         shuffle=fit_spec.shuffle,
-        callbacks=[recorder],
+        callbacks=callbacks,
         verbose=0,
     )
     outcome = TrainingOutcome(
@@ -137,6 +186,16 @@ def train(
             "data": "in_memory",
         },
     )
+    if stopper is not None:
+        outcome.early_stopping = {
+            "stopped_epoch": stopper.stopped_epoch + 1 if stopper.stopped_epoch else None,
+            "best_epoch": stopper.best_epoch + 1,
+            "restored_best_weights": bool(
+                fit_spec.early_stopping
+                and fit_spec.early_stopping.restore_best_weights
+                and stopper.best_weights is not None
+            ),
+        }
     if data.test is not None and not recorder.non_finite:
         scores = model.evaluate(
             data.test.x,

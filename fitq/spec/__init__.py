@@ -1,23 +1,49 @@
 """The job spec: pydantic models of what a user may ask for, and the pure-Python check of it."""
 
 from fitq.spec.compile import CompileSpec
-from fitq.spec.data import DatasetRef, DataSpec, InlineArrays, StoredData
-from fitq.spec.inference import ModelSummary, check_data_shapes, summarize
-from fitq.spec.job import SPEC_VERSION, FitSpec, JobCreate, JobSpec, ModelSpec, StoredDataSpec
+from fitq.spec.data import DatasetRef, DataSpec, InlineArrays, StoredData, value_range
+from fitq.spec.inference import (
+    EstimatedWork,
+    ModelSummary,
+    SplitData,
+    Validation,
+    ValueRange,
+    check_data,
+    split_rows,
+    summarize,
+    validate_job,
+)
+from fitq.spec.job import (
+    SPEC_VERSION,
+    EarlyStopping,
+    FitSpec,
+    JobCreate,
+    JobSpec,
+    ModelSpec,
+    StoredDataSpec,
+)
 
 __all__ = [
     "SPEC_VERSION",
     "CompileSpec",
     "DataSpec",
     "DatasetRef",
+    "EarlyStopping",
+    "EstimatedWork",
     "FitSpec",
     "InlineArrays",
     "JobCreate",
     "JobSpec",
     "ModelSpec",
     "ModelSummary",
+    "SplitData",
     "StoredData",
     "StoredDataSpec",
-    "check_data_shapes",
+    "Validation",
+    "ValueRange",
+    "check_data",
+    "split_rows",
     "summarize",
+    "validate_job",
+    "value_range",
 ]

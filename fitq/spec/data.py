@@ -79,6 +79,11 @@ class InlineArrays(SpecModel):
         return self
 
 
+def value_range(array: np.ndarray) -> tuple[float, float, bool]:
+    """Low, high and whether every value is an integer: what label and token checks need."""
+    return float(array.min()), float(array.max()), bool(np.all(np.mod(array, 1) == 0))
+
+
 class DatasetRef(SpecModel):
     dataset_id: str = Field(max_length=64)
 
@@ -108,6 +113,18 @@ class DataSpec(SpecModel):
     train: DataSource
     validation: DataSource | None = None
     test: DataSource | None = None
+    test_split: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Hold out the last fraction of train for evaluate."
+    )
+    shuffle_before_split: bool = Field(
+        False, description="Shuffle train with the job's seed before taking any split."
+    )
+
+    @model_validator(mode="after")
+    def _one_test_source(self) -> DataSpec:
+        if self.test_split and self.test is not None:
+            raise ValueError("expected data.test_split or data.test, received both")
+        return self
 
     def sources(self) -> dict[str, InlineArrays | DatasetRef]:
         return {s: getattr(self, s) for s in SPLITS if getattr(self, s) is not None}

@@ -1,15 +1,19 @@
-"""Shape and parameter inference in pure Python: every layer's output shape and parameter
-count, and the data's shapes against the model's input and output, checked before a job is
-queued (tests prove the numbers equal Keras's)."""
+"""Shape, parameter and data checks in pure Python, before a job is queued: every layer's
+output shape and parameter count (tests hold them equal to Keras's), the data's shapes and
+values against the model's input, output and loss, the splits, and the parameter budget."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from fitq.errors import SpecError
-from fitq.spec.job import ModelSpec
+from fitq.spec.compile import CompileSpec
+from fitq.spec.job import FitSpec, ModelSpec
+from fitq.spec.layers import Embedding, Shape
 
 
 class LayerSummary(BaseModel):
@@ -27,14 +31,42 @@ class ModelSummary(BaseModel):
     trainable_params: int
 
 
-def summarize(model: ModelSpec) -> ModelSummary:
+class EstimatedWork(BaseModel):
+    train_rows: int
+    epochs: int
+    samples_x_epochs: int
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    """What is known of an array's values (inline arrays; datasets once they carry stats)."""
+
+    low: float
+    high: float
+    integral: bool
+
+
+@dataclass(frozen=True)
+class SplitData:
+    x_shape: Sequence[int]
+    y_shape: Sequence[int]
+    x_values: ValueRange | None = None
+    y_values: ValueRange | None = None
+
+
+def summarize(model: ModelSpec, max_params: int | None = None) -> ModelSummary:
     shape = model.resolved_input_shape
     assert shape is not None  # guaranteed by ModelSpec's validator
-    input_shape = shape
+    input_shape: Shape = shape
     layers: list[LayerSummary] = []
+    trainable = 0
     for i, layer in enumerate(model.layers):
         loc = f"model.layers.{i}"
+        if isinstance(layer, Embedding) and i:
+            raise SpecError(loc, f"expected Embedding only as the first layer, received it at {i}")
+        layer.check_input(shape, loc)
         params = layer.param_count(shape)
+        trainable += layer.trainable_param_count(shape)
         shape = layer.output_shape(shape, loc)
         layers.append(
             LayerSummary(
@@ -42,33 +74,176 @@ def summarize(model: ModelSpec) -> ModelSummary:
             )
         )
     total = sum(layer.params for layer in layers)
+    if max_params is not None and total > max_params:
+        raise SpecError(
+            "model.layers",
+            f"expected at most {max_params:,} parameters (FITQ_MAX_PARAMS), received a model "
+            f"with {total:,}",
+        )
     return ModelSummary(
         layers=layers,
         input_shape=[None, *input_shape],
         output_shape=[None, *shape],
         total_params=total,
-        trainable_params=total,
+        trainable_params=trainable,
     )
 
 
-def check_data_shapes(
-    summary: ModelSummary, shapes: Mapping[str, tuple[Sequence[int], Sequence[int]]]
+def split_rows(rows: int, fraction: float) -> tuple[int, int]:
+    """Keras's ``validation_split`` arithmetic: the last ``fraction`` of the rows is held out."""
+    kept = math.floor(rows * (1.0 - fraction))
+    return kept, rows - kept
+
+
+def check_data(
+    model: ModelSpec,
+    summary: ModelSummary,
+    compile_spec: CompileSpec,
+    splits: Mapping[str, SplitData],
 ) -> None:
-    """``shapes`` maps a split to its (x shape, y shape), rows first."""
+    """``splits`` maps ``train`` / ``validation`` / ``test`` to their shapes (rows first)."""
     model_in = tuple(summary.input_shape[1:])
-    model_out = tuple(summary.output_shape[1:])
-    for split, (x_shape, y_shape) in shapes.items():
-        if tuple(x_shape[1:]) != model_in:
+    model_out = tuple(d for d in summary.output_shape[1:] if d is not None)
+    first = model.layers[0]
+    for split, data in splits.items():
+        if tuple(data.x_shape[1:]) != model_in:
             raise SpecError(
                 f"data.{split}.x",
                 f"expected rows of shape {list(model_in)} (the model's input), "
-                f"received rows of shape {list(x_shape[1:])}",
+                f"received rows of shape {list(data.x_shape[1:])}",
             )
-        y_rows = tuple(y_shape[1:])
-        if y_rows != model_out and not (y_rows == () and model_out == (1,)):
+        if isinstance(first, Embedding) and data.x_values is not None:
+            _check_token_ids(f"data.{split}.x", data.x_values, first.input_dim)
+        _check_targets(f"data.{split}.y", data, model_out, compile_spec)
+
+
+def _check_token_ids(loc: str, values: ValueRange, input_dim: int) -> None:
+    if not values.integral or values.low < 0 or values.high >= input_dim:
+        raise SpecError(
+            loc,
+            f"expected integer token ids in [0, {input_dim}) for the Embedding layer, received "
+            f"values in [{values.low:g}, {values.high:g}]"
+            f"{'' if values.integral else ' that are not all integers'}",
+        )
+
+
+def _check_targets(loc: str, data: SplitData, model_out: Shape, compile_spec: CompileSpec) -> None:
+    loss = compile_spec.loss
+    y_rows = tuple(data.y_shape[1:])
+    width = model_out[-1]
+    sparse_shapes = (model_out[:-1], (*model_out[:-1], 1))
+    sparse = loss.family == "sparse"
+    if sparse:
+        if width < 2:
             raise SpecError(
-                f"data.{split}.y",
-                f"expected targets of shape {list(model_out)} (the model's output)"
-                f"{' or scalars' if model_out == (1,) else ''}, "
+                "model.layers",
+                f"{loss.type} expected an output of width ≥ 2 (one column per class), "
+                f"received an output of shape {list(model_out)}",
+            )
+        if y_rows not in sparse_shapes:
+            raise SpecError(
+                loc,
+                f"{loss.type} expected integer class labels of shape {list(model_out[:-1])}, "
                 f"received targets of shape {list(y_rows)}",
             )
+    elif y_rows != model_out and not (y_rows == () and model_out == (1,)):
+        raise SpecError(
+            loc,
+            f"expected targets of shape {list(model_out)} (the model's output)"
+            f"{' or scalars' if model_out == (1,) else ''}, "
+            f"received targets of shape {list(y_rows)}",
+        )
+    if loss.family == "categorical" and width < 2:
+        raise SpecError(
+            "model.layers",
+            f"{loss.type} expected an output of width ≥ 2 (one column per class), received "
+            f"width {width}: use binary_crossentropy for two classes in one column",
+        )
+    values = data.y_values
+    if values is None:
+        return
+    if sparse and (not values.integral or values.low < 0 or values.high >= width):
+        raise SpecError(
+            loc,
+            f"{loss.type} expected integer class labels in [0, {width}), received values in "
+            f"[{values.low:g}, {values.high:g}]"
+            f"{'' if values.integral else ' that are not all integers'}",
+        )
+    if loss.family in ("binary", "categorical") and (values.low < 0 or values.high > 1):
+        raise SpecError(
+            loc,
+            f"{loss.type} expected targets in [0, 1], received values in "
+            f"[{values.low:g}, {values.high:g}]",
+        )
+    if "sparse_categorical_accuracy" in compile_spec.metrics and not sparse:
+        if y_rows not in sparse_shapes or not values.integral:
+            raise SpecError(
+                "compile.metrics",
+                "sparse_categorical_accuracy expected integer class labels of shape "
+                f"{list(model_out[:-1])}, received targets of shape {list(y_rows)}",
+            )
+
+
+def check_splits(
+    fit: FitSpec,
+    compile_spec: CompileSpec,
+    train_rows: int,
+    has_validation: bool,
+    test_split: float | None,
+) -> EstimatedWork:
+    """Rows left after ``data.test_split`` and ``fit.validation_split``, and early stopping's
+    monitor against what will be logged."""
+    rows = train_rows
+    if test_split:
+        rows, held_out = split_rows(rows, test_split)
+        if rows < 1 or held_out < 1:
+            raise SpecError(
+                "data.test_split",
+                f"expected a split that leaves rows on both sides, received {test_split} of "
+                f"{train_rows} rows ({rows} to train, {held_out} to test)",
+            )
+    if fit.validation_split:
+        kept, held_out = split_rows(rows, fit.validation_split)
+        if kept < 1 or held_out < 1:
+            raise SpecError(
+                "fit.validation_split",
+                f"expected a split that leaves rows on both sides, received "
+                f"{fit.validation_split} of {rows} rows ({kept} to train, {held_out} to validate)",
+            )
+        rows = kept
+    if fit.early_stopping is not None:
+        logged = ["loss", *compile_spec.metrics]
+        if has_validation or fit.validation_split:
+            logged += [f"val_{name}" for name in logged]
+        if fit.early_stopping.monitor not in logged:
+            raise SpecError(
+                "fit.early_stopping.monitor",
+                f"expected one of {', '.join(map(repr, logged))} (what this job logs), "
+                f"received {fit.early_stopping.monitor!r}",
+            )
+    return EstimatedWork(train_rows=rows, epochs=fit.epochs, samples_x_epochs=rows * fit.epochs)
+
+
+class Validation(BaseModel):
+    """What ``POST /v1/validate`` answers, and what ``POST /v1/jobs`` checks the same way."""
+
+    valid: bool = True
+    model_summary: ModelSummary
+    estimated_work: EstimatedWork
+
+
+def validate_job(
+    model: ModelSpec,
+    compile_spec: CompileSpec,
+    fit: FitSpec,
+    splits: Mapping[str, SplitData],
+    *,
+    test_split: float | None,
+    max_params: int | None,
+) -> Validation:
+    summary = summarize(model, max_params)
+    check_data(model, summary, compile_spec, splits)
+    work = check_splits(
+        fit, compile_spec, splits["train"].x_shape[0], "validation" in splits, test_split
+    )
+    return Validation(model_summary=summary, estimated_work=work)

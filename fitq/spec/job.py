@@ -43,10 +43,24 @@ class ModelSpec(SpecModel):
         return self.input_shape or self.layers[0].input_shape
 
 
+class EarlyStopping(SpecModel):
+    """``keras.callbacks.EarlyStopping`` with its defaults."""
+
+    monitor: str = Field("val_loss", max_length=64)
+    patience: int = Field(0, ge=0, le=10_000)
+    min_delta: float = Field(0.0, ge=0.0, le=1e6)
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best_weights: bool = False
+
+
 class FitSpec(SpecModel):
     batch_size: int = Field(32, ge=1, le=65_536)
     epochs: int = Field(1, ge=1, le=100_000)
     shuffle: bool = True
+    validation_split: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Keras semantics: the last fraction of the rows."
+    )
+    early_stopping: EarlyStopping | None = None
 
 
 class JobSpecBase(SpecModel):
@@ -62,11 +76,19 @@ class JobSpecBase(SpecModel):
 class JobCreate(JobSpecBase):
     data: DataSpec
 
+    @model_validator(mode="after")
+    def _one_validation_source(self) -> JobCreate:
+        if self.fit.validation_split and self.data.validation is not None:
+            raise ValueError("expected fit.validation_split or data.validation, received both")
+        return self
+
 
 class StoredDataSpec(SpecModel):
     train: StoredData
     validation: StoredData | None = None
     test: StoredData | None = None
+    test_split: float | None = None
+    shuffle_before_split: bool = False
 
 
 class JobSpec(JobSpecBase):

@@ -10,12 +10,13 @@ from fastapi.responses import FileResponse
 
 from fitq.errors import ErrorEnvelope
 from fitq.schemas import JobList, JobRead
-from fitq.spec import JobCreate
+from fitq.spec import JobCreate, Validation
 from fitq.statuses import JobStatus
 from service.deps import Context, Tenant
 from service.jobs import service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+validate_router = APIRouter(tags=["jobs"])
 ERRORS = {404: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}}
 
 
@@ -24,6 +25,13 @@ def create_job(body: JobCreate, ctx: Context, tenant: Tenant, response: Response
     job = service.create_job(ctx, tenant, body)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
+
+
+@validate_router.post("/v1/validate", response_model=Validation, responses=ERRORS)
+def validate_job(body: JobCreate, ctx: Context, tenant: Tenant) -> Validation:
+    """Every check ``POST /v1/jobs`` makes, without storing or queueing anything: the model
+    summary (per layer: type, output shape, parameters) and the estimated work."""
+    return service.check_job(ctx, tenant, body).validation
 
 
 @router.get("", response_model=JobList, responses=ERRORS)

@@ -4,7 +4,7 @@ Commits happen here, once per use case; queries live in the repository."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -17,9 +17,13 @@ from fitq.spec import (
     InlineArrays,
     JobCreate,
     JobSpec,
+    SplitData,
+    StoredData,
     StoredDataSpec,
-    check_data_shapes,
-    summarize,
+    Validation,
+    ValueRange,
+    validate_job,
+    value_range,
 )
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
@@ -32,13 +36,18 @@ from service.jobs.presenter import decode_cursor, encode_cursor, job_read
 from service.queue import BrokerUnavailable
 
 
-def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
-    summary = summarize(body.model)
+@dataclass(frozen=True)
+class CheckedJob:
+    validation: Validation
+    inline: dict[str, InlineArrays]
+    referenced: dict[str, StoredData]
+
+
+def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJob:
+    """Every check a job passes before anything is written: what ``/v1/validate`` answers."""
     sources = body.data.sources()
     inline = {s: src for s, src in sources.items() if isinstance(src, InlineArrays)}
     refs = {s: src for s, src in sources.items() if isinstance(src, DatasetRef)}
-
-    # Resolve references and check every shape before anything is written.
     for split, arrays in inline.items():
         if len(arrays.x) > ctx.settings.max_inline_rows:
             raise SpecError(
@@ -47,22 +56,46 @@ def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
                 f"received {len(arrays.x)}: upload larger data as a dataset",
             )
     with transaction(ctx.sessions) as session:
-        stored = {s: resolve_reference(session, tenant_id, s, ref) for s, ref in refs.items()}
-    shapes: dict[str, tuple[Sequence[int], Sequence[int]]] = {
-        **{s: (a.x.shape, a.y.shape) for s, a in inline.items()},
-        **{s: (d.x_shape, d.y_shape) for s, d in stored.items()},
+        referenced = {s: resolve_reference(session, tenant_id, s, r) for s, r in refs.items()}
+    splits = {
+        **{s: _split_data(a) for s, a in inline.items()},
+        **{s: SplitData(d.x_shape, d.y_shape) for s, d in referenced.items()},
     }
-    check_data_shapes(summary, shapes)
+    validation = validate_job(
+        body.model,
+        body.compile,
+        body.fit,
+        splits,
+        test_split=body.data.test_split,
+        max_params=ctx.settings.max_params,
+    )
+    return CheckedJob(validation, inline, referenced)
 
-    new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in inline.items()}
-    stored |= {s: stored_data(dataset) for s, dataset in new_datasets.items()}
+
+def _split_data(arrays: InlineArrays) -> SplitData:
+    return SplitData(
+        arrays.x.shape,
+        arrays.y.shape,
+        ValueRange(*value_range(arrays.x)),
+        ValueRange(*value_range(arrays.y)),
+    )
+
+
+def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
+    checked = check_job(ctx, tenant_id, body)
+    new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
+    stored = checked.referenced | {s: stored_data(d) for s, d in new_datasets.items()}
 
     spec = JobSpec(
         model=body.model,
         compile=body.compile,
         fit=body.fit,
         seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
-        data=StoredDataSpec(**stored),
+        data=StoredDataSpec(
+            **stored,
+            test_split=body.data.test_split,
+            shuffle_before_split=body.data.shuffle_before_split,
+        ),
     )
     job = Job(
         id=new_id(JOB_PREFIX),

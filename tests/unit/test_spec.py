@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from fitq.errors import SpecError
-from fitq.spec import JobCreate, check_data_shapes, summarize
+from fitq.spec import JobCreate, SplitData, check_data, summarize
 from tests.factories import tiny_job
 
 
@@ -35,7 +35,7 @@ def test_optimizer_object_keeps_only_given_arguments() -> None:
 @pytest.mark.parametrize(
     ("patch", "loc", "fragment"),
     [
-        ({"compile": {"loss": "hinge"}}, ("compile", "loss"), "'mse' or 'mae'"),
+        ({"compile": {"loss": "hinge"}}, ("compile", "loss"), "'mse', 'mae', 'huber'"),
         ({"compile": {"loss": "mse", "optimizer": "adamx"}}, ("compile", "optimizer"), "adamx"),
         ({"compile": {"loss": "mse", "metrics": ["mae", "mae"]}}, ("compile", "metrics"), "twice"),
         ({"fit": {"batch_size": 0}}, ("fit", "batch_size"), "greater than or equal to 1"),
@@ -56,7 +56,7 @@ def test_unknown_layer_type_lists_the_allowed_ones() -> None:
     body["model"]["layers"][1] = {"type": "Lambda", "function": "os.system"}
     (error,) = errors_of(body)
     assert error["loc"] == ("model", "layers", 1)
-    assert "'Dense', 'Dropout', 'Activation'" in error["msg"]
+    assert "'Dense', 'Dropout', 'Activation', 'BatchNormalization'" in error["msg"]
 
 
 def test_nan_in_a_number_field_is_refused() -> None:
@@ -147,13 +147,19 @@ def test_summary_counts_parameters_like_keras() -> None:
 
 
 def test_data_shapes_against_the_model() -> None:
-    summary = summarize(JobCreate.model_validate(tiny_job()).model)
-    check_data_shapes(summary, {"train": ((64, 4), (64,)), "test": ((8, 4), (8, 1))})
+    job = JobCreate.model_validate(tiny_job())
+    summary = summarize(job.model)
+
+    def check(**splits: tuple) -> None:
+        data = {name: SplitData(x, y) for name, (x, y) in splits.items()}
+        check_data(job.model, summary, job.compile, data)
+
+    check(train=((64, 4), (64,)), test=((8, 4), (8, 1)))
     with pytest.raises(SpecError) as info:
-        check_data_shapes(summary, {"validation": ((64, 5), (64,))})
+        check(validation=((64, 5), (64,)))
     assert info.value.details[0].loc == "data.validation.x"
     assert "expected rows of shape [4]" in info.value.message
     assert "received rows of shape [5]" in info.value.message
     with pytest.raises(SpecError) as info:
-        check_data_shapes(summary, {"train": ((64, 4), (64, 3))})
+        check(train=((64, 4), (64, 3)))
     assert "expected targets of shape [1] (the model's output) or scalars" in info.value.message
