@@ -1,0 +1,206 @@
+"""Property tests: fitq's pure-Python shape and parameter inference equals Keras's.
+
+Random layer stacks are built both ways: fitq's ``summarize`` and a real ``keras.Sequential``.
+Wherever Keras builds a model, fitq gives the same output shape and parameter count layer by
+layer; wherever Keras refuses one, fitq refuses it too (fitq is stricter only where Keras
+would build a layer whose output has a zero-size dimension)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from fitq.errors import SpecError
+from fitq.spec import ModelSpec, summarize
+from worker.training import build_model
+
+PROPERTY = settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,  # the same examples on every CI run
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+small = st.integers(1, 5)
+padding = st.sampled_from(["valid", "same"])
+pair = st.one_of(small, st.tuples(small, small))
+activation = st.sampled_from([None, "relu", "tanh", "sigmoid", "softmax"])
+
+
+def layer_strategies(rank: int) -> list[st.SearchStrategy[dict[str, Any]]]:
+    """Layers that accept an input of this rank (batch excluded); ``rank=0`` means any."""
+    any_rank = [
+        st.builds(lambda u, b, a: {"type": "Dense", "units": u, "use_bias": b, "activation": a},
+                  st.integers(1, 8), st.booleans(), activation),
+        st.builds(lambda r: {"type": "Dropout", "rate": r}, st.sampled_from([0.0, 0.25, 0.5])),
+        st.builds(lambda a: {"type": "Activation", "activation": a},
+                  st.sampled_from(["relu", "tanh"])),
+        st.builds(lambda c, s: {"type": "BatchNormalization", "center": c, "scale": s},
+                  st.booleans(), st.booleans()),
+        st.builds(lambda c, s: {"type": "LayerNormalization", "center": c, "scale": s},
+                  st.booleans(), st.booleans()),
+        st.just({"type": "Flatten"}),
+        st.builds(lambda t: {"type": "Reshape", "target_shape": t},
+                  st.lists(st.integers(1, 8), min_size=1, max_size=3)
+                  | st.lists(st.integers(1, 4), min_size=0, max_size=2).map(lambda t: [*t, -1])),
+    ]  # fmt: skip
+    sequence = [
+        st.builds(lambda f, k, s, p, b: {"type": "Conv1D", "filters": f, "kernel_size": k,
+                                         "strides": s, "padding": p, "use_bias": b},
+                  small, small, st.integers(1, 3), st.sampled_from(["valid", "same", "causal"]),
+                  st.booleans()),
+        st.builds(lambda t, k, s, p: {"type": t, "pool_size": k, "strides": s, "padding": p},
+                  st.sampled_from(["MaxPooling1D", "AveragePooling1D"]), small,
+                  st.none() | st.integers(1, 3), padding),
+        st.just({"type": "GlobalAveragePooling1D"}),
+        st.builds(lambda t, u, r, b: {"type": t, "units": u, "return_sequences": r, "use_bias": b},
+                  st.sampled_from(["LSTM", "GRU"]), st.integers(1, 4), st.booleans(),
+                  st.booleans()),
+    ]  # fmt: skip
+    image = [
+        st.builds(lambda f, k, s, p, b: {"type": "Conv2D", "filters": f, "kernel_size": k,
+                                         "strides": s, "padding": p, "use_bias": b},
+                  small, pair,
+                  st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))),
+                  padding, st.booleans()),
+        st.builds(lambda t, k, s, p: {"type": t, "pool_size": k, "strides": s, "padding": p},
+                  st.sampled_from(["MaxPooling2D", "AveragePooling2D"]), pair,
+                  st.none() | st.integers(1, 3), padding),
+        st.just({"type": "GlobalAveragePooling2D"}),
+    ]  # fmt: skip
+    return {
+        0: any_rank + sequence + image,
+        1: any_rank,
+        2: any_rank + sequence,
+        3: any_rank + image,
+    }.get(rank, any_rank)
+
+
+def input_shapes() -> st.SearchStrategy[list[int]]:
+    return st.one_of(
+        st.lists(st.integers(1, 12), min_size=1, max_size=1),
+        st.lists(st.integers(1, 10), min_size=2, max_size=2),
+        st.lists(st.integers(1, 9), min_size=3, max_size=3),
+    )
+
+
+def rank_after(layer: dict[str, Any], rank: int) -> int:
+    kind = layer["type"]
+    if kind in {"Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D"}:
+        return 1
+    if kind == "Reshape":
+        return len(layer["target_shape"])
+    if kind in {"LSTM", "GRU"}:
+        return 2 if layer["return_sequences"] else 1
+    if kind == "Embedding":
+        return rank + 1
+    return rank
+
+
+@st.composite
+def rank_aware_stacks(draw: st.DrawFn) -> dict[str, Any]:
+    """Stacks whose every layer gets an input of a rank it accepts (sizes may still fail)."""
+    shape = draw(input_shapes())
+    layers: list[dict[str, Any]] = []
+    rank = len(shape)
+    if rank == 1 and draw(st.booleans()):
+        layers.append({"type": "Embedding", "input_dim": draw(st.integers(1, 20)),
+                       "output_dim": draw(st.integers(1, 5))})  # fmt: skip
+        rank = 2
+    for _ in range(draw(st.integers(1, 4))):
+        layer = draw(st.one_of(layer_strategies(rank)))
+        layers.append(layer)
+        rank = rank_after(layer, rank)
+    return {"input_shape": shape, "layers": layers}
+
+
+@st.composite
+def random_stacks(draw: st.DrawFn) -> dict[str, Any]:
+    """Any allowlisted layers in any order: many of these Keras refuses."""
+    layers = draw(st.lists(st.one_of(layer_strategies(0)), min_size=1, max_size=4))
+    return {"input_shape": draw(input_shapes()), "layers": layers}
+
+
+def keras_view(spec: ModelSpec) -> list[tuple[tuple[int | None, ...], int, int]] | None:
+    """Per layer: output shape, parameters, trainable parameters; None when Keras refuses."""
+    try:
+        model = build_model(spec)
+        return [
+            (
+                tuple(layer.output.shape),
+                layer.count_params(),
+                sum(math.prod(w.shape) for w in layer.trainable_weights),
+            )
+            for layer in model.layers
+        ]
+    except Exception:
+        return None
+
+
+def fitq_view(spec: ModelSpec) -> list[tuple[tuple[int | None, ...], int, int]] | None:
+    try:
+        summary = summarize(spec)
+    except SpecError:
+        return None
+    trainable = [layer.trainable_param_count(shape) for layer, shape in _inputs(spec)]
+    return [
+        (tuple(layer.output_shape), layer.params, t)
+        for layer, t in zip(summary.layers, trainable, strict=True)
+    ]
+
+
+def _inputs(spec: ModelSpec) -> list[tuple[Any, tuple[int, ...]]]:
+    shape = spec.resolved_input_shape
+    assert shape is not None
+    pairs = []
+    for i, layer in enumerate(spec.layers):
+        pairs.append((layer, shape))
+        shape = layer.output_shape(shape, f"model.layers.{i}")
+    return pairs
+
+
+def assert_agrees(raw: dict[str, Any]) -> None:
+    spec = ModelSpec.model_validate(raw)
+    ours, theirs = fitq_view(spec), keras_view(spec)
+    if theirs is None:
+        assert ours is None, f"Keras refuses {raw}, fitq accepted it: {ours}"
+    elif ours is None:
+        # Stricter than Keras only for outputs with a zero-size dimension.
+        assert any(0 in shape for shape, _, _ in theirs), f"fitq refuses {raw}; Keras: {theirs}"
+    else:
+        assert ours == theirs, raw
+
+
+@PROPERTY
+@given(rank_aware_stacks())
+def test_rank_aware_stacks_match_keras_layer_by_layer(raw: dict[str, Any]) -> None:
+    assert_agrees(raw)
+
+
+@PROPERTY
+@given(random_stacks())
+def test_random_stacks_are_refused_exactly_when_keras_refuses(raw: dict[str, Any]) -> None:
+    assert_agrees(raw)
+
+
+@pytest.mark.parametrize(
+    "strategy", [rank_aware_stacks(), random_stacks()], ids=["aware", "random"]
+)
+def test_each_generator_yields_specs_keras_builds_and_specs_it_refuses(strategy) -> None:
+    """Guard against a generator that only ever yields valid (or only invalid) stacks."""
+    options = settings(database=None, derandomize=True, max_examples=500)
+    assert find(
+        strategy, lambda raw: keras_view(ModelSpec.model_validate(raw)) is None, settings=options
+    )
+    found = find(
+        strategy,
+        lambda raw: (
+            len(raw["layers"]) >= 3 and fitq_view(ModelSpec.model_validate(raw)) is not None
+        ),
+        settings=options,
+    )
+    assert keras_view(ModelSpec.model_validate(found)) is not None
