@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,18 +51,24 @@ def _received(value: Any) -> Any:
 
 def _detail(error: dict[str, Any]) -> ErrorDetail:
     loc = tuple(error.get("loc", ()))
-    # Discriminated unions put the tag in the path: 'model.layers.0.Dense.units'.
-    parts = tuple(p for i, p in enumerate(loc) if not _is_layer_tag(loc, i))
+    parts = tuple(p for i, p in enumerate(loc) if not _is_union_segment(loc, i))
     message = error.get("msg", "invalid").removeprefix("Value error, ")
     return ErrorDetail(loc=_loc(parts), message=message, received=_received(error.get("input")))
 
 
-def _is_layer_tag(loc: tuple[Any, ...], index: int) -> bool:
-    """A tag follows a list index of ``layers`` or the ``optimizer`` field."""
-    if index == 0 or not isinstance(loc[index], str):
+_TAGGED_FIELDS = {"optimizer", "loss"}
+_UNION_MEMBER = re.compile(r"^(constrained-)?(int|float|str|bool)$|\[")
+
+
+def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
+    """Pydantic names the union member in the path: a discriminated union its tag
+    ('model.layers.0.Dense.units', 'compile.loss.huber.delta'), a plain union the member's
+    type ('kernel_size.tuple[int, int]'). Users never wrote those."""
+    part = loc[index]
+    if index == 0 or not isinstance(part, str):
         return False
     previous = loc[index - 1]
-    if previous == "optimizer":
+    if previous in _TAGGED_FIELDS or bool(_UNION_MEMBER.search(part)):
         return True
     return isinstance(previous, int) and index >= 2 and loc[index - 2] == "layers"
 
