@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from examples.seed_data import seed_job
 from service.queue import TaskQueue
-from tests.factories import diverging_job, tiny_arrays, tiny_job
+from tests import hand_run
+from tests.factories import cnn_job, diverging_job, lstm_job, tiny_arrays, tiny_job
 from tests.processes import Stack, finished, poll_job, wait_for
 
 JOB_TIMEOUT = 120
@@ -70,6 +73,20 @@ def test_a_message_delivered_twice_trains_once(stack: Stack) -> None:
         return text.count(f"job {job_id} is not queued: message ignored") >= 2
 
     wait_for(ignored, 30, 0.1, "the duplicates to be dropped")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "lstm"])
+def test_cnn_and_lstm_jobs_equal_hand_run_keras(stack: Stack, kind: str) -> None:
+    body, by_hand = (cnn_job(), hand_run.cnn) if kind == "cnn" else (lstm_job(), hand_run.lstm)
+    job_id = submit(stack, body)
+    with stack.client() as client:
+        job, _ = poll_job(client, job_id, finished, JOB_TIMEOUT)
+    assert job["status"] == "succeeded", job["error"]
+    expected = by_hand()
+    assert job["result"]["test_loss"] == expected["scores"]["loss"]
+    for name, value in job["result"]["test_metrics"].items():
+        assert value == expected["scores"][name], name
+    assert [e["loss"] for e in job["history"]] == expected["history"]["loss"]
 
 
 def test_a_killed_worker_is_replaced_and_the_job_finishes(stack: Stack) -> None:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fitq.settings import Settings
-from tests.factories import tiny_job
+from tests.factories import cnn_job, tiny_job
 
 Api = tuple[TestClient, Settings]
 
@@ -139,6 +139,25 @@ def test_list_pages_newest_first_with_a_cursor(api: Api) -> None:
 def test_bad_list_parameters_are_422(api: Api, params: dict) -> None:
     client, _ = api
     assert_envelope(client.get("/v1/jobs", params=params), 422, "validation_error")
+
+
+def test_validate_answers_the_summary_and_work_without_queueing(api: Api) -> None:
+    client, _ = api
+    response = client.post("/v1/validate", json=cnn_job(epochs=3))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    summary = report["model_summary"]
+    assert [
+        (layer["type"], layer["output_shape"], layer["params"]) for layer in summary["layers"]
+    ] == [
+        ("Conv2D", [None, 6, 6, 4], 3 * 3 * 1 * 4 + 4),
+        ("MaxPooling2D", [None, 3, 3, 4], 0),
+        ("Flatten", [None, 36], 0),
+        ("Dense", [None, 3], 36 * 3 + 3),
+    ]
+    assert summary["total_params"] == summary["trainable_params"] == 151
+    assert report["estimated_work"] == {"train_rows": 96, "epochs": 3, "samples_x_epochs": 288}
+    assert client.get("/v1/jobs").json()["data"] == []
 
 
 def test_health(api: Api) -> None:

@@ -6,11 +6,12 @@ import keras
 import numpy as np
 
 from fitq.spec import JobCreate
-from tests.factories import diverging_job, tiny_arrays, tiny_job
-from worker.training import Arrays, TrainingData, train
+from tests import hand_run
+from tests.factories import cnn_job, diverging_job, lstm_job, tiny_arrays, tiny_job
+from worker.training import Arrays, TrainingData, TrainingOutcome, prepare_data, train
 
 
-def hand_run(arrays: dict, test: dict, seed: int) -> tuple[dict, dict]:
+def hand_run_tiny(arrays: dict, test: dict, seed: int) -> tuple[dict, dict]:
     keras.utils.set_random_seed(seed)
     model = keras.Sequential()
     model.add(keras.layers.Dense(8, input_shape=(4,), activation="relu"))
@@ -33,7 +34,7 @@ def test_numbers_equal_hand_run_keras() -> None:
         seed=11,
         on_epoch=lambda history: reported.append(len(history)),
     )
-    history, scores = hand_run(arrays, test, seed=11)
+    history, scores = hand_run_tiny(arrays, test, seed=11)
 
     assert reported == [1, 2, 3]
     assert [e["loss"] for e in outcome.history] == history["loss"]
@@ -80,3 +81,47 @@ def test_validation_metrics_are_in_the_history() -> None:
         "val_mse",
     }
     assert all(np.isfinite(v) for v in outcome.history[1].values())
+
+
+def run_job(body: dict) -> TrainingOutcome:
+    job = JobCreate.model_validate(body)
+    test = job.data.test
+    data = prepare_data(
+        Arrays(job.data.train.x, job.data.train.y),
+        None,
+        Arrays(test.x, test.y) if test is not None else None,
+        test_split=job.data.test_split,
+        shuffle_before_split=job.data.shuffle_before_split,
+        seed=job.seed,
+    )
+    return train(job.model, job.compile, job.fit, data, seed=job.seed)
+
+
+def test_small_cnn_equals_hand_run_keras() -> None:
+    outcome, by_hand = run_job(cnn_job()), hand_run.cnn()
+    assert [e["accuracy"] for e in outcome.history] == by_hand["history"]["accuracy"]
+    assert outcome.test_loss == by_hand["scores"]["loss"]
+    assert outcome.test_metrics == {"accuracy": by_hand["scores"]["accuracy"]}
+
+
+def test_small_lstm_with_splits_equals_hand_run_keras() -> None:
+    outcome, by_hand = run_job(lstm_job()), hand_run.lstm()
+    assert [e["val_rmse"] for e in outcome.history] == by_hand["history"]["val_rmse"]
+    assert outcome.test_loss == by_hand["scores"]["loss"]
+    assert outcome.test_metrics == {
+        "mae": by_hand["scores"]["mae"],
+        "rmse": by_hand["scores"]["rmse"],
+    }
+
+
+def test_early_stopping_stops_and_reports_the_best_epoch() -> None:
+    body = tiny_job(epochs=50, optimizer={"type": "sgd", "learning_rate": 0.5})
+    body["fit"]["early_stopping"] = {"monitor": "loss", "patience": 1, "min_delta": 100.0,
+                                     "restore_best_weights": True}  # fmt: skip
+    outcome = run_job(body)
+    assert len(outcome.history) == 2  # epoch 2 does not improve on 1 by 100: stop
+    assert outcome.early_stopping == {
+        "stopped_epoch": 2,
+        "best_epoch": 1,
+        "restored_best_weights": True,
+    }
