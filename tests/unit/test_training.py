@@ -125,3 +125,21 @@ def test_early_stopping_stops_and_reports_the_best_epoch() -> None:
         "best_epoch": 1,
         "restored_best_weights": True,
     }
+
+
+def test_embedding_takes_integer_ids_stored_as_floats() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 20, size=(48, 6)).astype(np.float32)  # JSON carries ids as numbers
+    y = (x.mean(axis=1) > 9.5).astype(np.float32)
+    body = tiny_job(epochs=2, train={"x": x, "y": y})
+    body["model"] = {
+        "layers": [
+            {"type": "Embedding", "input_dim": 20, "output_dim": 4, "input_shape": [6]},
+            {"type": "GlobalAveragePooling1D"},
+            {"type": "Dense", "units": 1, "activation": "sigmoid"},
+        ]
+    }
+    body["compile"] = {"loss": "binary_crossentropy", "metrics": ["binary_accuracy", "auc"]}
+    outcome = run_job(body)
+    assert not outcome.non_finite
+    assert set(outcome.history[-1]) == {"epoch", "loss", "binary_accuracy", "auc"}
