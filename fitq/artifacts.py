@@ -4,10 +4,13 @@ S3-compatible storage implements the same interface at scale."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -17,6 +20,8 @@ _KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\.[a-z0-9]+)?$")
 
 
 class ArtifactStore(Protocol):
+    def staged(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
+    def put_stream(self, key: str, source: BinaryIO) -> int: ...
     def put_file(self, key: str, source: Path) -> int: ...
     def put_array(self, key: str, array: np.ndarray) -> int: ...
     def open(self, key: str) -> BinaryIO: ...
@@ -24,10 +29,19 @@ class ArtifactStore(Protocol):
     def local_path(self, key: str) -> Path: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
 
 
 def dataset_key(dataset_id: str, array: str) -> str:
     return f"datasets/{dataset_id}/{array}.npy"
+
+
+def upload_key(dataset_id: str, file_format: str) -> str:
+    return f"datasets/{dataset_id}/source.{file_format}"
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return f"datasets/{dataset_id}"
 
 
 def model_key(job_id: str) -> str:
@@ -55,24 +69,31 @@ class LocalArtifactStore:
         os.close(fd)
         return path, Path(tmp)
 
-    def put_file(self, key: str, source: Path) -> int:
+    @contextmanager
+    def staged(self, key: str) -> Iterator[Path]:
+        """A temporary path to write ``key`` to; renamed into place only if the block ends
+        without an error, removed otherwise."""
         path, tmp = self._atomic_target(key)
         try:
-            shutil.copyfile(source, tmp)
+            yield tmp
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        return path.stat().st_size
+
+    def put_stream(self, key: str, source: BinaryIO) -> int:
+        with self.staged(key) as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(source, out, length=1 << 20)
+        return self._path(key).stat().st_size
+
+    def put_file(self, key: str, source: Path) -> int:
+        with self.staged(key) as tmp:
+            shutil.copyfile(source, tmp)
+        return self._path(key).stat().st_size
 
     def put_array(self, key: str, array: np.ndarray) -> int:
-        path, tmp = self._atomic_target(key)
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, array, allow_pickle=False)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path.stat().st_size
+        with self.staged(key) as tmp, open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        return self._path(key).stat().st_size
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -89,6 +110,9 @@ class LocalArtifactStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
 
 
 def artifact_store_from_root(root: Path) -> ArtifactStore:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from fitq.queues import TRAIN_QUEUE, prepare_broker
+from fitq.queues import DATASETS_QUEUE, TRAIN_QUEUE, prepare_broker
 from fitq.settings import Settings
 
 app = typer.Typer(help="fitq: Keras training as a service.", no_args_is_help=True)
@@ -47,10 +47,10 @@ def api_command(host: str, port: int) -> list[str]:
     ]
 
 
-def worker_command(settings: Settings, name: str = "fitq") -> list[str]:
+def worker_command(settings: Settings, name: str = "fitq", queue: str = TRAIN_QUEUE) -> list[str]:
     command = [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "-Q", TRAIN_QUEUE, "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h",
+        "-Q", queue, "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h",
     ]  # fmt: skip
     if settings.uses_filesystem_broker:
         # The filesystem transport has no fan-out exchange for worker-to-worker chatter.
@@ -63,8 +63,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address the API binds.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
 ) -> None:
-    """Start the API and one worker as child processes, on embedded defaults unless
-    FITQ_DATABASE_URL / FITQ_BROKER_URL say otherwise. The database is migrated first."""
+    """Start the API, a training worker and an ingest worker as child processes, on embedded
+    defaults unless FITQ_DATABASE_URL / FITQ_BROKER_URL say otherwise. Migrates first."""
     from fitq.store.migrate import upgrade
 
     settings = Settings()
@@ -76,6 +76,7 @@ def serve(
     children = [
         subprocess.Popen(api_command(host, port), env=env),
         subprocess.Popen(worker_command(settings), env=env),
+        subprocess.Popen(worker_command(settings, "fitq-datasets", DATASETS_QUEUE), env=env),
     ]
     sys.exit(_supervise(children))
 

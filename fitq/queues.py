@@ -9,6 +9,9 @@ from fitq.settings import Settings
 
 TRAIN_TASK = "fitq.train"
 TRAIN_QUEUE = "train"
+# Parsing uploads runs on its own queue, so an upload is not stuck behind a long training job.
+INGEST_TASK = "fitq.ingest_dataset"
+DATASETS_QUEUE = "datasets"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -17,7 +20,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # The job store is the truth: no result backend carries job state.
         "task_ignore_result": True,
         "task_default_queue": TRAIN_QUEUE,
-        "task_routes": {TRAIN_TASK: {"queue": TRAIN_QUEUE}},
+        "task_routes": {
+            TRAIN_TASK: {"queue": TRAIN_QUEUE},
+            INGEST_TASK: {"queue": DATASETS_QUEUE},
+        },
         "task_serializer": "json",
         "accept_content": ["json"],
         # Long jobs: ack after the task, take one message at a time.

@@ -6,7 +6,14 @@ import logging
 
 from celery import Celery
 
-from fitq.queues import TRAIN_QUEUE, TRAIN_TASK, celery_config, prepare_broker
+from fitq.queues import (
+    DATASETS_QUEUE,
+    INGEST_TASK,
+    TRAIN_QUEUE,
+    TRAIN_TASK,
+    celery_config,
+    prepare_broker,
+)
 from fitq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,11 +30,17 @@ class TaskQueue:
         self._app.conf.update(celery_config(settings))
 
     def send_train(self, job_id: str, queue: str = TRAIN_QUEUE) -> None:
+        self._send(TRAIN_TASK, job_id, queue)
+
+    def send_ingest(self, dataset_id: str) -> None:
+        self._send(INGEST_TASK, dataset_id, DATASETS_QUEUE)
+
+    def _send(self, task: str, id_: str, queue: str) -> None:
         try:
-            self._app.send_task(TRAIN_TASK, args=[job_id], queue=queue)
+            self._app.send_task(task, args=[id_], queue=queue)
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
-            log.warning("could not send job %s to %s: %r", job_id, queue, exc)
-            raise BrokerUnavailable(f"the broker did not accept the job: {exc}") from exc
+            log.warning("could not send %s(%s) to %s: %r", task, id_, queue, exc)
+            raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
 
     def ping(self) -> bool:
         try:

@@ -1,6 +1,7 @@
 """The Celery app of the worker. Start it with the standard command:
 
-    celery -A worker.celery_app worker -Q train --concurrency 1
+    celery -A worker.celery_app worker -Q train --concurrency 1      # training
+    celery -A worker.celery_app worker -Q datasets --concurrency 1   # parsing uploads
 
 It refuses to start on an un-migrated database; each pool child imports Keras (and so the
 backend) once, after fork and before its first job."""
@@ -12,9 +13,9 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 
-from fitq.queues import celery_config, prepare_broker
+from fitq.queues import TRAIN_QUEUE, celery_config, prepare_broker
 from fitq.settings import get_settings
 from fitq.store.db import make_engine
 from fitq.store.migrate import DatabaseNotMigrated, require_current
@@ -39,8 +40,22 @@ def _refuse_unmigrated(**_: Any) -> None:
         engine.dispose()  # no connection crosses the fork into pool children
 
 
+# Whether this worker consumes the train queue; set in the parent before it forks children.
+_trains = True
+
+
+@celeryd_after_setup.connect
+def _note_queues(sender: str, instance: Any, **_: Any) -> None:
+    global _trains
+    _trains = TRAIN_QUEUE in instance.app.amqp.queues.consume_from
+
+
 @worker_process_init.connect
 def _warm_child(**_: Any) -> None:
+    """A training child imports Keras (and sets up devices) before its first job; an ingest
+    child never imports it."""
+    if not _trains:
+        return
     from worker.backend import configure_devices
     from worker.context import job_runner
 

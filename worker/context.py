@@ -6,24 +6,52 @@ from __future__ import annotations
 import os
 import socket
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from fitq.artifacts import artifact_store_from_root
 from fitq.settings import get_settings
 from fitq.store.db import make_engine, make_session_factory
-from worker.runner import JobRunner
+
+if TYPE_CHECKING:
+    from worker.ingest import DatasetIngestor
+    from worker.runner import JobRunner
+
+
+@lru_cache
+def _sessions_for_pid(pid: int) -> sessionmaker[Session]:
+    return make_session_factory(make_engine(get_settings().resolved_database_url))
 
 
 @lru_cache
 def _runner_for_pid(pid: int) -> JobRunner:
+    from worker.runner import JobRunner  # imports Keras: only in processes that train
+
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
     return JobRunner(
-        sessions=make_session_factory(engine),
+        sessions=_sessions_for_pid(pid),
         artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
         settings=settings,
         worker_name=f"{socket.gethostname()}:{pid}",
     )
 
 
+@lru_cache
+def _ingestor_for_pid(pid: int) -> DatasetIngestor:
+    from worker.ingest import DatasetIngestor
+
+    settings = get_settings()
+    return DatasetIngestor(
+        sessions=_sessions_for_pid(pid),
+        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        settings=settings,
+    )
+
+
 def job_runner() -> JobRunner:
     return _runner_for_pid(os.getpid())
+
+
+def dataset_ingestor() -> DatasetIngestor:
+    return _ingestor_for_pid(os.getpid())

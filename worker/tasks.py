@@ -5,7 +5,7 @@ forks them: a parent that touched TensorFlow or CUDA breaks its forked children.
 
 from __future__ import annotations
 
-from fitq.queues import TRAIN_TASK
+from fitq.queues import INGEST_TASK, TRAIN_TASK
 from worker.celery_app import app
 
 
@@ -14,3 +14,10 @@ def train_job(job_id: str) -> str:
     from worker.context import job_runner
 
     return job_runner().run(job_id).value
+
+
+@app.task(name=INGEST_TASK, ignore_result=True)
+def ingest_dataset(dataset_id: str) -> str:
+    from worker.context import dataset_ingestor
+
+    return dataset_ingestor().run(dataset_id)

@@ -62,14 +62,31 @@ class Dataset(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))  # "inline" (from a job) or "upload"
+    format: Mapped[str | None] = mapped_column(String(16))  # csv, npz, jsonl
+    filename: Mapped[str | None] = mapped_column(String(255))
+    options: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)  # target, features
+    source_key: Mapped[str | None] = mapped_column(String(255))  # the upload as received
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Claim and lease of the ingest task, as for jobs.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     rows: Mapped[int | None] = mapped_column(BigInteger)
     x_shape: Mapped[list[int] | None] = mapped_column(FiniteJSON)
     y_shape: Mapped[list[int] | None] = mapped_column(FiniteJSON)
-    dtype: Mapped[str | None] = mapped_column(String(16))
+    x_dtype: Mapped[str | None] = mapped_column(String(16))
+    y_dtype: Mapped[str | None] = mapped_column(String(16))
+    feature_names: Mapped[list[str] | None] = mapped_column(FiniteJSON)
+    target_names: Mapped[list[str] | None] = mapped_column(FiniteJSON)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)
+    labels: Mapped[list[Any] | None] = mapped_column(FiniteJSON)  # class i was labels[i]
     x_key: Mapped[str | None] = mapped_column(String(255))
     y_key: Mapped[str | None] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     error_message: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_datasets_tenant_id_id", "tenant_id", "id"),)
+    __table_args__ = (
+        Index("ix_datasets_tenant_id_id", "tenant_id", "id"),
+        Index("ix_datasets_status_lease", "status", "lease_until"),
+    )

@@ -3,7 +3,6 @@ references to stored datasets resolved for the caller's tenant."""
 
 from __future__ import annotations
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import ArtifactStore, dataset_key
@@ -41,7 +40,9 @@ def store_inline(artifacts: ArtifactStore, tenant_id: str, arrays: InlineArrays)
         rows=len(arrays.x),
         x_shape=list(arrays.x.shape),
         y_shape=list(arrays.y.shape),
-        dtype=str(np.dtype(np.float32)),
+        x_dtype="float32",
+        y_dtype="float32",
+        format="inline",
         x_key=x_key,
         y_key=y_key,
         size_bytes=size,
