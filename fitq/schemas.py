@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from fitq.errors import JobErrorType
 from fitq.spec import JobSpec, ModelSummary
-from fitq.statuses import JobStatus
+from fitq.statuses import DatasetStatus, JobStatus
 
 HistoryEpoch = dict[str, float | int | None]
 
@@ -61,3 +61,48 @@ class JobList(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class ColumnStats(BaseModel):
+    name: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    missing: int
+
+
+class DatasetError(BaseModel):
+    message: str
+
+
+class DatasetRead(BaseModel):
+    id: str
+    status: DatasetStatus
+    created_at: datetime
+    finished_at: datetime | None
+    source: str = Field(description="'upload', or 'inline' for arrays posted with a job.")
+    format: str | None
+    filename: str | None
+    rows: int | None
+    x_shape: list[int] | None
+    y_shape: list[int] | None
+    x_dtype: str | None
+    y_dtype: str | None
+    feature_names: list[str] | None
+    target_names: list[str] | None
+    columns: list[ColumnStats] | None = Field(
+        None, description="Per feature column (at most 1,024): min, max, mean, std, missing."
+    )
+    target_columns: list[ColumnStats] | None = None
+    labels: list[str] | None = Field(
+        None, description="A categorical target's labels: class i in y was labels[i]."
+    )
+    size_bytes: int
+    error: DatasetError | None
+
+
+class DatasetList(BaseModel):
+    data: list[DatasetRead]
+    has_more: bool
+    next_after: str | None

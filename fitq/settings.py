@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     )
     max_inline_rows: int = Field(100_000, ge=1, description="Rows of inline data per array.")
     max_params: int = Field(50_000_000, ge=1, description="Parameter budget of one model.")
+    max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
+    in_memory_bytes: int = Field(
+        2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."
+    )
 
     @field_validator("data_dir", "artifacts_dir")
     @classmethod

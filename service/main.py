@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Scope
 
 from fitq import __version__
 from fitq.artifacts import artifact_store_from_root
@@ -17,10 +18,12 @@ from fitq.settings import Settings, get_settings
 from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import require_current
 from service.context import ServiceContext
+from service.datasets.endpoints import router as datasets_router
 from service.errors import install_error_handlers
 from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
 from service.jobs.endpoints import validate_router
+from service.limits import BodySizeLimit
 from service.queue import TaskQueue
 from service.sweeper import SweeperThread
 
@@ -59,6 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(validate_router)
+    app.include_router(datasets_router)
+    upload_limit = (settings or get_settings()).max_upload_bytes
+
+    def limit_for(scope: Scope) -> int | None:
+        uploading = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/datasets"
+        return upload_limit if uploading else None
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
     return app
 
 

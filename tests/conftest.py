@@ -19,6 +19,7 @@ from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import upgrade
 from service.main import create_app
 from tests.services import postgres_database
+from worker.ingest import DatasetIngestor
 from worker.runner import JobRunner
 
 
@@ -80,4 +81,15 @@ def runner(api: tuple[TestClient, Settings]) -> JobRunner:
         artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
         settings=settings,
         worker_name="test",
+    )
+
+
+@pytest.fixture
+def ingestor(api: tuple[TestClient, Settings]) -> DatasetIngestor:
+    """The ingest worker's logic on the same store, driven without Celery."""
+    settings = api[1]
+    return DatasetIngestor(
+        sessions=make_session_factory(make_engine(settings.resolved_database_url)),
+        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        settings=settings,
     )

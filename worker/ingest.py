@@ -136,9 +136,7 @@ def ingest_file(
             labels = None
             if targets.labels_mode:
                 labels, remap = targets.sorted_labels()
-                _remap_in_place(y_tmp, remap)
-                y_stats = ColumnStats(1)
-                y_stats.update(np.arange(len(labels), dtype=np.float64))
+                y_stats = _remap_in_place(y_tmp, remap)
                 classes = set(range(len(labels)))
     finally:
         for path in parsed.extracted:
@@ -169,13 +167,17 @@ def ingest_file(
     )
 
 
-def _remap_in_place(path: Path, remap: np.ndarray) -> None:
+def _remap_in_place(path: Path, remap: np.ndarray) -> ColumnStats:
+    """Rewrite first-seen label codes as sorted-label codes; returns the codes' statistics."""
     y = np.load(path, mmap_mode="r+")
+    stats = ColumnStats(1)
     for start in range(0, len(y), 1 << 20):
         part = y[start : start + (1 << 20)]
         part[...] = remap[part.astype(np.int64)]
+        stats.update(np.asarray(part, dtype=np.float64))
     y.flush()
     del y
+    return stats
 
 
 @dataclass

@@ -77,9 +77,9 @@ class ColumnStats:
         self.integral = True
 
     def update(self, chunk: np.ndarray) -> None:
-        flat = chunk.reshape(len(chunk), -1)
-        if not len(flat):
+        if not len(chunk):
             return
+        flat = chunk.reshape(len(chunk), -1)
         self.global_low = min(self.global_low, float(flat.min()))
         self.global_high = max(self.global_high, float(flat.max()))
         self.integral = self.integral and bool(np.all(np.mod(flat, 1) == 0))

@@ -156,6 +156,8 @@ def _parse_csv(path: Path, target: list[str], features: list[str] | None) -> Par
         raise IngestError(
             f"expected UTF-8 text, received bytes that are not ({exc.reason})"
         ) from None
+    if first.empty:
+        raise IngestError("expected data rows after the header, received none")
     columns = [str(c) for c in first.columns]
     numeric_names = [c for c in columns if _is_number(c)]
     if numeric_names and len(numeric_names) == len(columns):
@@ -290,41 +292,16 @@ def _parse_npz(path: Path) -> Parsed:
             "expected arrays 'x' and 'y' in the .npz, received "
             f"{', '.join(map(repr, keys)) or 'none'}"
         )
-    extracted = []
-    arrays = {}
-    for name in ("x", "y"):
-        target = path.with_name(f".{path.name}.{name}.npy")
-        try:
-            with archive.open(f"{name}.npy") as source, open(target, "wb") as out:
-                while block := source.read(1 << 20):
-                    out.write(block)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            target.unlink(missing_ok=True)
-            raise IngestError(f"the .npz file is damaged or truncated ({exc})") from None
-        extracted.append(target)
-        try:
-            # Never unpickle: an object array is refused, not loaded.
-            arrays[name] = np.load(target, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            for file in extracted:
-                file.unlink(missing_ok=True)
-            if "allow_pickle" in str(exc):
-                raise IngestError(
-                    f"array {name!r} holds Python objects (pickle); expected numbers"
-                ) from None
-            raise IngestError(f"array {name!r} could not be read: {exc}") from None
-    x, y = arrays["x"], arrays["y"]
-    for name, array in arrays.items():
-        if array.dtype.kind not in "biuf" and not (name == "y" and array.dtype.kind in "US"):
-            raise IngestError(f"array {name!r}: expected numbers, received dtype {array.dtype}")
-        if array.ndim == 0:
-            raise IngestError(f"array {name!r}: expected rows, received a scalar")
-    if len(x) != len(y):
-        raise IngestError(f"expected as many rows in 'y' as in 'x' ({len(x)}), received {len(y)}")
-    if x.ndim < 2:
-        raise IngestError(
-            f"array 'x': expected rows of features (rank ≥ 2), received shape {list(x.shape)}"
+    extracted = [path.with_name(f".{path.name}.{name}.npy") for name in ("x", "y")]
+    try:
+        x, y = (
+            _extract(archive, name, target) for name, target in zip("xy", extracted, strict=True)
         )
+        _check_npz(x, y)
+    except BaseException:
+        for file in extracted:
+            file.unlink(missing_ok=True)
+        raise
 
     def chunks() -> Iterator[Chunk]:
         for start in range(0, len(x), CHUNK_ROWS):
@@ -339,3 +316,36 @@ def _parse_npz(path: Path) -> Parsed:
             yield Chunk(xs, ys, start)
 
     return Parsed([], [], tuple(x.shape[1:]), tuple(y.shape[1:]), chunks(), extracted)
+
+
+def _extract(archive: zipfile.ZipFile, name: str, target: Path) -> np.ndarray:
+    """Copy one member out of the zip (it may be compressed), then memory-map it."""
+    try:
+        with archive.open(f"{name}.npy") as source, open(target, "wb") as out:
+            while block := source.read(1 << 20):
+                out.write(block)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise IngestError(f"the .npz file is damaged or truncated ({exc})") from None
+    try:
+        # Never unpickle: an object array is refused, not loaded.
+        return np.load(target, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+            raise IngestError(
+                f"array {name!r} holds Python objects (pickle); expected numbers"
+            ) from None
+        raise IngestError(f"array {name!r} could not be read: {exc}") from None
+
+
+def _check_npz(x: np.ndarray, y: np.ndarray) -> None:
+    for name, array in (("x", x), ("y", y)):
+        if array.dtype.kind not in "biuf" and not (name == "y" and array.dtype.kind in "US"):
+            raise IngestError(f"array {name!r}: expected numbers, received dtype {array.dtype}")
+        if array.ndim == 0:
+            raise IngestError(f"array {name!r}: expected rows, received a scalar")
+    if len(x) != len(y):
+        raise IngestError(f"expected as many rows in 'y' as in 'x' ({len(x)}), received {len(y)}")
+    if x.ndim < 2:
+        raise IngestError(
+            f"array 'x': expected rows of features (rank ≥ 2), received shape {list(x.shape)}"
+        )

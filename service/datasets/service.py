@@ -1,17 +1,27 @@
-"""Datasets as the job submit path needs them: inline arrays stored as datasets, and
-references to stored datasets resolved for the caller's tenant."""
+"""Dataset use cases: uploads (stored as received, then parsed by the ingest worker), reads,
+lists, deletes; and what job submission needs: inline arrays stored as datasets, references
+resolved for the caller's tenant."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
 from sqlalchemy.orm import Session
 
-from fitq.artifacts import ArtifactStore, dataset_key
-from fitq.errors import SpecError
-from fitq.ids import DATASET_PREFIX, new_id
+from fitq.artifacts import ArtifactStore, dataset_key, dataset_prefix, upload_key
+from fitq.errors import FitqError, RequestErrorType, SpecError, not_found
+from fitq.ids import DATASET_PREFIX, is_valid_id, new_id
+from fitq.schemas import DatasetList, DatasetRead
 from fitq.spec import DatasetRef, InlineArrays, StoredData
 from fitq.statuses import DatasetStatus
 from fitq.store import repository as repo
+from fitq.store.db import transaction
 from fitq.store.models import Dataset
+from service.context import ServiceContext
+from service.datasets.presenter import dataset_read
+from service.pagination import decode_cursor, encode_cursor
+from service.queue import BrokerUnavailable
 
 
 def resolve_reference(session: Session, tenant_id: str, split: str, ref: DatasetRef) -> StoredData:
@@ -57,3 +67,141 @@ def stored_data(dataset: Dataset) -> StoredData:
         x_shape=dataset.x_shape,
         y_shape=dataset.y_shape,
     )
+
+
+UPLOAD_FORMATS = {".csv": "csv", ".npz": "npz", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def upload_format(filename: str, declared: str | None) -> str:
+    if declared:
+        return declared
+    suffix = PurePosixPath(filename.lower()).suffix
+    if suffix not in UPLOAD_FORMATS:
+        raise SpecError(
+            "file",
+            f"expected a .csv, .npz or .jsonl file (or a format field), received {filename!r}",
+        )
+    return UPLOAD_FORMATS[suffix]
+
+
+def _names(field: str, value: str | None) -> list[str] | None:
+    if value is None or not value.strip():
+        return None
+    names = [name.strip() for name in value.split(",")]
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise SpecError(
+            field, f"expected distinct comma-separated column names, received {value!r}"
+        )
+    return names
+
+
+def _display_name(filename: str) -> str:
+    """The name is shown back to the user only, never used as a path."""
+    base = PurePosixPath(filename.replace("\\", "/")).name
+    return "".join(ch for ch in base if ch.isprintable())[:255] or "upload"
+
+
+def create_upload(
+    ctx: ServiceContext,
+    tenant_id: str,
+    *,
+    filename: str,
+    source: BinaryIO,
+    target: str | None,
+    features: str | None,
+    declared_format: str | None,
+) -> DatasetRead:
+    file_format = upload_format(filename, declared_format)
+    options = {"target": _names("target", target) or [], "features": _names("features", features)}
+    dataset_id = new_id(DATASET_PREFIX)
+    key = upload_key(dataset_id, file_format)
+    size = ctx.artifacts.put_stream(key, source)
+    if size == 0:
+        ctx.artifacts.delete(key)
+        raise SpecError("file", "expected data, received an empty file")
+    dataset = Dataset(
+        id=dataset_id,
+        tenant_id=tenant_id,
+        status=DatasetStatus.processing,
+        source="upload",
+        format=file_format,
+        filename=_display_name(filename),
+        options=options,
+        source_key=key,
+        size_bytes=size,
+        attempt=0,
+    )
+    with transaction(ctx.sessions) as session:
+        repo.add_dataset(session, dataset)
+    send_ingest(ctx, dataset_id)
+    return get_dataset(ctx, tenant_id, dataset_id)
+
+
+def send_ingest(ctx: ServiceContext, dataset_id: str) -> bool:
+    try:
+        ctx.queue.send_ingest(dataset_id)
+    except BrokerUnavailable as exc:
+        with transaction(ctx.sessions) as session:
+            dataset = repo.get_dataset_by_id(session, dataset_id)
+            if dataset is not None:
+                repo.fail_stalled_dataset(session, dataset, f"broker unavailable: {exc}")
+        return False
+    return True
+
+
+def _find_dataset(session: Session, tenant_id: str, dataset_id: str) -> Dataset:
+    """The caller's dataset, or 404 for a malformed, unknown or other tenant's id alike."""
+    dataset = (
+        repo.get_dataset(session, tenant_id, dataset_id)
+        if is_valid_id(dataset_id, DATASET_PREFIX)
+        else None
+    )
+    if dataset is None:
+        raise not_found("dataset", dataset_id)
+    return dataset
+
+
+def get_dataset(ctx: ServiceContext, tenant_id: str, dataset_id: str) -> DatasetRead:
+    with transaction(ctx.sessions) as session:
+        return dataset_read(_find_dataset(session, tenant_id, dataset_id))
+
+
+def list_datasets(
+    ctx: ServiceContext,
+    tenant_id: str,
+    *,
+    status: DatasetStatus | None,
+    limit: int,
+    after: str | None,
+) -> DatasetList:
+    before_id = decode_cursor(after, DATASET_PREFIX) if after else None
+    with transaction(ctx.sessions) as session:
+        rows = repo.list_datasets(
+            session, tenant_id, status=status, limit=limit, before_id=before_id
+        )
+        page = [dataset_read(row) for row in rows[:limit]]
+    has_more = len(rows) > limit
+    return DatasetList(
+        data=page, has_more=has_more, next_after=encode_cursor(page[-1].id) if has_more else None
+    )
+
+
+def delete_dataset(ctx: ServiceContext, tenant_id: str, dataset_id: str) -> None:
+    with transaction(ctx.sessions) as session:
+        dataset = _find_dataset(session, tenant_id, dataset_id)
+        users = repo.active_job_ids_using(session, tenant_id, dataset_id)
+        if users:
+            raise FitqError(
+                409,
+                RequestErrorType.conflict,
+                f"dataset {dataset_id} is used by queued or running jobs "
+                f"({', '.join(users[:5])}); delete it once they finish",
+            )
+        if dataset.status == DatasetStatus.processing:
+            raise FitqError(
+                409,
+                RequestErrorType.conflict,
+                f"dataset {dataset_id} is still processing; delete it once it is ready or failed",
+            )
+        repo.delete_dataset(session, dataset)
+    ctx.artifacts.delete_prefix(dataset_prefix(dataset_id))

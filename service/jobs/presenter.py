@@ -1,12 +1,8 @@
-"""Job rows as the API shows them (JobRead), and the opaque list cursor."""
+"""Job rows as the API shows them (JobRead)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
-from fitq.errors import FitqError, JobErrorType, RequestErrorType
-from fitq.ids import JOB_PREFIX, is_valid_id
+from fitq.errors import JobErrorType
 from fitq.schemas import JobError, JobRead, JobResult, Progress
 from fitq.spec import JobSpec
 from fitq.statuses import JobStatus
@@ -35,21 +31,3 @@ def job_read(job: Job) -> JobRead:
         attempts=job.attempt,
         cancel_requested=job.cancel_requested,
     )
-
-
-def encode_cursor(job_id: str) -> str:
-    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        job_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        job_id = ""
-    if not is_valid_id(job_id, JOB_PREFIX):
-        raise FitqError(
-            422,
-            RequestErrorType.validation_error,
-            f"after: expected a cursor from a previous page's next_after, received {cursor[:64]!r}",
-        )
-    return job_id

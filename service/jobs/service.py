@@ -32,7 +32,8 @@ from fitq.store.models import Job
 from fitq.store.types import utcnow
 from service.context import ServiceContext
 from service.datasets.service import resolve_reference, store_inline, stored_data
-from service.jobs.presenter import decode_cursor, encode_cursor, job_read
+from service.jobs.presenter import job_read
+from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
 
 
@@ -161,7 +162,7 @@ def list_jobs(
     limit: int,
     after: str | None,
 ) -> JobList:
-    before_id = decode_cursor(after) if after else None
+    before_id = decode_cursor(after, JOB_PREFIX) if after else None
     with transaction(ctx.sessions) as session:
         rows = repo.list_jobs(session, tenant_id, status=status, limit=limit, before_id=before_id)
         page = [job_read(row) for row in rows[:limit]]

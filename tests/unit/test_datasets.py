@@ -1,0 +1,266 @@
+"""Dataset uploads over the in-process API, ingested by the ingest logic without Celery: good
+files become arrays and statistics, bad ones fail with the row and column, nothing half
+written stays behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import worker.parsers
+from fitq.settings import Settings
+from worker.ingest import DatasetIngestor
+
+Api = tuple[TestClient, Settings]
+
+
+def upload(client: TestClient, name: str, content: bytes, **form: str) -> dict:
+    response = client.post("/v1/datasets", files={"file": (name, content)}, data=form)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "processing"
+    return response.json()
+
+
+def ingest(api: Api, ingestor: DatasetIngestor, name: str, content: bytes, **form: str) -> dict:
+    client, _ = api
+    dataset = upload(client, name, content, **form)
+    ingestor.run(dataset["id"])
+    return client.get(f"/v1/datasets/{dataset['id']}").json()
+
+
+def arrays(api: Api, dataset: dict) -> tuple[np.ndarray, np.ndarray]:
+    root = api[1].resolved_artifacts_dir / "datasets" / dataset["id"]
+    return np.load(root / "x.npy"), np.load(root / "y.npy")
+
+
+def files_of(api: Api, dataset_id: str) -> list[Path]:
+    root = api[1].resolved_artifacts_dir / "datasets" / dataset_id
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def npz(**arrays_: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays_)
+    return buffer.getvalue()
+
+
+# ---- good files ---------------------------------------------------------------------------
+
+
+def test_csv_becomes_arrays_with_column_statistics(api: Api, ingestor: DatasetIngestor) -> None:
+    csv = b"a,b,c,target\n1,2,3,0.5\n4,5,6,1.5\n7,8,9,2.5\n"
+    dataset = ingest(api, ingestor, "data.csv", csv, target="target")
+    assert dataset["status"] == "ready", dataset["error"]
+    assert (dataset["rows"], dataset["x_shape"], dataset["y_shape"]) == (3, [3, 3], [3])
+    assert (dataset["x_dtype"], dataset["y_dtype"]) == ("float32", "float32")
+    assert dataset["feature_names"] == ["a", "b", "c"]
+    assert dataset["columns"][0] == {
+        "name": "a", "min": 1.0, "max": 7.0, "mean": 4.0, "std": pytest.approx(np.std([1, 4, 7])),
+        "missing": 0,
+    }  # fmt: skip
+    x, y = arrays(api, dataset)
+    assert x.tolist() == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert y.tolist() == [0.5, 1.5, 2.5]
+    assert [p.name for p in files_of(api, dataset["id"])] == ["x.npy", "y.npy"]  # upload removed
+
+
+def test_csv_feature_subset_and_two_targets(api: Api, ingestor: DatasetIngestor) -> None:
+    csv = b"id,a,b,t1,t2\n1,1,2,3,4\n2,5,6,7,8\n"
+    dataset = ingest(api, ingestor, "d.csv", csv, target="t1, t2", features="a,b")
+    assert dataset["status"] == "ready", dataset["error"]
+    assert (dataset["x_shape"], dataset["y_shape"]) == ([2, 2], [2, 2])
+    assert dataset["target_names"] == ["t1", "t2"]
+
+
+def test_string_labels_are_encoded_in_sorted_order(api: Api, ingestor: DatasetIngestor) -> None:
+    csv = b"f,animal\n1,dog\n2,cat\n3,emu\n4,cat\n"
+    dataset = ingest(api, ingestor, "d.csv", csv, target="animal")
+    assert dataset["labels"] == ["cat", "dog", "emu"]
+    assert arrays(api, dataset)[1].tolist() == [1, 0, 2, 0]
+
+
+def test_chunks_are_stitched_and_rows_named_across_them(
+    api: Api, ingestor: DatasetIngestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker.parsers, "CHUNK_ROWS", 7)
+    rows = [f"{i},{i * 2},{i % 3}" for i in range(50)]
+    dataset = ingest(api, ingestor, "d.csv", ("x1,x2,y\n" + "\n".join(rows)).encode(), target="y")
+    x, y = arrays(api, dataset)
+    assert x[:, 0].tolist() == list(range(50)) and y.tolist() == [i % 3 for i in range(50)]
+    rows[40] = "40,oops,1"
+    bad = ingest(api, ingestor, "d.csv", ("x1,x2,y\n" + "\n".join(rows)).encode(), target="y")
+    assert bad["error"]["message"] == (
+        "row 41 (line 42), column 'x2': expected a number, received 'oops'"
+    )
+
+
+def test_npz_images_and_compressed(api: Api, ingestor: DatasetIngestor) -> None:
+    x = np.random.default_rng(0).random((10, 8, 8, 1)).astype(np.float32)
+    y = np.arange(10) % 3
+    dataset = ingest(api, ingestor, "images.npz", npz(x=x, y=y))
+    assert dataset["status"] == "ready", dataset["error"]
+    assert (dataset["x_shape"], dataset["y_shape"]) == ([10, 8, 8, 1], [10])
+    stored_x, stored_y = arrays(api, dataset)
+    assert np.array_equal(stored_x, x) and stored_y.tolist() == y.tolist()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=x, y=y)
+    assert ingest(api, ingestor, "c.npz", buffer.getvalue())["status"] == "ready"
+
+
+def test_json_lines_as_columns_and_as_arrays(api: Api, ingestor: DatasetIngestor) -> None:
+    lines = [{"a": 1, "b": 2.5, "label": "yes"}, {"a": 3, "b": 4.5, "label": "no"}]
+    text = "\n".join(json.dumps(r) for r in lines).encode()
+    dataset = ingest(api, ingestor, "d.jsonl", text, target="label")
+    assert (dataset["status"], dataset["labels"]) == ("ready", ["no", "yes"])
+    arrays_lines = [{"x": [[1, 2], [3, 4]], "y": [1]}, {"x": [[5, 6], [7, 8]], "y": [0]}]
+    text = "\n".join(json.dumps(r) for r in arrays_lines).encode()
+    dataset = ingest(api, ingestor, "d.ndjson", text)
+    assert (dataset["x_shape"], dataset["y_shape"]) == ([2, 2, 2], [2, 1])
+
+
+# ---- bad files ----------------------------------------------------------------------------
+
+HEADER = b"a,b,y\n"
+BAD_UPLOADS = [
+    ("no header", "d.csv", b"1,2,3\n4,5,6\n", {"target": "3"}, "expected a header row"),
+    ("ragged row", "d.csv", HEADER + b"1,2,3\n4,5,6,7\n", {"target": "y"}, "Expected 3 fields in line 3, saw 4"),
+    ("short row", "d.csv", HEADER + b"1,2,3\n4,5\n", {"target": "y"}, "row 2 (line 3), column 'y': expected a value, received a missing one"),
+    ("non-numeric feature", "d.csv", HEADER + b"1,x,3\n", {"target": "y"}, "row 1 (line 2), column 'b': expected a number, received 'x'"),
+    ("NaN", "d.csv", HEADER + b"1,2,3\nNaN,5,6\n", {"target": "y"}, "row 2 (line 3), column 'a': expected a value, received a missing one"),
+    ("infinity", "d.csv", HEADER + b"1,inf,3\n", {"target": "y"}, "row 1 (line 2), column 'b': expected a finite number, received inf"),
+    ("unknown target", "d.csv", HEADER + b"1,2,3\n", {"target": "price"}, "expected columns among 'a', 'b', 'y', received 'price'"),
+    ("no target", "d.csv", HEADER + b"1,2,3\n", {}, "expected a target column"),
+    ("header only", "d.csv", HEADER, {"target": "y"}, "expected data rows after the header"),
+    ("zip named csv", "d.csv", npz(x=np.ones((2, 2)), y=np.ones(2)), {"target": "y"}, "expected a text .csv file, received binary data"),
+    ("csv named npz", "d.npz", HEADER + b"1,2,3\n", {}, "expected a .npz (zip) file"),
+    ("wrong npz keys", "d.npz", npz(features=np.ones((2, 2)), labels=np.ones(2)), {}, "expected arrays 'x' and 'y' in the .npz, received 'features', 'labels'"),
+    ("pickled npz", "d.npz", npz(x=np.array([{"a": 1}, {"b": 2}], dtype=object), y=np.ones(2)), {}, "holds Python objects (pickle)"),
+    ("x and y lengths", "d.npz", npz(x=np.ones((3, 2)), y=np.ones(2)), {}, "expected as many rows in 'y' as in 'x' (3), received 2"),
+    ("NaN in npz", "d.npz", npz(x=np.array([[1.0, np.nan]]), y=np.ones(1)), {}, "row 1, column 'x': expected a finite number"),
+    ("truncated npz", "d.npz", npz(x=np.ones((100, 20)), y=np.ones(100))[:2000], {}, "damaged or truncated"),
+    ("invalid json line", "d.jsonl", b'{"a": 1, "y": 2}\n{"a": \n', {"target": "y"}, "line 2: expected a JSON object, received invalid JSON"),
+    ("ragged json arrays", "d.jsonl", b'{"x": [1, 2], "y": 1}\n{"x": [1], "y": 1}\n', {}, "line 2, column 'x': expected shape [2] like the first line, received [1]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "form", "message"),
+    [case[1:] for case in BAD_UPLOADS],
+    ids=[case[0] for case in BAD_UPLOADS],
+)
+def test_bad_files_fail_naming_the_problem_and_leave_nothing(
+    api: Api, ingestor: DatasetIngestor, name: str, content: bytes, form: dict, message: str
+) -> None:
+    dataset = ingest(api, ingestor, name, content, **form)
+    assert dataset["status"] == "failed"
+    assert message in dataset["error"]["message"]
+    assert files_of(api, dataset["id"]) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "loc", "message"),
+    [
+        ("d.csv", b"", "file", "expected data, received an empty file"),
+        ("d.xlsx", b"x", "file", "expected a .csv, .npz or .jsonl file"),
+        ("d.csv", b"a,b\n1,2\n", "target", "expected distinct comma-separated column names"),
+    ],
+)
+def test_refused_at_upload(api: Api, name: str, content: bytes, loc: str, message: str) -> None:
+    client, _ = api
+    form = {"target": "b,,b"} if loc == "target" else {"target": "b"}
+    response = client.post("/v1/datasets", files={"file": (name, content)}, data=form)
+    assert response.status_code == 422
+    detail = response.json()["error"]["details"][0]
+    assert (detail["loc"], message in detail["message"]) == (loc, True)
+    assert client.get("/v1/datasets").json()["data"] == []
+
+
+def test_upload_over_the_limit_is_413(api: Api, embedded_settings: Settings) -> None:
+    from fitq.store.migrate import upgrade
+    from service.main import create_app
+
+    settings = embedded_settings.model_copy(update={"max_upload_bytes": 1000})
+    upgrade(settings.resolved_database_url)
+    with TestClient(create_app(settings)) as client:
+        declared = client.post("/v1/datasets", files={"file": ("d.csv", b"a,b\n" + b"1,2\n" * 500)})
+        assert declared.status_code == 413
+        assert declared.json()["error"]["type"] == "payload_too_large"
+
+        def chunks():
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.csv"\r\n\r\n'
+            for _ in range(100):
+                yield b"1,2\n" * 50
+
+        streamed = client.post(
+            "/v1/datasets",
+            content=chunks(),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["error"]["type"] == "payload_too_large"
+        assert client.get("/v1/datasets").json()["data"] == []
+
+
+def test_filenames_are_shown_never_used_as_paths(api: Api, ingestor: DatasetIngestor) -> None:
+    dataset = ingest(api, ingestor, "../../etc/passwd.csv", b"a,y\n1,2\n", target="y")
+    assert dataset["filename"] == "passwd.csv"
+    assert dataset["status"] == "ready"
+
+
+# ---- list and delete ----------------------------------------------------------------------
+
+
+def test_list_pages_newest_first(api: Api) -> None:
+    client, _ = api
+    ids = [upload(client, "d.csv", b"a,y\n1,2\n", target="y")["id"] for _ in range(3)]
+    page = client.get("/v1/datasets", params={"limit": 2}).json()
+    assert [d["id"] for d in page["data"]] == ids[::-1][:2]
+    rest = client.get("/v1/datasets", params={"after": page["next_after"]}).json()
+    assert [d["id"] for d in rest["data"]] == ids[:1] and not rest["has_more"]
+
+
+def test_delete_rules(api: Api, ingestor: DatasetIngestor) -> None:
+    client, _ = api
+    processing = upload(client, "d.csv", b"a,y\n1,2\n", target="y")
+    assert client.delete(f"/v1/datasets/{processing['id']}").status_code == 409
+    ingestor.run(processing["id"])
+
+    job = {
+        "model": {"layers": [{"type": "Dense", "units": 1, "input_shape": [1]}]},
+        "compile": {"loss": "mse"},
+        "data": {"train": {"dataset_id": processing["id"]}},
+    }
+    job_id = client.post("/v1/jobs", json=job).json()["id"]
+    conflict = client.delete(f"/v1/datasets/{processing['id']}")
+    assert conflict.status_code == 409
+    assert job_id in conflict.json()["error"]["message"]
+
+    unused = ingest(api, ingestor, "d.csv", b"a,y\n1,2\n", target="y")
+    assert client.delete(f"/v1/datasets/{unused['id']}").status_code == 204
+    assert client.get(f"/v1/datasets/{unused['id']}").status_code == 404
+    assert files_of(api, unused["id"]) == []
+    assert client.delete("/v1/datasets/ds_nope").status_code == 404
+
+
+def test_a_pickle_is_never_loaded(api: Api, ingestor: DatasetIngestor, tmp_path: Path) -> None:
+    """A .npz whose member is a raw pickle, not an .npy: refused without unpickling."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (marker.touch, ())
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.npy", pickle.dumps(Exploit()))
+        archive.writestr("y.npy", pickle.dumps(Exploit()))
+    dataset = ingest(api, ingestor, "evil.npz", buffer.getvalue())
+    assert dataset["status"] == "failed"
+    assert not marker.exists()
