@@ -27,6 +27,9 @@ class JobResult(BaseModel):
     train_seconds: float
     model_url: str | None = None
     execution: dict[str, Any] = Field(description="The execution settings fitq chose.")
+    labels: list[Any] | None = Field(
+        None, description="Class i of the model's output is labels[i] (encoded targets)."
+    )
     early_stopping: dict[str, Any] | None = Field(
         None, description="stopped_epoch, best_epoch (1-based), restored_best_weights."
     )

@@ -26,6 +26,7 @@ from worker.backend import describe_environment
 from worker.heartbeat import Heartbeat
 from worker.training import (
     Arrays,
+    Execution,
     HistoryEpoch,
     TrainingData,
     TrainingOutcome,
@@ -112,9 +113,10 @@ class JobRunner:
             if dataset is None or dataset.x_key is None or dataset.y_key is None:
                 raise DataError(f"dataset {stored.dataset_id} is missing from the store")
             try:
+                # Memory maps: the training code reads them into memory or streams batches.
                 return Arrays(
-                    self.artifacts.load_array(dataset.x_key),
-                    self.artifacts.load_array(dataset.y_key),
+                    self.artifacts.load_array(dataset.x_key, mmap=True),
+                    self.artifacts.load_array(dataset.y_key, mmap=True),
                 )
             except (OSError, ValueError) as exc:
                 raise DataError(f"dataset {stored.dataset_id} could not be read: {exc}") from exc
@@ -161,7 +163,20 @@ class JobRunner:
             if not owned or hb.lost.is_set():
                 raise LeaseLost(job_id)
 
-        return train(spec.model, spec.compile, spec.fit, data, spec.seed, on_epoch=on_epoch)
+        execution = Execution(
+            standardize=spec.data.standardize,
+            label_encoding=spec.data.label_encoding,
+            in_memory_bytes=self.settings.in_memory_bytes,
+        )
+        return train(
+            spec.model,
+            spec.compile,
+            spec.fit,
+            data,
+            spec.seed,
+            on_epoch=on_epoch,
+            execution=execution,
+        )
 
     def _finish_trained(
         self, job_id: str, attempt: int, spec: JobSpec, outcome: TrainingOutcome
@@ -184,7 +199,8 @@ class JobRunner:
         result: dict[str, Any] = {
             "test_loss": outcome.test_loss,
             "test_metrics": outcome.test_metrics,
-            "model_summary": summarize(spec.model).model_dump(),
+            "model_summary": summarize(spec.model, standardize=spec.data.standardize).model_dump(),
+            "labels": spec.data.label_encoding.labels if spec.data.label_encoding else None,
             "train_seconds": outcome.train_seconds,
             "execution": outcome.execution,
             "early_stopping": outcome.early_stopping,

@@ -16,8 +16,10 @@ import keras
 import numpy as np
 
 from fitq.spec.compile import CompileSpec
+from fitq.spec.data import LabelEncoding
 from fitq.spec.inference import split_rows
 from fitq.spec.job import FitSpec, ModelSpec
+from worker.streaming import RowBatches, column_moments
 
 HistoryEpoch = dict[str, float | int | None]
 EpochHook = Callable[[list[HistoryEpoch]], None]
@@ -56,8 +58,30 @@ OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
 
 @dataclass(frozen=True)
 class Arrays:
+    """Features and targets (arrays or memory maps); ``rows`` selects and orders rows without
+    copying them (shuffles and splits of a large dataset stay indexes until batches are read)."""
+
     x: np.ndarray
     y: np.ndarray
+    rows: np.ndarray | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.x) if self.rows is None else len(self.rows)
+
+    @property
+    def nbytes(self) -> int:
+        per_row = (self.x.nbytes + self.y.nbytes) / max(len(self.x), 1)
+        return int(per_row * self.count)
+
+    def row_index(self) -> np.ndarray:
+        return np.arange(len(self.x)) if self.rows is None else self.rows
+
+    def materialize(self) -> tuple[np.ndarray, np.ndarray]:
+        """In memory, as a hand-written script would hold them."""
+        if self.rows is None:
+            return np.asarray(self.x), np.asarray(self.y)
+        return np.asarray(self.x[self.rows]), np.asarray(self.y[self.rows])
 
 
 @dataclass(frozen=True)
@@ -79,15 +103,34 @@ class TrainingOutcome:
     early_stopping: dict[str, Any] | None = None
 
 
-def build_model(spec: ModelSpec) -> keras.Model:
+def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
     """``Sequential([Input(shape), layer, …])``: the same weights as ``input_shape=`` on the
-    first layer after the same seed (checked by a test)."""
+    first layer after the same seed (checked by a test). ``first`` (a fitted Normalization)
+    goes right after the input."""
     layers: list[Any] = [keras.Input(shape=spec.resolved_input_shape)]
+    if first is not None:
+        layers.append(first)
     for layer in spec.layers:
         # The type is allowlisted by the spec's discriminated union: no user string reaches
         # getattr unchecked.
         layers.append(getattr(keras.layers, layer.type)(**layer.keras_kwargs()))
     return keras.Sequential(layers)
+
+
+def label_transform(
+    encoding: LabelEncoding | None, width: int
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Stored class values → class indexes (``classes`` is sorted), one-hot when asked."""
+    if encoding is None:
+        return None
+    classes = np.asarray(encoding.classes, dtype=np.float32)
+    eye = np.eye(width, dtype=np.float32)
+
+    def transform(y: np.ndarray) -> np.ndarray:
+        codes = np.searchsorted(classes, y.reshape(len(y)))
+        return eye[codes] if encoding.one_hot else codes.astype(np.float32)
+
+    return transform
 
 
 def compile_model(model: keras.Model, spec: CompileSpec) -> None:
@@ -109,13 +152,15 @@ def prepare_data(
     """``data.shuffle_before_split`` permutes the training rows with
     ``np.random.default_rng(seed)``; ``data.test_split`` then holds out the last fraction for
     ``evaluate``, with Keras's ``validation_split`` arithmetic."""
+    rows = train.row_index()
     if shuffle_before_split:
-        order = np.random.default_rng(seed).permutation(len(train.x))
-        train = Arrays(train.x[order], train.y[order])
+        rows = np.random.default_rng(seed).permutation(len(train.x))
     if test_split:
-        kept = split_rows(len(train.x), test_split)[0]
-        test = Arrays(train.x[kept:], train.y[kept:])
-        train = Arrays(train.x[:kept], train.y[:kept])
+        kept = split_rows(len(rows), test_split)[0]
+        test = Arrays(train.x, train.y, rows[kept:])
+        rows = rows[:kept]
+    if shuffle_before_split or test_split:
+        train = Arrays(train.x, train.y, rows)
     return TrainingData(train, validation, test)
 
 
@@ -144,6 +189,15 @@ class _EpochRecorder(keras.callbacks.Callback):
             self._on_epoch(self.history)
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How to feed the model: fitq's choice per job, recorded in ``result.execution``."""
+
+    standardize: bool = False
+    label_encoding: LabelEncoding | None = None
+    in_memory_bytes: int | None = None  # above it, stream batches from the memory maps
+
+
 def train(
     model_spec: ModelSpec,
     compile_spec: CompileSpec,
@@ -151,29 +205,33 @@ def train(
     data: TrainingData,
     seed: int,
     on_epoch: EpochHook | None = None,
+    execution: Execution = Execution(),
 ) -> TrainingOutcome:
+    """What a hand-written script does, in this order: ``set_random_seed(seed)``; with
+    ``standardize``, ``norm = Normalization(); norm.adapt(x_train)``; ``Sequential([Input,
+    (norm,) *layers])``; ``compile``; ``fit``; ``evaluate``."""
+    total = sum(a.nbytes for a in (data.train, data.validation, data.test) if a is not None)
+    limit = execution.in_memory_bytes
+    streamed = limit is not None and total > limit
     keras.utils.set_random_seed(seed)
-    model = build_model(model_spec)
+    normalizer = _normalizer(data.train, streamed) if execution.standardize else None
+    model = build_model(model_spec, normalizer)
     compile_model(model, compile_spec)
+    transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
+    feed = (
+        _StreamedFeed(data, fit_spec, seed, transform) if streamed else _MemoryFeed(data, transform)
+    )
+
     recorder = _EpochRecorder(on_epoch)
     callbacks: list[keras.callbacks.Callback] = [recorder]
     stopper = None
     if fit_spec.early_stopping is not None:
         stopper = keras.callbacks.EarlyStopping(**fit_spec.early_stopping.model_dump())
         callbacks.append(stopper)
-    validation = (data.validation.x, data.validation.y) if data.validation else None
 
     started = time.perf_counter()
     model.fit(
-        data.train.x,
-        data.train.y,
-        batch_size=fit_spec.batch_size,
-        epochs=fit_spec.epochs,
-        validation_data=validation,
-        validation_split=fit_spec.validation_split or 0.0,
-        shuffle=fit_spec.shuffle,
-        callbacks=callbacks,
-        verbose=0,
+        **feed.fit_arguments(fit_spec), epochs=fit_spec.epochs, callbacks=callbacks, verbose=0
     )
     outcome = TrainingOutcome(
         model=model,
@@ -183,7 +241,9 @@ def train(
             "steps_per_execution": 1,
             "jit_compile": bool(getattr(model, "jit_compile", False)),
             "run_eagerly": bool(model.run_eagerly),
-            "data": "in_memory",
+            "data": "streamed" if streamed else "in_memory",
+            "data_bytes": total,
+            "standardize": execution.standardize,
         },
     )
     if stopper is not None:
@@ -197,14 +257,105 @@ def train(
             ),
         }
     if data.test is not None and not recorder.non_finite:
-        scores = model.evaluate(
-            data.test.x,
-            data.test.y,
-            batch_size=fit_spec.batch_size,
-            verbose=0,
-            return_dict=True,
-        )
+        scores = model.evaluate(**feed.test_arguments(fit_spec), verbose=0, return_dict=True)
         outcome.test_loss = _clean(scores["loss"])
         outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metrics}
     outcome.train_seconds = time.perf_counter() - started
     return outcome
+
+
+def _normalizer(train: Arrays, streamed: bool) -> keras.layers.Normalization:
+    if not streamed:
+        layer = keras.layers.Normalization()
+        layer.adapt(train.materialize()[0])
+        return layer
+    mean, variance = column_moments(train.x, train.row_index())
+    return keras.layers.Normalization(mean=mean, variance=variance)
+
+
+class _MemoryFeed:
+    """Arrays in memory, handed to Keras as a user would: results equal hand-run Keras."""
+
+    def __init__(
+        self, data: TrainingData, transform: Callable[[np.ndarray], np.ndarray] | None
+    ) -> None:
+        def load(arrays: Arrays | None) -> tuple[np.ndarray, np.ndarray] | None:
+            if arrays is None:
+                return None
+            x, y = arrays.materialize()
+            return x, (transform(y) if transform else y)
+
+        self.train = load(data.train)
+        self.validation = load(data.validation)
+        self.test = load(data.test)
+
+    def fit_arguments(self, fit: FitSpec) -> dict[str, Any]:
+        assert self.train is not None
+        return {
+            "x": self.train[0],
+            "y": self.train[1],
+            "batch_size": fit.batch_size,
+            "validation_data": self.validation,
+            "validation_split": fit.validation_split or 0.0,
+            "shuffle": fit.shuffle,
+        }
+
+    def test_arguments(self, fit: FitSpec) -> dict[str, Any]:
+        assert self.test is not None
+        return {"x": self.test[0], "y": self.test[1], "batch_size": fit.batch_size}
+
+
+class _StreamedFeed:
+    """Batches read from the memory maps; ``validation_split`` keeps Keras's meaning (the last
+    fraction of the training rows, before shuffling)."""
+
+    def __init__(
+        self,
+        data: TrainingData,
+        fit: FitSpec,
+        seed: int,
+        transform: Callable[[np.ndarray], np.ndarray] | None,
+    ) -> None:
+        rows = data.train.row_index()
+        validation: RowBatches | None = None
+        if fit.validation_split:
+            kept = split_rows(len(rows), fit.validation_split)[0]
+            validation = self._batches(data.train, rows[kept:], fit, seed, transform, shuffle=False)
+            rows = rows[:kept]
+        elif data.validation is not None:
+            validation = self._batches(data.validation, None, fit, seed, transform, shuffle=False)
+        self.train = self._batches(data.train, rows, fit, seed, transform, shuffle=fit.shuffle)
+        self.validation = validation
+        self.test = (
+            self._batches(data.test, None, fit, seed, transform, shuffle=False)
+            if data.test
+            else None
+        )
+
+    @staticmethod
+    def _batches(
+        arrays: Arrays,
+        rows: np.ndarray | None,
+        fit: FitSpec,
+        seed: int,
+        transform: Callable[[np.ndarray], np.ndarray] | None,
+        *,
+        shuffle: bool,
+    ) -> RowBatches:
+        chosen = rows if rows is not None else arrays.row_index()
+        return RowBatches(
+            arrays.x,
+            arrays.y,
+            chosen,
+            fit.batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            transform_y=transform,
+        )
+
+    def fit_arguments(self, fit: FitSpec) -> dict[str, Any]:
+        return {"x": self.train, "validation_data": self.validation}
+
+    def test_arguments(self, fit: FitSpec) -> dict[str, Any]:
+        assert self.test is not None
+        return {"x": self.test}

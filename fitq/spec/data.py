@@ -119,6 +119,10 @@ class DataSpec(SpecModel):
     shuffle_before_split: bool = Field(
         False, description="Shuffle train with the job's seed before taking any split."
     )
+    standardize: bool = Field(
+        False,
+        description="Prepend a keras.layers.Normalization adapted on the training rows.",
+    )
 
     @model_validator(mode="after")
     def _one_test_source(self) -> DataSpec:
@@ -128,6 +132,22 @@ class DataSpec(SpecModel):
 
     def sources(self) -> dict[str, InlineArrays | DatasetRef]:
         return {s: getattr(self, s) for s in SPLITS if getattr(self, s) is not None}
+
+
+class LabelEncoding(SpecModel):
+    """How a classification target is turned into what the loss expects: class ``classes[i]``
+    (a value as stored) becomes ``i``, one-hot when ``one_hot``. ``names`` are the original
+    labels of a dataset whose target was text; ``result.labels`` maps predictions back."""
+
+    classes: list[float]
+    names: list[str] | None = None
+    one_hot: bool = False
+
+    @property
+    def labels(self) -> list[Any]:
+        if self.names is not None:
+            return [self.names[int(c)] for c in self.classes]
+        return [int(c) if float(c).is_integer() else c for c in self.classes]
 
 
 class StoredData(SpecModel):

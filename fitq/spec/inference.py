@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from fitq.errors import SpecError
 from fitq.spec.compile import CompileSpec
+from fitq.spec.data import LabelEncoding
 from fitq.spec.job import FitSpec, ModelSpec
 from fitq.spec.layers import Embedding, Shape
 
@@ -52,13 +53,23 @@ class SplitData:
     y_shape: Sequence[int]
     x_values: ValueRange | None = None
     y_values: ValueRange | None = None
+    y_classes: Sequence[float] | None = None  # distinct target values, when few and integral
+    labels: Sequence[str] | None = None  # a text target's labels: y holds their codes
 
 
-def summarize(model: ModelSpec, max_params: int | None = None) -> ModelSummary:
+def summarize(
+    model: ModelSpec, max_params: int | None = None, *, standardize: bool = False
+) -> ModelSummary:
     shape = model.resolved_input_shape
     assert shape is not None  # guaranteed by ModelSpec's validator
     input_shape: Shape = shape
     layers: list[LayerSummary] = []
+    if standardize:  # Normalization: a mean and a variance per feature, and a count
+        layers.append(
+            LayerSummary(
+                type="Normalization", output_shape=[None, *shape], params=2 * shape[-1] + 1
+            )
+        )
     trainable = 0
     for i, layer in enumerate(model.layers):
         loc = f"model.layers.{i}"
@@ -100,10 +111,12 @@ def check_data(
     summary: ModelSummary,
     compile_spec: CompileSpec,
     splits: Mapping[str, SplitData],
-) -> None:
-    """``splits`` maps ``train`` / ``validation`` / ``test`` to their shapes (rows first)."""
+) -> LabelEncoding | None:
+    """``splits`` maps ``train`` / ``validation`` / ``test`` to their shapes (rows first).
+    Returns how a classification target will be encoded, if it needs to be."""
     model_in = tuple(summary.input_shape[1:])
     model_out = tuple(d for d in summary.output_shape[1:] if d is not None)
+    encoding = plan_labels(compile_spec, model_out, splits["train"]) if "train" in splits else None
     first = model.layers[0]
     for split, data in splits.items():
         if tuple(data.x_shape[1:]) != model_in:
@@ -114,7 +127,47 @@ def check_data(
             )
         if isinstance(first, Embedding) and data.x_values is not None:
             _check_token_ids(f"data.{split}.x", data.x_values, first.input_dim)
-        _check_targets(f"data.{split}.y", data, model_out, compile_spec)
+        if encoding is not None:
+            _check_classes(f"data.{split}.y", data, encoding)
+        _check_targets(f"data.{split}.y", data, model_out, compile_spec, encoding)
+    return encoding
+
+
+def plan_labels(
+    compile_spec: CompileSpec, model_out: Shape, train: SplitData
+) -> LabelEncoding | None:
+    """Classification targets become what the loss expects: classes 0..k-1 (sparse), one-hot
+    rows (categorical, from one label column), 0/1 (binary, two classes). Regression targets and
+    targets already in that form are left as they are."""
+    family = compile_spec.loss.family
+    classes = list(train.y_classes) if train.y_classes is not None else None
+    labels = list(train.labels) if train.labels is not None else None
+    if family == "regression" or classes is None:
+        return None
+    scalar = tuple(train.y_shape[1:]) in ((), (1,))
+    one_hot = family == "categorical" and scalar and model_out[-1] >= 2
+    if family == "categorical" and not one_hot:
+        return None  # already one row per class
+    if family == "binary" and (len(classes) > 2 or not scalar):
+        return None  # several binary targets, or values the range check will refuse
+    contiguous = classes == list(range(len(classes)))
+    if family == "binary" and set(classes) <= {0.0, 1.0}:
+        contiguous = True
+    if contiguous and not one_hot and labels is None:
+        return None
+    return LabelEncoding(classes=classes, names=labels, one_hot=one_hot)
+
+
+def _check_classes(loc: str, data: SplitData, encoding: LabelEncoding) -> None:
+    if data.y_classes is None:
+        return
+    unseen = sorted(set(data.y_classes) - set(encoding.classes))
+    if unseen:
+        raise SpecError(
+            loc,
+            f"expected only classes seen in the training targets, received "
+            f"{', '.join(f'{c:g}' for c in unseen[:5])}",
+        )
 
 
 def _check_token_ids(loc: str, values: ValueRange, input_dim: int) -> None:
@@ -127,19 +180,26 @@ def _check_token_ids(loc: str, values: ValueRange, input_dim: int) -> None:
         )
 
 
-def _check_targets(loc: str, data: SplitData, model_out: Shape, compile_spec: CompileSpec) -> None:
+def _check_targets(
+    loc: str,
+    data: SplitData,
+    model_out: Shape,
+    compile_spec: CompileSpec,
+    encoding: LabelEncoding | None,
+) -> None:
     loss = compile_spec.loss
     y_rows = tuple(data.y_shape[1:])
     width = model_out[-1]
     sparse_shapes = (model_out[:-1], (*model_out[:-1], 1))
     sparse = loss.family == "sparse"
-    if sparse:
-        if width < 2:
-            raise SpecError(
-                "model.layers",
-                f"{loss.type} expected an output of width ≥ 2 (one column per class), "
-                f"received an output of shape {list(model_out)}",
-            )
+    if loss.family in ("sparse", "categorical") and width < 2:
+        raise SpecError(
+            "model.layers",
+            f"{loss.type} expected an output of width ≥ 2 (one column per class), received "
+            f"width {width}"
+            f"{': use binary_crossentropy for two classes in one column' if not sparse else ''}",
+        )
+    if sparse or (encoding is not None and encoding.one_hot):
         if y_rows not in sparse_shapes:
             raise SpecError(
                 loc,
@@ -153,12 +213,16 @@ def _check_targets(loc: str, data: SplitData, model_out: Shape, compile_spec: Co
             f"{' or scalars' if model_out == (1,) else ''}, "
             f"received targets of shape {list(y_rows)}",
         )
-    if loss.family == "categorical" and width < 2:
-        raise SpecError(
-            "model.layers",
-            f"{loss.type} expected an output of width ≥ 2 (one column per class), received "
-            f"width {width}: use binary_crossentropy for two classes in one column",
-        )
+    if encoding is not None:
+        classes = len(encoding.classes)
+        limit = 2 if loss.family == "binary" else width
+        if classes > limit:
+            raise SpecError(
+                loc,
+                f"{loss.type} expected at most {limit} classes (the output width), received "
+                f"{classes} distinct targets",
+            )
+        return
     values = data.y_values
     if values is None:
         return
@@ -230,6 +294,7 @@ class Validation(BaseModel):
     valid: bool = True
     model_summary: ModelSummary
     estimated_work: EstimatedWork
+    label_encoding: LabelEncoding | None = None
 
 
 def validate_job(
@@ -240,10 +305,11 @@ def validate_job(
     *,
     test_split: float | None,
     max_params: int | None,
+    standardize: bool = False,
 ) -> Validation:
-    summary = summarize(model, max_params)
-    check_data(model, summary, compile_spec, splits)
+    summary = summarize(model, max_params, standardize=standardize)
+    encoding = check_data(model, summary, compile_spec, splits)
     work = check_splits(
         fit, compile_spec, splits["train"].x_shape[0], "validation" in splits, test_split
     )
-    return Validation(model_summary=summary, estimated_work=work)
+    return Validation(model_summary=summary, estimated_work=work, label_encoding=encoding)

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from fitq.spec.base import SpecModel
 from fitq.spec.compile import CompileSpec
-from fitq.spec.data import DataSpec, StoredData
+from fitq.spec.data import DataSpec, LabelEncoding, StoredData
 from fitq.spec.layers import Layer
 
 SPEC_VERSION = 1
@@ -89,6 +89,8 @@ class StoredDataSpec(SpecModel):
     test: StoredData | None = None
     test_split: float | None = None
     shuffle_before_split: bool = False
+    standardize: bool = False
+    label_encoding: LabelEncoding | None = None
 
 
 class JobSpec(JobSpecBase):

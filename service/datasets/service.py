@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import ArtifactStore, dataset_key, dataset_prefix, upload_key
 from fitq.errors import FitqError, RequestErrorType, SpecError, not_found
 from fitq.ids import DATASET_PREFIX, is_valid_id, new_id
 from fitq.schemas import DatasetList, DatasetRead
-from fitq.spec import DatasetRef, InlineArrays, StoredData
+from fitq.spec import DatasetRef, InlineArrays, SplitData, StoredData, ValueRange, value_range
 from fitq.statuses import DatasetStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -24,7 +25,10 @@ from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
 
 
-def resolve_reference(session: Session, tenant_id: str, split: str, ref: DatasetRef) -> StoredData:
+def resolve_reference(
+    session: Session, tenant_id: str, split: str, ref: DatasetRef
+) -> tuple[StoredData, SplitData]:
+    """The caller's ready dataset, as the job stores it and as the submit checks see it."""
     dataset = repo.get_dataset(session, tenant_id, ref.dataset_id)
     loc = f"data.{split}.dataset_id"
     if dataset is None:
@@ -33,7 +37,42 @@ def resolve_reference(session: Session, tenant_id: str, split: str, ref: Dataset
         )
     if dataset.status != DatasetStatus.ready:
         raise SpecError(loc, f"expected a ready dataset, received one that is {dataset.status}")
-    return stored_data(dataset)
+    return stored_data(dataset), _split_of(dataset)
+
+
+def _split_of(dataset: Dataset) -> SplitData:
+    assert dataset.x_shape is not None and dataset.y_shape is not None
+    stats = dataset.stats or {}
+
+    def values(prefix: str) -> ValueRange | None:
+        if f"{prefix}_min" not in stats:
+            return None
+        low, high = stats[f"{prefix}_min"], stats[f"{prefix}_max"]
+        return ValueRange(low, high, bool(stats[f"{prefix}_integral"]))
+
+    return SplitData(
+        dataset.x_shape,
+        dataset.y_shape,
+        values("x"),
+        values("y"),
+        y_classes=stats.get("y_classes"),
+        labels=dataset.labels,
+    )
+
+
+def inline_split(arrays: InlineArrays) -> SplitData:
+    y_low, y_high, y_integral = value_range(arrays.y)
+    classes = None
+    if y_integral:
+        distinct = np.unique(arrays.y)
+        classes = distinct.tolist() if len(distinct) <= MAX_LISTED_CLASSES else None
+    return SplitData(
+        arrays.x.shape,
+        arrays.y.shape,
+        ValueRange(*value_range(arrays.x)),
+        ValueRange(y_low, y_high, y_integral),
+        y_classes=classes,
+    )
 
 
 def store_inline(artifacts: ArtifactStore, tenant_id: str, arrays: InlineArrays) -> Dataset:
@@ -69,6 +108,7 @@ def stored_data(dataset: Dataset) -> StoredData:
     )
 
 
+MAX_LISTED_CLASSES = 1_000  # as the ingest worker: more distinct values is not a class target
 UPLOAD_FORMATS = {".csv": "csv", ".npz": "npz", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 

@@ -17,13 +17,10 @@ from fitq.spec import (
     InlineArrays,
     JobCreate,
     JobSpec,
-    SplitData,
     StoredData,
     StoredDataSpec,
     Validation,
-    ValueRange,
     validate_job,
-    value_range,
 )
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
@@ -31,7 +28,12 @@ from fitq.store.db import transaction
 from fitq.store.models import Job
 from fitq.store.types import utcnow
 from service.context import ServiceContext
-from service.datasets.service import resolve_reference, store_inline, stored_data
+from service.datasets.service import (
+    inline_split,
+    resolve_reference,
+    store_inline,
+    stored_data,
+)
 from service.jobs.presenter import job_read
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
@@ -57,10 +59,11 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
                 f"received {len(arrays.x)}: upload larger data as a dataset",
             )
     with transaction(ctx.sessions) as session:
-        referenced = {s: resolve_reference(session, tenant_id, s, r) for s, r in refs.items()}
+        resolved = {s: resolve_reference(session, tenant_id, s, r) for s, r in refs.items()}
+    referenced = {s: stored for s, (stored, _) in resolved.items()}
     splits = {
-        **{s: _split_data(a) for s, a in inline.items()},
-        **{s: SplitData(d.x_shape, d.y_shape) for s, d in referenced.items()},
+        **{s: inline_split(a) for s, a in inline.items()},
+        **{s: split for s, (_, split) in resolved.items()},
     }
     validation = validate_job(
         body.model,
@@ -69,17 +72,9 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
         splits,
         test_split=body.data.test_split,
         max_params=ctx.settings.max_params,
+        standardize=body.data.standardize,
     )
     return CheckedJob(validation, inline, referenced)
-
-
-def _split_data(arrays: InlineArrays) -> SplitData:
-    return SplitData(
-        arrays.x.shape,
-        arrays.y.shape,
-        ValueRange(*value_range(arrays.x)),
-        ValueRange(*value_range(arrays.y)),
-    )
 
 
 def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
@@ -96,6 +91,8 @@ def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
             **stored,
             test_split=body.data.test_split,
             shuffle_before_split=body.data.shuffle_before_split,
+            standardize=body.data.standardize,
+            label_encoding=checked.validation.label_encoding,
         ),
     )
     job = Job(

@@ -94,7 +94,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(
     job_id = submit(client, tiny_job(epochs=3))
     real_train = worker.runner.train
 
-    def train_then_taken_over(*args, on_epoch):
+    def train_then_taken_over(*args, on_epoch, **kwargs):
         def takeover_then_report(history):
             # The sweeper re-queued the job and another worker claimed attempt 2.
             with transaction(runner.sessions) as session:
@@ -103,7 +103,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(
                 job.attempt += 1
             on_epoch(history)
 
-        return real_train(*args, on_epoch=takeover_then_report)
+        return real_train(*args, on_epoch=takeover_then_report, **kwargs)
 
     monkeypatch.setattr(worker.runner, "train", train_then_taken_over)
     assert runner.run(job_id) == RunResult.lost

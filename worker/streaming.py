@@ -1,0 +1,72 @@
+"""Training data too large for memory: batches read from memory-mapped ``.npy`` arrays by
+row index, with a seeded shuffle per epoch, so a worker's memory stays bounded by a few
+batches whatever the dataset's size."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+class RowBatches(keras.utils.PyDataset):
+    """Batches of ``x[rows]`` / ``y[rows]``; rows are reshuffled at each epoch's end with a
+    generator seeded by the job's seed, so a job's batches are the same on every run."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        rows: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        transform_y: Transform | None = None,
+    ) -> None:
+        super().__init__()
+        self.x, self.y = x, y
+        self.rows = rows
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.transform_y = transform_y
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(rows) if shuffle else rows
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        # Sorted within the batch: reads walk the file forwards; the batch's rows are the same.
+        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        x = np.asarray(self.x[rows], dtype=np.float32)
+        y = np.asarray(self.y[rows], dtype=np.float32)
+        return x, (self.transform_y(y) if self.transform_y else y)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._order = self._rng.permutation(self.rows)
+
+
+def column_moments(
+    x: np.ndarray, rows: np.ndarray, chunk: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance per feature over ``x[rows]`` in float64, a chunk at a time (what
+    ``Normalization.adapt`` computes, without holding the array)."""
+    count = 0
+    mean = np.zeros(x.shape[1:])
+    m2 = np.zeros(x.shape[1:])
+    for start in range(0, len(rows), chunk):
+        part = np.asarray(x[np.sort(rows[start : start + chunk])], dtype=np.float64)
+        n = len(part)
+        part_mean = part.mean(axis=0)
+        delta = part_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        m2 = m2 + ((part - part_mean) ** 2).sum(axis=0) + delta**2 * count * n / total
+        count = total
+    return mean, m2 / max(count, 1)
