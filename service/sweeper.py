@@ -19,6 +19,7 @@ from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.types import utcnow
 from service.context import ServiceContext
+from service.datasets.service import send_ingest
 from service.jobs.service import send_job
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,16 @@ class SweepReport:
     requeued: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    datasets_resent: list[str] = field(default_factory=list)
+    datasets_failed: list[str] = field(default_factory=list)
 
 
-def resend_due(job: repo.QueuedJob, now: datetime, base: timedelta) -> bool:
+def resend_due(
+    sends: int, last_sent_at: datetime | None, created_at: datetime, now: datetime, base: timedelta
+) -> bool:
     """Due ``base`` after the last send (or creation), doubling with each send."""
-    interval = min(base * 2 ** max(job.sends - 1, 0), MAX_RESEND_INTERVAL)
-    return (job.last_sent_at or job.created_at) + interval <= now
+    interval = min(base * 2 ** max(sends - 1, 0), MAX_RESEND_INTERVAL)
+    return (last_sent_at or created_at) + interval <= now
 
 
 def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
@@ -66,12 +71,43 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
     with transaction(ctx.sessions) as session:
         queued = repo.unclaimed_jobs(session)
     for job in queued:
-        if job.id in report.requeued or not resend_due(job, now, base):
+        due = resend_due(job.sends, job.last_sent_at, job.created_at, now, base)
+        if job.id in report.requeued or not due:
             continue
         log.info("job %s still queued after %d sends; re-sending", job.id, job.sends)
         if send_job(ctx, job.id, job.queue):
             report.resent.append(job.id)
+    _sweep_datasets(ctx, now, base, report)
     return report
+
+
+def _sweep_datasets(
+    ctx: ServiceContext, now: datetime, base: timedelta, report: SweepReport
+) -> None:
+    """An upload whose ingest died (lease expired) or whose message was lost is sent again,
+    until its attempts run out."""
+    with transaction(ctx.sessions) as session:
+        stalled = repo.stalled_datasets(session, now)
+    for dataset in stalled:
+        if dataset.lease_until is None:  # never claimed: wait for the message, then re-send
+            if not resend_due(dataset.sends, dataset.last_sent_at, dataset.created_at, now, base):
+                continue
+        elif dataset.attempt >= ctx.settings.max_attempts:
+            message = (
+                f"the ingest worker stopped responding during attempt {dataset.attempt} of "
+                f"{ctx.settings.max_attempts}; upload the file again"
+            )
+            with transaction(ctx.sessions) as session:
+                if repo.fail_stalled_dataset(session, dataset, message):
+                    report.datasets_failed.append(dataset.id)
+            continue
+        else:
+            with transaction(ctx.sessions) as session:
+                if not repo.release_dataset_lease(session, dataset, now):
+                    continue
+        log.info("dataset %s still processing; re-sending its ingest", dataset.id)
+        if send_ingest(ctx, dataset.id):
+            report.datasets_resent.append(dataset.id)
 
 
 class SweeperThread:

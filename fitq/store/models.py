@@ -68,9 +68,11 @@ class Dataset(Base):
     source_key: Mapped[str | None] = mapped_column(String(255))  # the upload as received
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Claim and lease of the ingest task, as for jobs.
+    # Claim and lease of the ingest task, and its sends, as for jobs.
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     rows: Mapped[int | None] = mapped_column(BigInteger)
     x_shape: Mapped[list[int] | None] = mapped_column(FiniteJSON)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import dataset_key
@@ -132,18 +132,41 @@ def finish_dataset(
     return result.rowcount == 1
 
 
-def stalled_datasets(session: Session, now: datetime, older_than: datetime) -> list[Dataset]:
-    """Uploads still processing whose ingest lease expired, or that nobody claimed."""
+def stalled_datasets(session: Session, now: datetime) -> list[Dataset]:
+    """Uploads still processing that no live ingest holds (never claimed, or lease expired)."""
     return list(
         session.scalars(
-            select(Dataset).where(
+            select(Dataset)
+            .where(
                 Dataset.status == DatasetStatus.processing,
-                or_(
-                    Dataset.lease_until < now,
-                    and_(Dataset.lease_until.is_(None), Dataset.created_at < older_than),
-                ),
+                or_(Dataset.lease_until.is_(None), Dataset.lease_until < now),
             )
+            .limit(500)
         )
+    )
+
+
+def release_dataset_lease(session: Session, dataset: Dataset, now: datetime) -> bool:
+    """An expired ingest lease is dropped, so the upload waits for a re-sent message."""
+    result = _execute(
+        session,
+        update(Dataset)
+        .where(
+            Dataset.id == dataset.id,
+            Dataset.attempt == dataset.attempt,
+            Dataset.status == DatasetStatus.processing,
+            Dataset.lease_until < now,
+        )
+        .values(lease_until=None),
+    )
+    return result.rowcount == 1
+
+
+def mark_dataset_sent(session: Session, dataset_id: str, now: datetime) -> None:
+    session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(sends=Dataset.sends + 1, last_sent_at=now)
     )
 
 
@@ -156,7 +179,12 @@ def fail_stalled_dataset(session: Session, dataset: Dataset, message: str) -> bo
             Dataset.attempt == dataset.attempt,
             Dataset.status == DatasetStatus.processing,
         )
-        .values(status=DatasetStatus.failed, error_message=message, finished_at=utcnow()),
+        .values(
+            status=DatasetStatus.failed,
+            error_message=message,
+            finished_at=utcnow(),
+            lease_until=None,
+        ),
     )
     return result.rowcount == 1
 

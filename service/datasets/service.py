@@ -19,6 +19,7 @@ from fitq.statuses import DatasetStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.models import Dataset
+from fitq.store.types import utcnow
 from service.context import ServiceContext
 from service.datasets.presenter import dataset_read
 from service.pagination import decode_cursor, encode_cursor
@@ -178,6 +179,7 @@ def create_upload(
 
 
 def send_ingest(ctx: ServiceContext, dataset_id: str) -> bool:
+    """Send the dataset's id to the ingest queue; a refusing broker fails the upload."""
     try:
         ctx.queue.send_ingest(dataset_id)
     except BrokerUnavailable as exc:
@@ -186,6 +188,8 @@ def send_ingest(ctx: ServiceContext, dataset_id: str) -> bool:
             if dataset is not None:
                 repo.fail_stalled_dataset(session, dataset, f"broker unavailable: {exc}")
         return False
+    with transaction(ctx.sessions) as session:
+        repo.mark_dataset_sent(session, dataset_id, utcnow())
     return True
 
 

@@ -108,3 +108,33 @@ def test_a_refused_send_fails_the_job_broker_unavailable(tmp_path: Path) -> None
         assert job["status"] == "failed"
         assert job["error"]["type"] == "broker_unavailable"
         assert client.get("/readyz").status_code == 503
+
+
+def upload(client: TestClient) -> str:
+    files = {"file": ("d.csv", b"a,y\n1,2\n")}
+    return client.post("/v1/datasets", files=files, data={"target": "y"}).json()["id"]
+
+
+def test_an_upload_whose_message_was_lost_is_resent(api: Api) -> None:
+    client, settings = api
+    ctx = context(client)
+    dataset_id = upload(client)
+    assert sweep_once(ctx).datasets_resent == []
+    later = utcnow() + timedelta(seconds=settings.resend_after_seconds + 1)
+    assert sweep_once(ctx, now=later).datasets_resent == [dataset_id]
+
+
+def test_an_ingest_that_died_is_resent_then_failed(api: Api) -> None:
+    client, settings = api
+    ctx = context(client)
+    dataset_id = upload(client)
+    for attempt in range(1, settings.max_attempts + 1):
+        with transaction(ctx.sessions) as session:
+            assert repo.claim_dataset(session, dataset_id, timedelta(seconds=-1)) == attempt
+        report = sweep_once(ctx)
+        if attempt < settings.max_attempts:
+            assert report.datasets_resent == [dataset_id]
+    assert report.datasets_failed == [dataset_id]
+    dataset = client.get(f"/v1/datasets/{dataset_id}").json()
+    assert dataset["status"] == "failed"
+    assert "stopped responding" in dataset["error"]["message"]

@@ -30,6 +30,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("attempt", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("sends", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("y_dtype", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("feature_names", JSON_TYPE, nullable=True))
         batch_op.add_column(sa.Column("target_names", JSON_TYPE, nullable=True))
@@ -42,7 +44,8 @@ def downgrade() -> None:
     with op.batch_alter_table("datasets", schema=None) as batch_op:
         batch_op.drop_index("ix_datasets_status_lease")
         for column in (
-            "labels", "stats", "target_names", "feature_names", "y_dtype", "lease_until",
+            "labels", "stats", "target_names", "feature_names", "y_dtype", "last_sent_at",
+            "sends", "lease_until",
             "attempt", "finished_at", "source_key", "options", "filename", "format",
         ):  # fmt: skip
             batch_op.drop_column(column)
