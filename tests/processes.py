@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from fitq.cli import api_command, worker_command
+from fitq.queues import TRAIN_QUEUE
 from fitq.settings import Settings
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ class Stack:
     env: dict[str, str]
     workdir: Path
     api: Child | None = None
-    workers: list[Child] = field(default_factory=list)
+    workers: list[Child] = field(default_factory=list)  # training workers, last started last
     base_url: str = ""
 
     @property
@@ -123,9 +124,9 @@ class Stack:
 
         wait_for(healthy, 60, 0.1, "the API")
 
-    def start_worker(self, name: str | None = None) -> Child:
+    def start_worker(self, name: str | None = None, queue: str = TRAIN_QUEUE) -> Child:
         name = name or f"w{len(self.workers)}"
-        command = worker_command(self.settings, name)
+        command = worker_command(self.settings, name, queue)
         worker = spawn(command, child_env(self.env), self.workdir / f"worker-{name}.log")
         self.workers.append(worker)
 
