@@ -55,7 +55,11 @@ class _Targets:
     def convert(self, chunk: Chunk) -> np.ndarray:
         values = chunk.y
         if values.dtype != object:
-            return values
+            if not self.labels_mode:
+                self.rows += len(values)
+                return values
+            # Labels came first; numbers in a later chunk are labels too ("1" stays "1").
+            values = np.array([_as_label(v) for v in values], dtype=object)
         if not self.labels_mode:
             numeric = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
             if not np.isnan(numeric).any():
@@ -98,6 +102,10 @@ class _Targets:
         for new, label in enumerate(labels):
             remap[self.codes[label]] = new
         return labels, remap
+
+
+def _as_label(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def ingest_file(

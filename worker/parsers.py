@@ -83,15 +83,18 @@ def _pick_columns(
 
 def _numeric(frame: pd.DataFrame, column: str, first_row: int, where: str) -> np.ndarray:
     series = frame[column]
-    values = pd.to_numeric(series, errors="coerce")
-    bad = values.isna() & series.notna()
-    if bad.any():
-        i = int(np.argmax(bad.to_numpy()))
-        raise IngestError(
-            f"{row_name(first_row + i, where)}, column {column!r}: expected a number, received "
-            f"{series.iloc[i]!r}"
-        )
-    array = values.to_numpy(dtype=np.float64)
+    if series.dtype.kind in "biuf":  # parsed as numbers by pandas' C parser: the fast path
+        array = series.to_numpy(dtype=np.float64)
+    else:
+        values = pd.to_numeric(series, errors="coerce")
+        bad = values.isna() & series.notna()
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            raise IngestError(
+                f"{row_name(first_row + i, where)}, column {column!r}: expected a number, "
+                f"received {series.iloc[i]!r}"
+            )
+        array = values.to_numpy(dtype=np.float64)
     _finite(array, first_row, column, where)
     return array
 
@@ -119,7 +122,10 @@ def _target(frame: pd.DataFrame, target: list[str], first_row: int, where: str) 
     """One target column stays raw (numbers or labels: the ingest decides); several must be
     numbers."""
     if len(target) == 1:
-        return frame[target[0]].to_numpy(dtype=object)
+        series = frame[target[0]]
+        if series.dtype.kind in "biuf":
+            return series.to_numpy(dtype=np.float64)
+        return series.to_numpy(dtype=object)
     return np.stack([_numeric(frame, c, first_row, where) for c in target], axis=1)
 
 
@@ -143,8 +149,7 @@ def _frames_to_chunks(
 
 def _parse_csv(path: Path, target: list[str], features: list[str] | None) -> Parsed:
     try:
-        reader = pd.read_csv(path, chunksize=CHUNK_ROWS, skipinitialspace=True, dtype=str,
-                             keep_default_na=True)  # fmt: skip
+        reader = pd.read_csv(path, chunksize=CHUNK_ROWS, skipinitialspace=True)
         first = next(reader)
     except pd.errors.EmptyDataError:
         raise IngestError("expected a header row and data rows, received an empty file") from None

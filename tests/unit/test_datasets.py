@@ -264,3 +264,16 @@ def test_a_pickle_is_never_loaded(api: Api, ingestor: DatasetIngestor, tmp_path:
     dataset = ingest(api, ingestor, "evil.npz", buffer.getvalue())
     assert dataset["status"] == "failed"
     assert not marker.exists()
+
+
+def test_a_label_column_that_starts_numeric_in_a_later_chunk(
+    api: Api, ingestor: DatasetIngestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker.parsers, "CHUNK_ROWS", 2)
+    dataset = ingest(api, ingestor, "d.csv", b"f,grade\n1,A\n2,B\n3,1\n4,2\n5,A\n", target="grade")
+    assert dataset["labels"] == ["1", "2", "A", "B"]
+    assert arrays(api, dataset)[1].tolist() == [2, 3, 0, 1, 2]
+    numbers_first = ingest(api, ingestor, "d.csv", b"f,grade\n1,1\n2,2\n3,A\n", target="grade")
+    assert numbers_first["error"]["message"] == (
+        "row 3 (line 4), column 'grade': expected a number like the rows before, received 'A'"
+    )
