@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
+from tests.bad_uploads import BAD_UPLOADS
 from tests.processes import Stack, finished, poll_job, wait_for
 
 TIMEOUT = 120
@@ -61,3 +63,43 @@ def test_a_bad_upload_fails_with_its_row_and_column(stack: Stack) -> None:
     assert dataset["error"]["message"] == (
         "row 2 (line 3), column 'b': expected a number, received 'five'"
     )
+
+
+def test_a_truncated_upload_leaves_no_dataset_and_no_file(stack: Stack) -> None:
+    """The client sends half the declared body and hangs up."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(stack.base_url)
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.csv"\r\n\r\n'
+        + b"a,y\n" + b"1,2\n" * 10_000
+    )  # fmt: skip
+    head = (
+        f"POST /v1/datasets HTTP/1.1\r\nHost: {address.hostname}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body) * 2}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(head + body)
+    with stack.client() as client:
+        wait_for(lambda: client.get("/healthz").status_code == 200, 10)
+        assert client.get("/v1/datasets").json()["data"] == []
+    uploads = stack.settings.resolved_artifacts_dir / "datasets"
+    assert not uploads.exists() or not [p for p in uploads.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "form", "message"),
+    [case[1:] for case in BAD_UPLOADS],
+    ids=[case[0] for case in BAD_UPLOADS],
+)
+def test_every_bad_upload_fails_on_the_real_ingest_worker(
+    stack: Stack, name: str, content: bytes, form: dict, message: str
+) -> None:
+    with stack.client() as client:
+        dataset = upload(client, name, content, **form)
+    assert dataset["status"] == "failed"
+    assert message in dataset["error"]["message"]
+    folder = stack.settings.resolved_artifacts_dir / "datasets" / dataset["id"]
+    assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()]
