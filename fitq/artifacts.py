@@ -44,8 +44,12 @@ def dataset_prefix(dataset_id: str) -> str:
     return f"datasets/{dataset_id}"
 
 
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}"
+
+
 def model_key(job_id: str) -> str:
-    return f"jobs/{job_id}/model.keras"
+    return f"{job_prefix(job_id)}/model.keras"
 
 
 class LocalArtifactStore:

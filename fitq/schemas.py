@@ -18,6 +18,9 @@ class Progress(BaseModel):
     epoch: int = Field(description="Epochs completed.")
     epochs: int
     eta_seconds: float | None = None
+    queue_position: int | None = Field(
+        None, description="While queued: 1 for the next job its queue hands out."
+    )
 
 
 class JobResult(BaseModel):
@@ -109,3 +112,15 @@ class DatasetList(BaseModel):
     data: list[DatasetRead]
     has_more: bool
     next_after: str | None
+
+
+class JobEventRead(BaseModel):
+    seq: int = Field(description="Per job, from 1.")
+    time: datetime
+    type: str = Field(description="status, epoch, checkpoint or log.")
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    data: list[JobEventRead]
+    has_more: bool

@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Claims of one job before worker_lost.")
     lease_seconds: float = Field(60.0, gt=0, description="A running job's lease per heartbeat.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Worker heartbeat interval.")
+    cancel_poll_seconds: float = Field(
+        0.25, gt=0, description="How often a worker reads its running job's cancel flag."
+    )
+    max_runtime_seconds: float = Field(
+        86_400.0, gt=0, description="Server-wide cap on one job's training time."
+    )
+    time_limit_grace_seconds: float = Field(
+        60.0, ge=0, description="Celery's hard time_limit is the runtime limit plus this."
+    )
     sweep_interval_seconds: float = Field(5.0, gt=0, description="Sweeper period.")
     sweeper_enabled: bool = True
     resend_after_seconds: float = Field(

@@ -29,15 +29,17 @@ class TaskQueue:
         self._app = Celery("fitq-api")
         self._app.conf.update(celery_config(settings))
 
-    def send_train(self, job_id: str, queue: str = TRAIN_QUEUE) -> None:
-        self._send(TRAIN_TASK, job_id, queue)
+    def send_train(
+        self, job_id: str, queue: str = TRAIN_QUEUE, time_limit: float | None = None
+    ) -> None:
+        self._send(TRAIN_TASK, job_id, queue, time_limit=time_limit)
 
     def send_ingest(self, dataset_id: str) -> None:
         self._send(INGEST_TASK, dataset_id, DATASETS_QUEUE)
 
-    def _send(self, task: str, id_: str, queue: str) -> None:
+    def _send(self, task: str, id_: str, queue: str, time_limit: float | None = None) -> None:
         try:
-            self._app.send_task(task, args=[id_], queue=queue)
+            self._app.send_task(task, args=[id_], queue=queue, time_limit=time_limit)
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
             log.warning("could not send %s(%s) to %s: %r", task, id_, queue, exc)
             raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from fitq.errors import JobErrorType
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.types import utcnow
@@ -44,6 +45,12 @@ def resend_due(
     return (last_sent_at or created_at) + interval <= now
 
 
+def _ran_out_of_time(lease: repo.ExpiredLease, now: datetime, grace: float) -> bool:
+    if lease.max_runtime_seconds is None or lease.started_at is None:
+        return False
+    return now > lease.started_at + timedelta(seconds=lease.max_runtime_seconds + grace)
+
+
 def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
     now = now or utcnow()
     report = SweepReport()
@@ -53,6 +60,14 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
         expired = repo.expired_leases(session, now)
     for lease in expired:
         with transaction(ctx.sessions) as session:
+            if _ran_out_of_time(lease, now, ctx.settings.time_limit_grace_seconds):
+                # Celery's hard time limit killed it (or it hung): no retry would finish either.
+                message = f"the job ran past its limit of {lease.max_runtime_seconds:g} s"
+                if repo.fail_expired(
+                    session, lease, now, message, JobErrorType.max_runtime_exceeded
+                ):
+                    report.lost.append(lease.id)
+                continue
             if lease.attempt >= max_attempts:
                 message = (
                     f"the worker stopped responding during attempt {lease.attempt} of "
@@ -65,7 +80,7 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
         if requeued:
             log.warning("job %s: lease of attempt %d expired; re-queued", lease.id, lease.attempt)
             report.requeued.append(lease.id)
-            send_job(ctx, lease.id, lease.queue)
+            send_job(ctx, lease.id, lease.queue, lease.max_runtime_seconds)
 
     base = timedelta(seconds=ctx.settings.resend_after_seconds)
     with transaction(ctx.sessions) as session:
@@ -75,7 +90,7 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
         if job.id in report.requeued or not due:
             continue
         log.info("job %s still queued after %d sends; re-sending", job.id, job.sends)
-        if send_job(ctx, job.id, job.queue):
+        if send_job(ctx, job.id, job.queue, job.max_runtime_seconds):
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
     return report

@@ -23,16 +23,17 @@ from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from worker.backend import describe_environment
-from worker.heartbeat import Heartbeat
 from worker.training import (
     Arrays,
     Execution,
     HistoryEpoch,
     TrainingData,
     TrainingOutcome,
+    TrainingStopped,
     prepare_data,
     train,
 )
+from worker.watch import JobWatch, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 class RunResult(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"
     duplicate = "duplicate"  # not queued when the message arrived: delivered twice, or late
     lost = "lost"  # the lease passed to another attempt while this one trained
 
@@ -75,15 +77,23 @@ class JobRunner:
             row = repo.get_job_by_id(session, job_id)
             assert row is not None
             spec = JobSpec.model_validate(row.spec)
+            max_runtime = row.max_runtime_seconds
 
         history: list[HistoryEpoch] = []
+        watch = JobWatch(
+            lambda: self._beat(job_id, attempt),
+            lambda: self._control(job_id, attempt),
+            poll_seconds=self.settings.cancel_poll_seconds,
+            heartbeat_seconds=self.settings.heartbeat_seconds,
+            max_runtime_seconds=max_runtime,
+        )
         try:
             data = self._load_data(spec)
-            with Heartbeat(
-                lambda: self._beat(job_id, attempt), self.settings.heartbeat_seconds
-            ) as hb:
-                outcome = self._train(job_id, attempt, spec, data, history, hb)
+            with watch:
+                outcome = self._train(job_id, attempt, spec, data, history, watch)
             return self._finish_trained(job_id, attempt, spec, outcome)
+        except TrainingStopped as stop:
+            return self._stopped(job_id, attempt, history, StopReason(stop.reason), max_runtime)
         except LeaseLost:
             log.warning(
                 "job %s attempt %d lost its lease; stopping without writing", job_id, attempt
@@ -136,6 +146,32 @@ class JobRunner:
         with transaction(self.sessions) as session:
             return repo.heartbeat(session, job_id, attempt, self._lease)
 
+    def _control(self, job_id: str, attempt: int) -> repo.JobControl:
+        with transaction(self.sessions) as session:
+            return repo.job_control(session, job_id, attempt)
+
+    def _stopped(
+        self,
+        job_id: str,
+        attempt: int,
+        history: list[HistoryEpoch],
+        reason: StopReason,
+        max_runtime: float | None,
+    ) -> RunResult:
+        if reason == StopReason.lease_lost:
+            log.warning(
+                "job %s attempt %d lost its lease; stopping without writing", job_id, attempt
+            )
+            return RunResult.lost
+        if reason == StopReason.max_runtime:
+            message = f"the job ran past its limit of {max_runtime:g} s and was stopped"
+            return self._fail(job_id, attempt, history, JobErrorType.max_runtime_exceeded, message)
+        outcome = repo.JobOutcome(status=JobStatus.cancelled, history=history)
+        with transaction(self.sessions) as session:
+            owned = repo.finish_job(session, job_id, attempt, outcome)
+        log.info("job %s cancelled after %d epochs", job_id, len(history))
+        return RunResult.cancelled if owned else RunResult.lost
+
     def _train(
         self,
         job_id: str,
@@ -143,7 +179,7 @@ class JobRunner:
         spec: JobSpec,
         data: TrainingData,
         history: list[HistoryEpoch],
-        hb: Heartbeat,
+        watch: JobWatch,
     ) -> TrainingOutcome:
         started = time.monotonic()
 
@@ -160,13 +196,14 @@ class JobRunner:
                     eta_seconds=eta,
                     lease=self._lease,
                 )
-            if not owned or hb.lost.is_set():
+            if not owned:
                 raise LeaseLost(job_id)
 
         execution = Execution(
             standardize=spec.data.standardize,
             label_encoding=spec.data.label_encoding,
             in_memory_bytes=self.settings.in_memory_bytes,
+            should_stop=watch.check,
         )
         return train(
             spec.model,

@@ -169,6 +169,31 @@ def _clean(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+class TrainingStopped(Exception):
+    """Raised from a batch: training ends there, no validation pass or evaluate first."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _StopAtBatch(keras.callbacks.Callback):
+    def __init__(self, should_stop: Callable[[], str | None]) -> None:
+        super().__init__()
+        self._should_stop = should_stop
+
+    def _check(self) -> None:
+        reason = self._should_stop()
+        if reason is not None:
+            raise TrainingStopped(reason)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check()
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check()
+
+
 class _EpochRecorder(keras.callbacks.Callback):
     """Keeps the per-epoch history, reports it, and stops training on a non-finite loss."""
 
@@ -196,6 +221,7 @@ class Execution:
     standardize: bool = False
     label_encoding: LabelEncoding | None = None
     in_memory_bytes: int | None = None  # above it, stream batches from the memory maps
+    should_stop: Callable[[], str | None] | None = None  # read at every batch
 
 
 def train(
@@ -224,6 +250,8 @@ def train(
 
     recorder = _EpochRecorder(on_epoch)
     callbacks: list[keras.callbacks.Callback] = [recorder]
+    if execution.should_stop is not None:
+        callbacks.append(_StopAtBatch(execution.should_stop))
     stopper = None
     if fit_spec.early_stopping is not None:
         stopper = keras.callbacks.EarlyStopping(**fit_spec.early_stopping.model_dump())
@@ -257,7 +285,10 @@ def train(
             ),
         }
     if data.test is not None and not recorder.non_finite:
-        scores = model.evaluate(**feed.test_arguments(fit_spec), verbose=0, return_dict=True)
+        stops = [c for c in callbacks if isinstance(c, _StopAtBatch)]
+        scores = model.evaluate(
+            **feed.test_arguments(fit_spec), callbacks=stops, verbose=0, return_dict=True
+        )
         outcome.test_loss = _clean(scores["loss"])
         outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metrics}
     outcome.train_seconds = time.perf_counter() - started

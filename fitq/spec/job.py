@@ -61,6 +61,9 @@ class FitSpec(SpecModel):
         None, gt=0.0, lt=1.0, description="Keras semantics: the last fraction of the rows."
     )
     early_stopping: EarlyStopping | None = None
+    max_runtime_seconds: float | None = Field(
+        None, gt=0, le=30 * 86_400, description="Stop the job past this; the server caps it."
+    )
 
 
 class JobSpecBase(SpecModel):

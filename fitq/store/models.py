@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fitq.store.types import FiniteJSON, UTCDateTime, utcnow
@@ -47,6 +47,8 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     model_key: Mapped[str | None] = mapped_column(String(255))
+    max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)  # the last event's seq
 
     __table_args__ = (
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
@@ -92,3 +94,31 @@ class Dataset(Base):
         Index("ix_datasets_tenant_id_id", "tenant_id", "id"),
         Index("ix_datasets_status_lease", "status", "lease_until"),
     )
+
+
+class JobEvent(Base):
+    """What happened to a job, in order: ``seq`` counts from 1 per job."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(40))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    type: Mapped[str] = mapped_column(String(16))  # status, epoch, checkpoint, log
+    data: Mapped[dict[str, Any]] = mapped_column(FiniteJSON)
+
+    __table_args__ = (UniqueConstraint("job_id", "seq", name="uq_job_events_job_seq"),)
+
+
+class IdempotencyKey(Base):
+    """``Idempotency-Key`` of a job submission, per tenant, kept 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import dataset_key
 from fitq.errors import JobErrorType
 from fitq.statuses import DatasetStatus, JobStatus
-from fitq.store.models import Dataset, Job
+from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
 from fitq.store.types import utcnow
 
 # ---- datasets ----------------------------------------------------------------------------
@@ -189,6 +189,32 @@ def fail_stalled_dataset(session: Session, dataset: Dataset, message: str) -> bo
     return result.rowcount == 1
 
 
+# ---- job events --------------------------------------------------------------------------
+
+
+def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> None:
+    """Append an event; ``seq`` comes from the job row, so concurrent writers take turns."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(event_seq=Job.event_seq + 1)
+        .returning(Job.event_seq, Job.tenant_id)
+    ).one_or_none()
+    if row is not None:
+        session.add(JobEvent(job_id=job_id, tenant_id=row[1], seq=row[0], type=type_, data=data))
+
+
+def list_events(session: Session, job_id: str, after: int, limit: int) -> list[JobEvent]:
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit + 1)
+        )
+    )
+
+
 # ---- jobs: API side ----------------------------------------------------------------------
 
 
@@ -218,6 +244,65 @@ def list_jobs(
     return list(session.scalars(query.order_by(Job.id.desc()).limit(limit + 1)))
 
 
+def queue_position(session: Session, job: Job) -> int:
+    """1 for the next job its queue will hand out (ids order jobs as they were created)."""
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.queue == job.queue, Job.status == JobStatus.queued, Job.id < job.id)
+    )
+    return int(ahead or 0) + 1
+
+
+def cancel_queued(session: Session, job_id: str) -> bool:
+    """A queued job is cancelled at once: its message, when it comes, finds nothing to claim."""
+    result = _execute(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(
+            status=JobStatus.cancelled,
+            cancel_requested=True,
+            finished_at=utcnow(),
+            eta_seconds=None,
+        ),
+    )
+    if result.rowcount == 1:
+        add_event(session, job_id, "status", {"status": "cancelled", "while": "queued"})
+    return result.rowcount == 1
+
+
+def request_cancel(session: Session, job_id: str) -> bool:
+    """A running job is asked to stop; its worker notices within a fraction of a second."""
+    result = _execute(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running, Job.cancel_requested.is_(False))
+        .values(cancel_requested=True),
+    )
+    if result.rowcount == 1:
+        add_event(session, job_id, "log", {"message": "cancel requested"})
+    return result.rowcount == 1
+
+
+def delete_job(session: Session, job: Job) -> None:
+    session.execute(delete(JobEvent).where(JobEvent.job_id == job.id))
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.job_id == job.id))
+    session.delete(job)
+
+
+def get_idempotency_key(session: Session, tenant_id: str, key: str) -> IdempotencyKey | None:
+    return session.get(IdempotencyKey, (tenant_id, key))
+
+
+def add_idempotency_key(session: Session, row: IdempotencyKey) -> None:
+    session.add(row)
+
+
+def delete_idempotency_key(session: Session, row: IdempotencyKey) -> None:
+    session.delete(row)
+
+
 def mark_sent(session: Session, job_id: str, now: datetime) -> None:
     session.execute(
         update(Job).where(Job.id == job_id).values(sends=Job.sends + 1, last_sent_at=now)
@@ -239,6 +324,8 @@ def fail_unsent(session: Session, job_id: str, message: str) -> bool:
             eta_seconds=None,
         ),
     )
+    if result.rowcount == 1:
+        add_event(session, job_id, "status", {"status": "failed", "error": "broker_unavailable"})
     return result.rowcount == 1
 
 
@@ -262,7 +349,29 @@ def claim_job(session: Session, job_id: str, worker: str, lease: timedelta) -> i
         )
         .returning(Job.attempt)
     ).scalar_one_or_none()
+    if claimed is not None:
+        add_event(
+            session, job_id, "status", {"status": "running", "attempt": claimed, "worker": worker}
+        )
     return claimed
+
+
+@dataclass(frozen=True)
+class JobControl:
+    owned: bool  # still running under this attempt
+    cancel_requested: bool
+
+
+def job_control(session: Session, job_id: str, attempt: int) -> JobControl:
+    row = session.execute(
+        select(Job.status, Job.attempt, Job.cancel_requested).where(Job.id == job_id)
+    ).one_or_none()
+    if row is None:
+        return JobControl(owned=False, cancel_requested=False)
+    status, current, cancel = row
+    return JobControl(
+        owned=status == JobStatus.running and current == attempt, cancel_requested=cancel
+    )
 
 
 def get_job_by_id(session: Session, job_id: str) -> Job | None:
@@ -310,6 +419,8 @@ def record_epoch(
             lease_until=now + lease,
         ),
     )
+    if result.rowcount == 1 and history:
+        add_event(session, job_id, "epoch", dict(history[-1]))
     return result.rowcount == 1
 
 
@@ -339,6 +450,13 @@ def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome)
             eta_seconds=None,
         ),
     )
+    if result.rowcount == 1:
+        data: dict[str, Any] = {"status": outcome.status.value}
+        if outcome.error_type is not None:
+            data |= {"error": outcome.error_type.value, "message": outcome.error_message}
+        if outcome.result and outcome.result.get("early_stopping"):
+            data["early_stopping"] = outcome.result["early_stopping"]
+        add_event(session, job_id, "status", data)
     return result.rowcount == 1
 
 
@@ -352,11 +470,14 @@ class QueuedJob:
     sends: int
     last_sent_at: datetime | None
     created_at: datetime
+    max_runtime_seconds: float | None
 
 
 def unclaimed_jobs(session: Session, limit: int = 500) -> list[QueuedJob]:
     rows = session.execute(
-        select(Job.id, Job.queue, Job.sends, Job.last_sent_at, Job.created_at)
+        select(
+            Job.id, Job.queue, Job.sends, Job.last_sent_at, Job.created_at, Job.max_runtime_seconds
+        )
         .where(Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
         .order_by(Job.id)
         .limit(limit)
@@ -369,11 +490,13 @@ class ExpiredLease:
     id: str
     attempt: int
     queue: str
+    started_at: datetime | None
+    max_runtime_seconds: float | None
 
 
 def expired_leases(session: Session, now: datetime, limit: int = 500) -> list[ExpiredLease]:
     rows = session.execute(
-        select(Job.id, Job.attempt, Job.queue)
+        select(Job.id, Job.attempt, Job.queue, Job.started_at, Job.max_runtime_seconds)
         .where(Job.status == JobStatus.running, Job.lease_until < now)
         .limit(limit)
     )
@@ -404,19 +527,30 @@ def requeue_expired(session: Session, lease: ExpiredLease, now: datetime) -> boo
             last_sent_at=None,
         ),
     )
+    if result.rowcount == 1:
+        reason = f"the worker of attempt {lease.attempt} stopped responding"
+        add_event(session, lease.id, "status", {"status": "queued", "reason": reason})
     return result.rowcount == 1
 
 
-def fail_expired(session: Session, lease: ExpiredLease, now: datetime, message: str) -> bool:
+def fail_expired(
+    session: Session,
+    lease: ExpiredLease,
+    now: datetime,
+    message: str,
+    error_type: JobErrorType = JobErrorType.worker_lost,
+) -> bool:
     result = _execute(
         session,
         _still_expired(lease, now).values(
             status=JobStatus.failed,
-            error_type=JobErrorType.worker_lost,
+            error_type=error_type,
             error_message=message,
             finished_at=now,
             lease_until=None,
             eta_seconds=None,
         ),
     )
+    if result.rowcount == 1:
+        add_event(session, lease.id, "status", {"status": "failed", "error": error_type.value})
     return result.rowcount == 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
 from fitq.errors import ErrorEnvelope
-from fitq.schemas import JobList, JobRead
+from fitq.schemas import EventList, JobList, JobRead
 from fitq.spec import JobCreate, Validation
 from fitq.statuses import JobStatus
 from service.deps import Context, Tenant
@@ -21,9 +21,24 @@ ERRORS = {404: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}}
 
 
 @router.post("", status_code=202, response_model=JobRead, responses=ERRORS)
-def create_job(body: JobCreate, ctx: Context, tenant: Tenant, response: Response) -> JobRead:
-    job = service.create_job(ctx, tenant, body)
+def create_job(
+    body: JobCreate,
+    ctx: Context,
+    tenant: Tenant,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="Same key and body within 24 h: the same job; another body: 409.",
+        ),
+    ] = None,
+) -> JobRead:
+    job, created = service.create_job(ctx, tenant, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
     return job
 
 
@@ -48,6 +63,31 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobRead, responses=ERRORS)
 def get_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
     return service.get_job(ctx, tenant, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobRead, responses=ERRORS)
+def cancel_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
+    """A queued job never starts; a running one stops at its next batch and ends
+    ``cancelled`` with the history of its completed epochs. Repeating is harmless; a finished
+    job answers 409."""
+    return service.cancel_job(ctx, tenant, job_id)
+
+
+@router.get("/{job_id}/events", response_model=EventList, responses=ERRORS)
+def list_events(
+    job_id: str,
+    ctx: Context,
+    tenant: Tenant,
+    after: Annotated[int, Query(ge=0, description="Events with seq above this.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventList:
+    return service.list_events(ctx, tenant, job_id, after, limit)
+
+
+@router.delete("/{job_id}", status_code=204, responses={**ERRORS, 409: {"model": ErrorEnvelope}})
+def delete_job(job_id: str, ctx: Context, tenant: Tenant) -> Response:
+    service.delete_job(ctx, tenant, job_id)
+    return Response(status_code=204)
 
 
 @router.get("/{job_id}/model", response_class=FileResponse, responses=ERRORS)

@@ -9,7 +9,7 @@ from fitq.statuses import JobStatus
 from fitq.store.models import Job
 
 
-def job_read(job: Job) -> JobRead:
+def job_read(job: Job, queue_position: int | None = None) -> JobRead:
     result = None
     if job.result is not None:
         model_url = f"/v1/jobs/{job.id}/model" if job.model_key else None
@@ -24,7 +24,12 @@ def job_read(job: Job) -> JobRead:
         started_at=job.started_at,
         finished_at=job.finished_at,
         spec=JobSpec.model_validate(job.spec),
-        progress=Progress(epoch=job.epoch, epochs=job.epochs, eta_seconds=job.eta_seconds),
+        progress=Progress(
+            epoch=job.epoch,
+            epochs=job.epochs,
+            eta_seconds=job.eta_seconds,
+            queue_position=queue_position,
+        ),
         history=job.history,
         result=result,
         error=error,

@@ -3,15 +3,20 @@ Commits happen here, once per use case; queries live in the repository."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fitq.errors import SpecError, not_found
+from fitq.artifacts import job_prefix
+from fitq.errors import FitqError, RequestErrorType, SpecError, not_found
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.queues import TRAIN_QUEUE
-from fitq.schemas import JobList, JobRead
+from fitq.schemas import EventList, JobEventRead, JobList, JobRead
 from fitq.spec import (
     DatasetRef,
     InlineArrays,
@@ -25,7 +30,7 @@ from fitq.spec import (
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
-from fitq.store.models import Job
+from fitq.store.models import IdempotencyKey, Job
 from fitq.store.types import utcnow
 from service.context import ServiceContext
 from service.datasets.service import (
@@ -77,7 +82,42 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
     return CheckedJob(validation, inline, referenced)
 
 
-def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def request_hash(body: JobCreate) -> str:
+    """The body as canonical JSON (sorted keys, no spaces), hashed."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(ctx: ServiceContext, tenant_id: str, key: str, digest: str) -> str | None:
+    """The job an earlier request with this key created, if any (409 for another body)."""
+    with transaction(ctx.sessions) as session:
+        row = repo.get_idempotency_key(session, tenant_id, key)
+        if row is None:
+            return None
+        if row.created_at < utcnow() - IDEMPOTENCY_WINDOW:
+            repo.delete_idempotency_key(session, row)
+            return None
+        if row.request_hash != digest:
+            raise FitqError(
+                409,
+                RequestErrorType.conflict,
+                f"Idempotency-Key {key!r} was used for another request body (job {row.job_id}); "
+                "expected the same body or a new key",
+            )
+        return row.job_id
+
+
+def create_job(
+    ctx: ServiceContext, tenant_id: str, body: JobCreate, idempotency_key: str | None = None
+) -> tuple[JobRead, bool]:
+    """Returns the job and whether this request created it (False: an idempotent replay)."""
+    digest = request_hash(body) if idempotency_key else ""
+    if idempotency_key and (earlier := _replay(ctx, tenant_id, idempotency_key, digest)):
+        return get_job(ctx, tenant_id, earlier), False
+
     checked = check_job(ctx, tenant_id, body)
     new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
     stored = checked.referenced | {s: stored_data(d) for s, d in new_datasets.items()}
@@ -95,6 +135,7 @@ def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
             label_encoding=checked.validation.label_encoding,
         ),
     )
+    cap = ctx.settings.max_runtime_seconds
     job = Job(
         id=new_id(JOB_PREFIX),
         tenant_id=tenant_id,
@@ -106,21 +147,43 @@ def create_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobRead:
         attempt=0,
         sends=0,
         epoch=0,
+        event_seq=0,
         cancel_requested=False,
+        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
     )
-    with transaction(ctx.sessions) as session:
-        for dataset in new_datasets.values():
-            repo.add_dataset(session, dataset)
-        repo.add_job(session, job)
-    # The row is committed first; only then does its id go to the broker (rule 1).
-    send_job(ctx, job.id, job.queue)
-    return get_job(ctx, tenant_id, job.id)
-
-
-def send_job(ctx: ServiceContext, job_id: str, queue: str) -> bool:
-    """Send the job's id; a broker that refuses fails the job with ``broker_unavailable``."""
     try:
-        ctx.queue.send_train(job_id, queue)
+        with transaction(ctx.sessions) as session:
+            for dataset in new_datasets.values():
+                repo.add_dataset(session, dataset)
+            repo.add_job(session, job)
+            session.flush()
+            repo.add_event(session, job.id, "status", {"status": "queued"})
+            if idempotency_key:
+                repo.add_idempotency_key(
+                    session,
+                    IdempotencyKey(
+                        tenant_id=tenant_id, key=idempotency_key, request_hash=digest, job_id=job.id
+                    ),
+                )
+    except IntegrityError:
+        # The same key, committed by a concurrent request a moment ago: answer as a replay.
+        if idempotency_key and (earlier := _replay(ctx, tenant_id, idempotency_key, digest)):
+            return get_job(ctx, tenant_id, earlier), False
+        raise
+    # The row is committed first; only then does its id go to the broker (rule 1).
+    send_job(ctx, job.id, job.queue, job.max_runtime_seconds)
+    return get_job(ctx, tenant_id, job.id), True
+
+
+def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
+    """Send the job's id; a broker that refuses fails the job with ``broker_unavailable``.
+    Celery's hard ``time_limit`` (runtime limit + grace) is the backstop behind the worker's
+    own deadline."""
+    limit = (
+        max_runtime or ctx.settings.max_runtime_seconds
+    ) + ctx.settings.time_limit_grace_seconds
+    try:
+        ctx.queue.send_train(job_id, queue, time_limit=limit)
     except BrokerUnavailable as exc:
         with transaction(ctx.sessions) as session:
             repo.fail_unsent(session, job_id, str(exc))
@@ -128,6 +191,52 @@ def send_job(ctx: ServiceContext, job_id: str, queue: str) -> bool:
     with transaction(ctx.sessions) as session:
         repo.mark_sent(session, job_id, utcnow())
     return True
+
+
+def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
+    """Queued: cancelled at once. Running: the worker stops at its next batch. Finished: 409."""
+    with transaction(ctx.sessions) as session:
+        job = _find_job(session, tenant_id, job_id)
+        if JobStatus(job.status).finished and not (
+            job.status == JobStatus.cancelled and job.cancel_requested
+        ):
+            raise FitqError(
+                409,
+                RequestErrorType.conflict,
+                f"job {job_id} has already {job.status}; only a queued or running job can be "
+                "cancelled",
+            )
+        if job.status == JobStatus.queued:
+            repo.cancel_queued(session, job_id)
+        elif job.status == JobStatus.running:
+            repo.request_cancel(session, job_id)
+    return get_job(ctx, tenant_id, job_id)
+
+
+def delete_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> None:
+    """A finished job's rows and files go; a queued or running one must be cancelled first."""
+    with transaction(ctx.sessions) as session:
+        job = _find_job(session, tenant_id, job_id)
+        if not JobStatus(job.status).finished:
+            raise FitqError(
+                409,
+                RequestErrorType.conflict,
+                f"job {job_id} is {job.status}; cancel it, then delete it once it has stopped",
+            )
+        repo.delete_job(session, job)
+    ctx.artifacts.delete_prefix(job_prefix(job_id))
+
+
+def list_events(
+    ctx: ServiceContext, tenant_id: str, job_id: str, after: int, limit: int
+) -> EventList:
+    with transaction(ctx.sessions) as session:
+        _find_job(session, tenant_id, job_id)
+        rows = repo.list_events(session, job_id, after, limit)
+        events = [
+            JobEventRead(seq=e.seq, time=e.time, type=e.type, data=e.data) for e in rows[:limit]
+        ]
+    return EventList(data=events, has_more=len(rows) > limit)
 
 
 def _find_job(session: Session, tenant_id: str, job_id: str) -> Job:
@@ -140,7 +249,9 @@ def _find_job(session: Session, tenant_id: str, job_id: str) -> Job:
 
 def get_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
     with transaction(ctx.sessions) as session:
-        return job_read(_find_job(session, tenant_id, job_id))
+        job = _find_job(session, tenant_id, job_id)
+        position = repo.queue_position(session, job) if job.status == JobStatus.queued else None
+        return job_read(job, queue_position=position)
 
 
 def get_model_key(ctx: ServiceContext, tenant_id: str, job_id: str) -> str:

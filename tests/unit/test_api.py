@@ -28,7 +28,7 @@ def test_submit_returns_202_queued_with_location_and_no_arrays(api: Api) -> None
     job = response.json()
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
     assert job["status"] == "queued"
-    assert job["progress"] == {"epoch": 0, "epochs": 2, "eta_seconds": None}
+    assert job["progress"] == {"epoch": 0, "epochs": 2, "eta_seconds": None, "queue_position": 1}
     train = job["spec"]["data"]["train"]
     assert train["dataset_id"].startswith("ds_")
     assert (train["rows"], train["x_shape"], train["y_shape"]) == (64, [64, 4], [64])

@@ -38,7 +38,7 @@ def test_a_job_runs_to_succeeded_with_results_and_a_loadable_model(
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded"
     assert job["attempts"] == 1
-    assert job["progress"] == {"epoch": 3, "epochs": 3, "eta_seconds": None}
+    assert job["progress"] == {"epoch": 3, "epochs": 3, "eta_seconds": None, "queue_position": None}
     assert [e["epoch"] for e in job["history"]] == [1, 2, 3]
     result = job["result"]
     assert set(result["test_metrics"]) == {"mae", "mse"}
