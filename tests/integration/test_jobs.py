@@ -102,3 +102,24 @@ def test_a_killed_worker_is_replaced_and_the_job_finishes(stack: Stack) -> None:
     assert job["attempts"] == 2
     assert [e["epoch"] for e in job["history"]] == list(range(1, 31))
     assert "queued" in [view["status"] for view in seen]  # re-queued by the sweeper
+
+
+def test_cancel_stops_queued_and_running_jobs(stack: Stack) -> None:
+    running_id = submit(stack, tiny_job(epochs=400, train=tiny_arrays(rows=512)))
+    queued_id = submit(stack, tiny_job(epochs=2))  # behind the long job on one worker
+    with stack.client() as client:
+        poll_job(client, running_id, lambda j: j["progress"]["epoch"] >= 2, JOB_TIMEOUT)
+        queued = client.post(f"/v1/jobs/{queued_id}/cancel").json()
+        assert queued["status"] == "cancelled"
+        assert client.post(f"/v1/jobs/{running_id}/cancel").status_code == 202
+        job, _ = poll_job(client, running_id, finished, JOB_TIMEOUT)
+        assert job["status"] == "cancelled"
+        assert 2 <= len(job["history"]) < 400  # before its last epoch
+        events = client.get(f"/v1/jobs/{running_id}/events").json()["data"]
+        assert events[-1]["data"] == {"status": "cancelled"}
+        # The queued job's message still arrives: it finds nothing to claim.
+        wait_for(
+            lambda: f"job {queued_id} is not queued" in "".join(w.log() for w in stack.workers),
+            30,
+        )
+        assert client.get(f"/v1/jobs/{queued_id}").json()["attempts"] == 0
