@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from fitq.queues import DATASETS_QUEUE, TRAIN_QUEUE, prepare_broker
+from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
 from fitq.settings import Settings
 
 app = typer.Typer(help="fitq: Keras training as a service.", no_args_is_help=True)
@@ -63,8 +63,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address the API binds.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
 ) -> None:
-    """Start the API, a training worker and an ingest worker as child processes, on embedded
-    defaults unless FITQ_DATABASE_URL / FITQ_BROKER_URL say otherwise. Migrates first."""
+    """Start the API, a training worker and an ingest + inference worker as child processes,
+    on embedded defaults unless FITQ_DATABASE_URL / FITQ_BROKER_URL say otherwise. Migrates
+    first."""
     from fitq.store.migrate import upgrade
 
     settings = Settings()
@@ -76,7 +77,10 @@ def serve(
     children = [
         subprocess.Popen(api_command(host, port), env=env),
         subprocess.Popen(worker_command(settings), env=env),
-        subprocess.Popen(worker_command(settings, "fitq-datasets", DATASETS_QUEUE), env=env),
+        # Uploads and predictions share a second worker: neither waits behind training.
+        subprocess.Popen(
+            worker_command(settings, "fitq-service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}"), env=env
+        ),
     ]
     sys.exit(_supervise(children))
 

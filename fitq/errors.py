@@ -17,6 +17,8 @@ class RequestErrorType(StrEnum):
     unauthorized = "unauthorized"
     quota_exceeded = "quota_exceeded"
     rate_limited = "rate_limited"
+    timeout = "timeout"  # 504: a prediction did not come back in time
+    unavailable = "unavailable"  # 503: the broker refused the request
     internal = "internal"
 
 

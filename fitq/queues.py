@@ -12,6 +12,9 @@ TRAIN_QUEUE = "train"
 # Parsing uploads runs on its own queue, so an upload is not stuck behind a long training job.
 INGEST_TASK = "fitq.ingest_dataset"
 DATASETS_QUEUE = "datasets"
+# Predictions: a short request and reply (Celery's result backend carries the reply only).
+PREDICT_TASK = "fitq.predict"
+INFERENCE_QUEUE = "inference"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -23,7 +26,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
             INGEST_TASK: {"queue": DATASETS_QUEUE},
+            PREDICT_TASK: {"queue": INFERENCE_QUEUE},
         },
+        "result_backend": result_backend(settings),
+        "result_expires": 300,
         "task_serializer": "json",
         "accept_content": ["json"],
         # Long jobs: ack after the task, take one message at a time.
@@ -59,7 +65,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def result_backend(settings: Settings) -> str:
+    """Where prediction replies wait briefly: beside the broker (a folder, or the same Redis)."""
+    url = settings.resolved_broker_url
+    if settings.uses_filesystem_broker:
+        return f"file://{settings.broker_dir / 'results'}"
+    if url.startswith(("redis://", "rediss://")):
+        return url
+    return "rpc://"
+
+
 def prepare_broker(settings: Settings) -> None:
-    """The filesystem transport needs its folders before the first send or poll."""
+    """The filesystem transport and result folder must exist before the first send or poll."""
     if settings.uses_filesystem_broker:
         (settings.broker_dir / "control").mkdir(parents=True, exist_ok=True)
+        (settings.broker_dir / "results").mkdir(parents=True, exist_ok=True)

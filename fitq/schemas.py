@@ -124,3 +124,10 @@ class JobEventRead(BaseModel):
 class EventList(BaseModel):
     data: list[JobEventRead]
     has_more: bool
+
+
+class PredictResponse(BaseModel):
+    y: list[Any] = Field(description="The model's outputs, one per input row.")
+    labels: list[Any] | None = Field(
+        None, description="Output class i is labels[i], for jobs whose targets were encoded."
+    )

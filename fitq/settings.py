@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     )
     max_inline_rows: int = Field(100_000, ge=1, description="Rows of inline data per array.")
     max_params: int = Field(50_000_000, ge=1, description="Parameter budget of one model.")
+    predict_timeout_seconds: float = Field(30.0, gt=0, description="Wait for a prediction.")
+    max_predict_rows: int = Field(10_000, ge=1, description="Rows of one predict request.")
+    model_cache_size: int = Field(8, ge=1, description="Models an inference worker keeps.")
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
     in_memory_bytes: int = Field(
         2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."

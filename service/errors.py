@@ -24,6 +24,8 @@ _STATUS_TYPES = {
     409: RequestErrorType.conflict,
     413: RequestErrorType.payload_too_large,
     429: RequestErrorType.rate_limited,
+    503: RequestErrorType.unavailable,
+    504: RequestErrorType.timeout,
 }
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Any
 
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 
 from fitq.queues import (
     DATASETS_QUEUE,
+    INFERENCE_QUEUE,
     INGEST_TASK,
+    PREDICT_TASK,
     TRAIN_QUEUE,
     TRAIN_TASK,
     celery_config,
@@ -43,6 +48,23 @@ class TaskQueue:
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
             log.warning("could not send %s(%s) to %s: %r", task, id_, queue, exc)
             raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
+
+    def predict(self, job_id: str, x: list[Any], timeout: float) -> dict[str, Any]:
+        """Send a prediction request and wait for the reply; TimeoutError past ``timeout``."""
+        try:
+            pending = self._app.send_task(
+                PREDICT_TASK, args=[job_id, x], queue=INFERENCE_QUEUE, ignore_result=False,
+                expires=timeout,
+            )  # fmt: skip
+        except Exception as exc:
+            raise BrokerUnavailable(f"the broker did not accept the request: {exc}") from exc
+        try:
+            reply: dict[str, Any] = pending.get(timeout=timeout, interval=0.02)
+        except CeleryTimeout as exc:
+            with contextlib.suppress(Exception):  # nothing stored yet is fine
+                pending.forget()
+            raise TimeoutError(f"no prediction within {timeout:g} s") from exc
+        return reply
 
     def ping(self) -> bool:
         try:

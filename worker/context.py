@@ -15,6 +15,7 @@ from fitq.settings import get_settings
 from fitq.store.db import make_engine, make_session_factory
 
 if TYPE_CHECKING:
+    from worker.inference import ModelCache
     from worker.ingest import DatasetIngestor
     from worker.runner import JobRunner
 
@@ -47,6 +48,22 @@ def _ingestor_for_pid(pid: int) -> DatasetIngestor:
         artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
         settings=settings,
     )
+
+
+@lru_cache
+def _models_for_pid(pid: int) -> ModelCache:
+    from worker.inference import ModelCache
+
+    settings = get_settings()
+    return ModelCache(
+        sessions=_sessions_for_pid(pid),
+        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        size=settings.model_cache_size,
+    )
+
+
+def model_cache() -> ModelCache:
+    return _models_for_pid(os.getpid())
 
 
 def job_runner() -> JobRunner:

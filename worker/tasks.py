@@ -5,7 +5,9 @@ forks them: a parent that touched TensorFlow or CUDA breaks its forked children.
 
 from __future__ import annotations
 
-from fitq.queues import INGEST_TASK, TRAIN_TASK
+from typing import Any
+
+from fitq.queues import INGEST_TASK, PREDICT_TASK, TRAIN_TASK
 from worker.celery_app import app
 
 
@@ -21,3 +23,15 @@ def ingest_dataset(dataset_id: str) -> str:
     from worker.context import dataset_ingestor
 
     return dataset_ingestor().run(dataset_id)
+
+
+@app.task(name=PREDICT_TASK, ignore_result=False, acks_late=False)
+def predict(job_id: str, x: list[Any]) -> dict[str, Any]:
+    """A short request: acknowledged on receipt (a lost one times out at the API)."""
+    from worker.context import model_cache
+    from worker.inference import PredictError
+
+    try:
+        return model_cache().predict(job_id, x)
+    except PredictError as exc:
+        return {"error": str(exc)}

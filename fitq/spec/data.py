@@ -84,6 +84,10 @@ def value_range(array: np.ndarray) -> tuple[float, float, bool]:
     return float(array.min()), float(array.max()), bool(np.all(np.mod(array, 1) == 0))
 
 
+class PredictRequest(SpecModel):
+    x: NumericArray = Field(description="Rows of the model's input shape.")
+
+
 class DatasetRef(SpecModel):
     dataset_id: str = Field(max_length=64)
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
 from fitq.errors import ErrorEnvelope
-from fitq.schemas import EventList, JobList, JobRead
+from fitq.schemas import EventList, JobList, JobRead, PredictResponse
 from fitq.spec import JobCreate, Validation
+from fitq.spec.data import PredictRequest
 from fitq.statuses import JobStatus
 from service.deps import Context, Tenant
 from service.jobs import service
@@ -88,6 +89,13 @@ def list_events(
 def delete_job(job_id: str, ctx: Context, tenant: Tenant) -> Response:
     service.delete_job(ctx, tenant, job_id)
     return Response(status_code=204)
+
+
+@router.post("/{job_id}/predict", response_model=PredictResponse, responses=ERRORS)
+def predict(job_id: str, body: PredictRequest, ctx: Context, tenant: Tenant) -> PredictResponse:
+    """``{"x": [...]}`` → ``{"y": [...]}`` from the trained model, served by an inference
+    worker (the API imports no TensorFlow); 504 past ``FITQ_PREDICT_TIMEOUT_SECONDS``."""
+    return service.predict(ctx, tenant, job_id, body.x)
 
 
 @router.get("/{job_id}/model", response_class=FileResponse, responses=ERRORS)

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from fitq.artifacts import job_prefix
 from fitq.errors import FitqError, RequestErrorType, SpecError, not_found
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.queues import TRAIN_QUEUE
-from fitq.schemas import EventList, JobEventRead, JobList, JobRead
+from fitq.schemas import EventList, JobEventRead, JobList, JobRead, PredictResponse
 from fitq.spec import (
     DatasetRef,
     InlineArrays,
@@ -280,3 +281,33 @@ def list_jobs(
         has_more=has_more,
         next_after=encode_cursor(page[-1].id) if has_more and page else None,
     )
+
+
+def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> PredictResponse:
+    with transaction(ctx.sessions) as session:
+        job = _find_job(session, tenant_id, job_id)
+        if job.status != JobStatus.succeeded or job.model_key is None:
+            raise FitqError(
+                409,
+                RequestErrorType.conflict,
+                f"job {job_id} is {job.status}; predictions need a succeeded job",
+            )
+        spec = JobSpec.model_validate(job.spec)
+        labels = (job.result or {}).get("labels")
+    expected = list(spec.model.resolved_input_shape or ())
+    if list(x.shape[1:]) != expected:
+        raise SpecError("x", f"expected rows of shape {expected}, received {list(x.shape[1:])}")
+    if len(x) > ctx.settings.max_predict_rows:
+        raise SpecError(
+            "x", f"expected at most {ctx.settings.max_predict_rows} rows, received {len(x)}"
+        )
+    timeout = ctx.settings.predict_timeout_seconds
+    try:
+        reply = ctx.queue.predict(job_id, x.tolist(), timeout)
+    except TimeoutError as exc:
+        raise FitqError(504, RequestErrorType.timeout, f"{exc}; try again") from exc
+    except BrokerUnavailable as exc:
+        raise FitqError(503, RequestErrorType.unavailable, str(exc)) from exc
+    if "error" in reply:
+        raise FitqError(422, RequestErrorType.validation_error, f"x: {reply['error']}")
+    return PredictResponse(y=reply["y"], labels=labels)

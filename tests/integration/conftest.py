@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from examples.seed_data import seed_arrays
-from fitq.queues import DATASETS_QUEUE
+from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE
 from tests.processes import REPO_ROOT, Stack, child_env
 from tests.services import postgres_database, redis_db
 
@@ -49,7 +49,7 @@ def stack(
         running = Stack(env, workdir)
         cleanup.callback(running.stop)
         running.start_api()
-        running.start_worker("ingest", DATASETS_QUEUE)
+        running.start_worker("service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}")
         running.start_worker()
         yield running
 

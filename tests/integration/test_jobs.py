@@ -123,3 +123,25 @@ def test_cancel_stops_queued_and_running_jobs(stack: Stack) -> None:
             30,
         )
         assert client.get(f"/v1/jobs/{queued_id}").json()["attempts"] == 0
+
+
+def test_predict_equals_the_downloaded_model(stack: Stack, tmp_path) -> None:
+    import keras
+    import numpy as np
+
+    job_id = submit(stack, tiny_job(epochs=2))
+    x = tiny_arrays(rows=5, seed=9)["x"]
+    with stack.client() as client:
+        job, _ = poll_job(client, job_id, finished, JOB_TIMEOUT)
+        assert job["status"] == "succeeded", job["error"]
+        response = client.post(f"/v1/jobs/{job_id}/predict", json={"x": x.tolist()})
+        assert response.status_code == 200, response.text
+        again = client.post(f"/v1/jobs/{job_id}/predict", json={"x": x.tolist()})  # cached model
+        path = tmp_path / "model.keras"
+        path.write_bytes(client.get(f"/v1/jobs/{job_id}/model").content)
+        wrong = client.post(f"/v1/jobs/{job_id}/predict", json={"x": [[1.0, 2.0]]})
+    expected = keras.models.load_model(path, safe_mode=True).predict(x, verbose=0)
+    np.testing.assert_allclose(np.array(response.json()["y"]), expected, rtol=1e-6)
+    assert again.json() == response.json()
+    assert wrong.status_code == 422
+    assert "expected rows of shape [4], received [2]" in wrong.json()["error"]["message"]

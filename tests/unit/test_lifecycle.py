@@ -172,3 +172,18 @@ def test_a_job_killed_by_its_time_limit_is_not_retried(api: Api) -> None:
     later = utcnow() + timedelta(seconds=5 + ctx.settings.time_limit_grace_seconds + 1)
     assert sweep_once(ctx, now=later).lost == [job_id]
     assert client.get(f"/v1/jobs/{job_id}").json()["error"]["type"] == "max_runtime_exceeded"
+
+
+def test_predict_refuses_unfinished_jobs_and_times_out_without_a_worker(
+    api: Api, runner: JobRunner
+) -> None:
+    client, _ = api
+    queued = submit(client, tiny_job())["id"]
+    response = client.post(f"/v1/jobs/{queued}/predict", json={"x": [[0.0] * 4]})
+    assert response.status_code == 409
+    runner.run(queued)
+    ctx = client.app.state.context  # type: ignore[attr-defined]
+    ctx.settings = ctx.settings.model_copy(update={"predict_timeout_seconds": 0.5})
+    response = client.post(f"/v1/jobs/{queued}/predict", json={"x": [[0.0] * 4]})
+    assert response.status_code == 504  # no inference worker in this test
+    assert response.json()["error"]["type"] == "timeout"
