@@ -52,6 +52,10 @@ def model_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}/model.keras"
 
 
+def checkpoint_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}/checkpoint.keras"
+
+
 class LocalArtifactStore:
     """Files under one root. Writes go to a temporary file in the same directory and are
     renamed into place, so a reader never sees half a file and a crash leaves no torn one."""

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Claims of one job before worker_lost.")
     lease_seconds: float = Field(60.0, gt=0, description="A running job's lease per heartbeat.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Worker heartbeat interval.")
+    checkpoint_seconds: float = Field(
+        300.0, gt=0, description="Checkpoint a running job at the first epoch end after this."
+    )
     cancel_poll_seconds: float = Field(
         0.25, gt=0, description="How often a worker reads its running job's cancel flag."
     )

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -197,9 +198,9 @@ class _StopAtBatch(keras.callbacks.Callback):
 class _EpochRecorder(keras.callbacks.Callback):
     """Keeps the per-epoch history, reports it, and stops training on a non-finite loss."""
 
-    def __init__(self, on_epoch: EpochHook | None) -> None:
+    def __init__(self, on_epoch: EpochHook | None, earlier: list[HistoryEpoch]) -> None:
         super().__init__()
-        self.history: list[HistoryEpoch] = []
+        self.history: list[HistoryEpoch] = list(earlier)  # epochs a resumed run starts after
         self.non_finite = False
         self._on_epoch = on_epoch
 
@@ -214,6 +215,31 @@ class _EpochRecorder(keras.callbacks.Callback):
             self._on_epoch(self.history)
 
 
+class _Checkpointer(keras.callbacks.Callback):
+    """Saves the model at the first epoch end ``interval`` seconds after the last save: a
+    short job never pays for a checkpoint, a long one loses at most about ``interval``."""
+
+    def __init__(self, save: Callable[[keras.Model, int], None], interval: float) -> None:
+        super().__init__()
+        self._save = save
+        self._interval = interval
+        self._last = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if time.monotonic() - self._last >= self._interval and not self.model.stop_training:
+            self._save(self.model, epoch + 1)
+            self._last = time.monotonic()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A checkpoint to continue from: the saved model (weights, optimizer state, compile
+    settings) and the history of the epochs it holds."""
+
+    path: Path
+    history: list[HistoryEpoch]
+
+
 @dataclass(frozen=True)
 class Execution:
     """How to feed the model: fitq's choice per job, recorded in ``result.execution``."""
@@ -222,6 +248,9 @@ class Execution:
     label_encoding: LabelEncoding | None = None
     in_memory_bytes: int | None = None  # above it, stream batches from the memory maps
     should_stop: Callable[[], str | None] | None = None  # read at every batch
+    checkpoint: Callable[[keras.Model, int], None] | None = None
+    checkpoint_seconds: float = 300.0
+    resume: Resume | None = None
 
 
 def train(
@@ -240,18 +269,25 @@ def train(
     limit = execution.in_memory_bytes
     streamed = limit is not None and total > limit
     keras.utils.set_random_seed(seed)
-    normalizer = _normalizer(data.train, streamed) if execution.standardize else None
-    model = build_model(model_spec, normalizer)
-    compile_model(model, compile_spec)
+    resume = execution.resume
+    if resume is not None:
+        # The saved model carries its Normalization, weights, optimizer state and compile.
+        model = keras.models.load_model(resume.path, safe_mode=True)
+    else:
+        normalizer = _normalizer(data.train, streamed) if execution.standardize else None
+        model = build_model(model_spec, normalizer)
+        compile_model(model, compile_spec)
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
     feed = (
         _StreamedFeed(data, fit_spec, seed, transform) if streamed else _MemoryFeed(data, transform)
     )
 
-    recorder = _EpochRecorder(on_epoch)
+    recorder = _EpochRecorder(on_epoch, resume.history if resume else [])
     callbacks: list[keras.callbacks.Callback] = [recorder]
     if execution.should_stop is not None:
         callbacks.append(_StopAtBatch(execution.should_stop))
+    if execution.checkpoint is not None:
+        callbacks.append(_Checkpointer(execution.checkpoint, execution.checkpoint_seconds))
     stopper = None
     if fit_spec.early_stopping is not None:
         stopper = keras.callbacks.EarlyStopping(**fit_spec.early_stopping.model_dump())
@@ -259,7 +295,11 @@ def train(
 
     started = time.perf_counter()
     model.fit(
-        **feed.fit_arguments(fit_spec), epochs=fit_spec.epochs, callbacks=callbacks, verbose=0
+        **feed.fit_arguments(fit_spec),
+        epochs=fit_spec.epochs,
+        initial_epoch=len(resume.history) if resume else 0,
+        callbacks=callbacks,
+        verbose=0,
     )
     outcome = TrainingOutcome(
         model=model,
@@ -272,6 +312,9 @@ def train(
             "data": "streamed" if streamed else "in_memory",
             "data_bytes": total,
             "standardize": execution.standardize,
+            # A resumed run continues from saved weights and optimizer state, not the RNG
+            # state: its numbers can differ from an uninterrupted run.
+            "resumed_from_epoch": len(resume.history) if resume else None,
         },
     )
     if stopper is not None:

@@ -48,6 +48,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     model_key: Mapped[str | None] = mapped_column(String(255))
     max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
+    # Epochs the last checkpoint holds (jobs/<id>/checkpoint.keras); a next attempt resumes there.
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # the last event's seq
 
     __table_args__ = (

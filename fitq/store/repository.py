@@ -424,6 +424,13 @@ def record_epoch(
     return result.rowcount == 1
 
 
+def record_checkpoint(session: Session, job_id: str, attempt: int, epoch: int) -> bool:
+    result = _execute(session, _fenced(job_id, attempt).values(checkpoint_epoch=epoch))
+    if result.rowcount == 1:
+        add_event(session, job_id, "checkpoint", {"epoch": epoch})
+    return result.rowcount == 1
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     status: JobStatus
@@ -514,23 +521,29 @@ def _still_expired(lease: ExpiredLease, now: datetime) -> Any:
 
 
 def requeue_expired(session: Session, lease: ExpiredLease, now: datetime) -> bool:
-    """Back to queued with the history cleared: the next attempt trains from the start."""
+    """Back to queued; the history keeps the epochs its last checkpoint holds (none without
+    one), which is where the next attempt starts."""
     result = _execute(
         session,
         _still_expired(lease, now).values(
             status=JobStatus.queued,
             lease_until=None,
             worker=None,
-            epoch=0,
-            history=[],
             eta_seconds=None,
             last_sent_at=None,
         ),
     )
-    if result.rowcount == 1:
-        reason = f"the worker of attempt {lease.attempt} stopped responding"
-        add_event(session, lease.id, "status", {"status": "queued", "reason": reason})
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    job = session.get(Job, lease.id)
+    assert job is not None
+    kept = job.checkpoint_epoch or 0
+    job.history, job.epoch = list(job.history[:kept]), kept
+    reason = f"the worker of attempt {lease.attempt} stopped responding"
+    add_event(
+        session, lease.id, "status", {"status": "queued", "reason": reason, "from_epoch": kept}
+    )
+    return True
 
 
 def fail_expired(
