@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from fitq.artifacts import checkpoint_key
 from fitq.errors import JobErrorType
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -67,6 +68,7 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
                     session, lease, now, message, JobErrorType.max_runtime_exceeded
                 ):
                     report.lost.append(lease.id)
+                    ctx.artifacts.delete(checkpoint_key(lease.id))
                 continue
             if lease.attempt >= max_attempts:
                 message = (
@@ -75,6 +77,7 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
                 )
                 if repo.fail_expired(session, lease, now, message):
                     report.lost.append(lease.id)
+                    ctx.artifacts.delete(checkpoint_key(lease.id))
                 continue
             requeued = repo.requeue_expired(session, lease, now)
         if requeued:

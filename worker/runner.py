@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from fitq.artifacts import ArtifactStore, model_key
+from fitq.artifacts import ArtifactStore, checkpoint_key, model_key
 from fitq.errors import JobErrorType
 from fitq.settings import Settings
 from fitq.spec import JobSpec, StoredData, summarize
@@ -27,6 +27,7 @@ from worker.training import (
     Arrays,
     Execution,
     HistoryEpoch,
+    Resume,
     TrainingData,
     TrainingOutcome,
     TrainingStopped,
@@ -72,14 +73,24 @@ class JobRunner:
             log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
             return RunResult.duplicate
         log.info("job %s claimed, attempt %d", job_id, attempt)
+        result = self._run_claimed(job_id, attempt)
+        if result != RunResult.lost:  # the job ended here: its checkpoint has served
+            self.artifacts.delete(checkpoint_key(job_id))
+        return result
 
+    def _run_claimed(self, job_id: str, attempt: int) -> RunResult:
         with transaction(self.sessions) as session:
             row = repo.get_job_by_id(session, job_id)
             assert row is not None
             spec = JobSpec.model_validate(row.spec)
             max_runtime = row.max_runtime_seconds
+            resume = self._resume_point(job_id, row.checkpoint_epoch, row.history)
+            if resume is not None:
+                done = len(resume.history)
+                repo.add_event(session, job_id, "checkpoint", {"resumed_from_epoch": done})
+                log.info("job %s resumes from its checkpoint after epoch %d", job_id, done)
 
-        history: list[HistoryEpoch] = []
+        history: list[HistoryEpoch] = list(resume.history) if resume else []
         watch = JobWatch(
             lambda: self._beat(job_id, attempt),
             lambda: self._control(job_id, attempt),
@@ -90,7 +101,7 @@ class JobRunner:
         try:
             data = self._load_data(spec)
             with watch:
-                outcome = self._train(job_id, attempt, spec, data, history, watch)
+                outcome = self._train(job_id, attempt, spec, data, history, watch, resume)
             return self._finish_trained(job_id, attempt, spec, outcome)
         except TrainingStopped as stop:
             return self._stopped(job_id, attempt, history, StopReason(stop.reason), max_runtime)
@@ -146,6 +157,23 @@ class JobRunner:
         with transaction(self.sessions) as session:
             return repo.heartbeat(session, job_id, attempt, self._lease)
 
+    def _resume_point(
+        self, job_id: str, epoch: int | None, history: list[HistoryEpoch]
+    ) -> Resume | None:
+        key = checkpoint_key(job_id)
+        if not epoch or not self.artifacts.exists(key):
+            return None
+        return Resume(path=self.artifacts.local_path(key), history=list(history[:epoch]))
+
+    def _checkpoint(self, job_id: str, attempt: int, model: Any, epoch: int) -> None:
+        """Saved under a temporary name and renamed: a crash mid-save keeps the last one."""
+        with self.artifacts.staged(checkpoint_key(job_id)) as path:
+            model.save(path)
+        with transaction(self.sessions) as session:
+            owned = repo.record_checkpoint(session, job_id, attempt, epoch)
+        if not owned:
+            raise LeaseLost(job_id)
+
     def _control(self, job_id: str, attempt: int) -> repo.JobControl:
         with transaction(self.sessions) as session:
             return repo.job_control(session, job_id, attempt)
@@ -180,13 +208,16 @@ class JobRunner:
         data: TrainingData,
         history: list[HistoryEpoch],
         watch: JobWatch,
+        resume: Resume | None,
     ) -> TrainingOutcome:
         started = time.monotonic()
+        resumed = len(resume.history) if resume else 0
 
         def on_epoch(epochs_done: list[HistoryEpoch]) -> None:
             history[:] = epochs_done
             done = len(epochs_done)
-            eta = (time.monotonic() - started) / done * (spec.fit.epochs - done)
+            per_epoch = (time.monotonic() - started) / max(done - resumed, 1)
+            eta = per_epoch * (spec.fit.epochs - done)
             with transaction(self.sessions) as session:
                 owned = repo.record_epoch(
                     session,
@@ -204,6 +235,9 @@ class JobRunner:
             label_encoding=spec.data.label_encoding,
             in_memory_bytes=self.settings.in_memory_bytes,
             should_stop=watch.check,
+            checkpoint=lambda model, epoch: self._checkpoint(job_id, attempt, model, epoch),
+            checkpoint_seconds=self.settings.checkpoint_seconds,
+            resume=resume,
         )
         return train(
             spec.model,

@@ -89,19 +89,23 @@ def test_cnn_and_lstm_jobs_equal_hand_run_keras(stack: Stack, kind: str) -> None
     assert [e["loss"] for e in job["history"]] == expected["history"]["loss"]
 
 
-def test_a_killed_worker_is_replaced_and_the_job_finishes(stack: Stack) -> None:
+def test_a_killed_worker_is_replaced_and_the_job_resumes_from_its_checkpoint(stack: Stack) -> None:
     body = tiny_job(epochs=30, train=tiny_arrays(rows=2000))
     job_id = submit(stack, body)
     with stack.client() as client:
-        poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 2, JOB_TIMEOUT)
+        poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 6, JOB_TIMEOUT)
         stack.workers[-1].kill()  # SIGKILL, mid-training
         stack.start_worker()
         job, seen = poll_job(client, job_id, finished, JOB_TIMEOUT)
+        events = client.get(f"/v1/jobs/{job_id}/events", params={"limit": 1000}).json()["data"]
 
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
     assert [e["epoch"] for e in job["history"]] == list(range(1, 31))
     assert "queued" in [view["status"] for view in seen]  # re-queued by the sweeper
+    resumed = [e["data"]["resumed_from_epoch"] for e in events if "resumed_from_epoch" in e["data"]]
+    assert len(resumed) == 1 and resumed[0] >= 1
+    assert job["result"]["execution"]["resumed_from_epoch"] == resumed[0]
 
 
 def test_cancel_stops_queued_and_running_jobs(stack: Stack) -> None:

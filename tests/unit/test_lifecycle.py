@@ -187,3 +187,63 @@ def test_predict_refuses_unfinished_jobs_and_times_out_without_a_worker(
     response = client.post(f"/v1/jobs/{queued}/predict", json={"x": [[0.0] * 4]})
     assert response.status_code == 504  # no inference worker in this test
     assert response.json()["error"]["type"] == "timeout"
+
+
+class _WorkerDied(BaseException):
+    """Not an Exception: nothing in the worker catches it, as nothing survives a SIGKILL."""
+
+
+def test_a_job_resumes_from_its_checkpoint_after_its_worker_dies(
+    api: Api, runner: JobRunner, monkeypatch
+) -> None:
+    import worker.runner
+
+    client, settings = api
+    ctx = client.app.state.context  # type: ignore[attr-defined]
+    runner.settings = runner.settings.model_copy(update={"checkpoint_seconds": 1e-6})
+    job_id = submit(client, tiny_job(epochs=6))["id"]
+    real_train = worker.runner.train
+
+    def dies_at_epoch_3(*args, on_epoch, **kwargs):
+        def report(history):
+            on_epoch(history)
+            if len(history) == 3:
+                raise _WorkerDied
+
+        return real_train(*args, on_epoch=report, **kwargs)
+
+    monkeypatch.setattr(worker.runner, "train", dies_at_epoch_3)
+    try:
+        runner.run(job_id)
+    except _WorkerDied:
+        pass
+    monkeypatch.setattr(worker.runner, "train", real_train)
+    checkpoint = settings.resolved_artifacts_dir / "jobs" / job_id / "checkpoint.keras"
+    assert checkpoint.exists()
+
+    with transaction(ctx.sessions) as session:  # its lease runs out
+        repo.get_job_by_id(session, job_id).lease_until = utcnow() - timedelta(seconds=1)
+    assert sweep_once(ctx).requeued == [job_id]
+    queued = client.get(f"/v1/jobs/{job_id}").json()
+    assert (queued["status"], queued["progress"]["epoch"], len(queued["history"])) == (
+        "queued",
+        2,
+        2,
+    )
+
+    assert runner.run(job_id) == RunResult.succeeded
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["attempts"] == 2
+    assert [e["epoch"] for e in job["history"]] == [1, 2, 3, 4, 5, 6]
+    assert job["result"]["execution"]["resumed_from_epoch"] == 2
+    assert {"resumed_from_epoch": 2} in [
+        e["data"] for e in events(client, job_id) if e["type"] == "checkpoint"
+    ]
+    assert not checkpoint.exists()  # deleted once the job ended
+
+
+def test_short_jobs_take_no_checkpoint(api: Api, runner: JobRunner) -> None:
+    client, _ = api
+    job_id = submit(client, tiny_job(epochs=3))["id"]
+    runner.run(job_id)
+    assert [e for e in events(client, job_id) if e["type"] == "checkpoint"] == []
