@@ -70,10 +70,11 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
                     report.lost.append(lease.id)
                     ctx.artifacts.delete(checkpoint_key(lease.id))
                 continue
-            if lease.attempt >= max_attempts:
+            used = lease.attempt - lease.handbacks
+            if used >= max_attempts:
                 message = (
-                    f"the worker stopped responding during attempt {lease.attempt} of "
-                    f"{max_attempts}; no attempts left"
+                    f"the worker stopped responding during attempt {used} of {max_attempts}; "
+                    "no attempts left"
                 )
                 if repo.fail_expired(session, lease, now, message):
                     report.lost.append(lease.id)

@@ -13,7 +13,12 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_init, worker_process_init
+from celery.signals import (
+    celeryd_after_setup,
+    worker_init,
+    worker_process_init,
+    worker_shutting_down,
+)
 
 from fitq.queues import TRAIN_QUEUE, celery_config, prepare_broker
 from fitq.settings import get_settings
@@ -50,10 +55,21 @@ def _note_queues(sender: str, instance: Any, **_: Any) -> None:
     _trains = TRAIN_QUEUE in instance.app.amqp.queues.consume_from
 
 
+@worker_shutting_down.connect
+def _drain(**_: Any) -> None:
+    """Warm shutdown (SIGTERM): running jobs are checkpointed and handed back, not waited for."""
+    from worker.drain import signal_children
+
+    signal_children()
+
+
 @worker_process_init.connect
 def _warm_child(**_: Any) -> None:
     """A training child imports Keras (and sets up devices) before its first job; an ingest
     child never imports it."""
+    from worker.drain import install_child_handler
+
+    install_child_handler()
     if not _trains:
         return
     from worker.backend import configure_devices

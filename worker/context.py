@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq.artifacts import artifact_store_from_root
+from fitq.queues import TRAIN_QUEUE, TRAIN_TASK
 from fitq.settings import get_settings
 from fitq.store.db import make_engine, make_session_factory
 
@@ -35,7 +36,16 @@ def _runner_for_pid(pid: int) -> JobRunner:
         artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
         settings=settings,
         worker_name=f"{socket.gethostname()}:{pid}",
+        resend=_resend_train,
     )
+
+
+def _resend_train(job_id: str, max_runtime: float | None) -> None:
+    from worker.celery_app import app
+
+    settings = get_settings()
+    limit = (max_runtime or settings.max_runtime_seconds) + settings.time_limit_grace_seconds
+    app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, time_limit=limit)
 
 
 @lru_cache

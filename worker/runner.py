@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -43,6 +44,7 @@ class RunResult(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    handed_back = "handed_back"  # the worker is draining; the job waits for another
     duplicate = "duplicate"  # not queued when the message arrived: delivered twice, or late
     lost = "lost"  # the lease passed to another attempt while this one trained
 
@@ -61,6 +63,8 @@ class JobRunner:
     artifacts: ArtifactStore
     settings: Settings
     worker_name: str
+    # Sends a handed-back job's message again (Celery in the worker); None in tests.
+    resend: Callable[[str, float | None], None] | None = None
 
     @property
     def _lease(self) -> timedelta:
@@ -74,7 +78,7 @@ class JobRunner:
             return RunResult.duplicate
         log.info("job %s claimed, attempt %d", job_id, attempt)
         result = self._run_claimed(job_id, attempt)
-        if result != RunResult.lost:  # the job ended here: its checkpoint has served
+        if result not in (RunResult.lost, RunResult.handed_back):  # the job ended here
             self.artifacts.delete(checkpoint_key(job_id))
         return result
 
@@ -104,6 +108,8 @@ class JobRunner:
                 outcome = self._train(job_id, attempt, spec, data, history, watch, resume)
             return self._finish_trained(job_id, attempt, spec, outcome)
         except TrainingStopped as stop:
+            if stop.reason == StopReason.drain:
+                return self._hand_back(job_id, attempt, history, stop.model, max_runtime)
             return self._stopped(job_id, attempt, history, StopReason(stop.reason), max_runtime)
         except LeaseLost:
             log.warning(
@@ -173,6 +179,29 @@ class JobRunner:
             owned = repo.record_checkpoint(session, job_id, attempt, epoch)
         if not owned:
             raise LeaseLost(job_id)
+
+    def _hand_back(
+        self,
+        job_id: str,
+        attempt: int,
+        history: list[HistoryEpoch],
+        model: Any,
+        max_runtime: float | None,
+    ) -> RunResult:
+        """Checkpoint now (mid-epoch weights; the next attempt repeats the unfinished epoch
+        from them), return the job to the queue without counting an attempt, re-send it."""
+        if model is not None:
+            with self.artifacts.staged(checkpoint_key(job_id)) as path:
+                model.save(path)
+        epoch = len(history) if model is not None else None
+        with transaction(self.sessions) as session:
+            owned = repo.hand_back(session, job_id, attempt, epoch)
+        if not owned:
+            return RunResult.lost
+        log.info("job %s handed back after %d epochs: the worker is draining", job_id, len(history))
+        if self.resend is not None:
+            self.resend(job_id, max_runtime)
+        return RunResult.handed_back
 
     def _control(self, job_id: str, attempt: int) -> repo.JobControl:
         with transaction(self.sessions) as session:

@@ -14,7 +14,11 @@ from worker.celery_app import app
 @app.task(name=TRAIN_TASK, ignore_result=True)
 def train_job(job_id: str) -> str:
     from worker.context import job_runner
+    from worker.drain import install_child_handler
 
+    # Here, not only at process start: billiard's pool may set its own SIGUSR2 handler after
+    # worker_process_init (seen with the filesystem transport's pool).
+    install_child_handler()
     return job_runner().run(job_id).value
 
 

@@ -171,11 +171,13 @@ def _clean(value: Any) -> float | None:
 
 
 class TrainingStopped(Exception):
-    """Raised from a batch: training ends there, no validation pass or evaluate first."""
+    """Raised from a batch: training ends there, no validation pass or evaluate first. Carries
+    the model as it stands, for a drain to checkpoint."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, model: keras.Model | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.model = model
 
 
 class _StopAtBatch(keras.callbacks.Callback):
@@ -186,7 +188,7 @@ class _StopAtBatch(keras.callbacks.Callback):
     def _check(self) -> None:
         reason = self._should_stop()
         if reason is not None:
-            raise TrainingStopped(reason)
+            raise TrainingStopped(reason, self.model)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._check()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from fitq.store.repository import JobControl
+from worker import drain
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ class StopReason(StrEnum):
     cancelled = "cancelled"
     max_runtime = "max_runtime"
     lease_lost = "lease_lost"
+    drain = "drain"  # the worker is shutting down: checkpoint and hand the job back
 
 
 class JobWatch:
@@ -50,7 +52,9 @@ class JobWatch:
         self._thread.join(timeout=self._heartbeat + 5)
 
     def check(self) -> StopReason | None:
-        """Called at every batch: the watcher's finding, or the deadline passing."""
+        """Called at every batch: the watcher's finding, a drain, or the deadline passing."""
+        if self.reason is None and drain.requested.is_set():
+            self.reason = StopReason.drain
         if self.reason is None and self.deadline is not None and time.monotonic() > self.deadline:
             self.reason = StopReason.max_runtime
         return self.reason

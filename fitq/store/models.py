@@ -50,6 +50,9 @@ class Job(Base):
     max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
     # Epochs the last checkpoint holds (jobs/<id>/checkpoint.keras); a next attempt resumes there.
     checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
+    # Claims a draining worker handed back: they do not count as attempts (attempt stays
+    # monotonic for fencing; attempts = attempt - handbacks).
+    handbacks: Mapped[int] = mapped_column(Integer, default=0)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # the last event's seq
 
     __table_args__ = (

@@ -424,6 +424,25 @@ def record_epoch(
     return result.rowcount == 1
 
 
+def hand_back(session: Session, job_id: str, attempt: int, epoch: int | None) -> bool:
+    """A draining worker returns its job to the queue, checkpointed; not an attempt."""
+    result = _execute(
+        session,
+        _fenced(job_id, attempt).values(
+            status=JobStatus.queued,
+            handbacks=Job.handbacks + 1,
+            checkpoint_epoch=epoch,
+            lease_until=None,
+            worker=None,
+            eta_seconds=None,
+        ),
+    )
+    if result.rowcount == 1:
+        data = {"status": "queued", "reason": "its worker is shutting down", "from_epoch": epoch}
+        add_event(session, job_id, "status", data)
+    return result.rowcount == 1
+
+
 def record_checkpoint(session: Session, job_id: str, attempt: int, epoch: int) -> bool:
     result = _execute(session, _fenced(job_id, attempt).values(checkpoint_epoch=epoch))
     if result.rowcount == 1:
@@ -496,6 +515,7 @@ def unclaimed_jobs(session: Session, limit: int = 500) -> list[QueuedJob]:
 class ExpiredLease:
     id: str
     attempt: int
+    handbacks: int
     queue: str
     started_at: datetime | None
     max_runtime_seconds: float | None
@@ -503,7 +523,9 @@ class ExpiredLease:
 
 def expired_leases(session: Session, now: datetime, limit: int = 500) -> list[ExpiredLease]:
     rows = session.execute(
-        select(Job.id, Job.attempt, Job.queue, Job.started_at, Job.max_runtime_seconds)
+        select(
+            Job.id, Job.attempt, Job.handbacks, Job.queue, Job.started_at, Job.max_runtime_seconds
+        )
         .where(Job.status == JobStatus.running, Job.lease_until < now)
         .limit(limit)
     )

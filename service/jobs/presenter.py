@@ -33,6 +33,6 @@ def job_read(job: Job, queue_position: int | None = None) -> JobRead:
         history=job.history,
         result=result,
         error=error,
-        attempts=job.attempt,
+        attempts=job.attempt - job.handbacks,
         cancel_requested=job.cancel_requested,
     )

@@ -149,3 +149,22 @@ def test_predict_equals_the_downloaded_model(stack: Stack, tmp_path) -> None:
     assert again.json() == response.json()
     assert wrong.status_code == 422
     assert "expected rows of shape [4], received [2]" in wrong.json()["error"]["message"]
+
+
+def test_sigterm_drains_a_worker_and_its_job_resumes_elsewhere(stack: Stack) -> None:
+    import signal
+
+    job_id = submit(stack, tiny_job(epochs=30, train=tiny_arrays(rows=2000)))
+    with stack.client() as client:
+        poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 3, JOB_TIMEOUT)
+        draining = stack.workers[-1]
+        draining.process.send_signal(signal.SIGTERM)  # the parent only, as a deploy would
+        handed_back, _ = poll_job(client, job_id, lambda j: j["status"] == "queued", JOB_TIMEOUT)
+        assert draining.process.wait(timeout=60) == 0  # it finished shutting down
+        assert handed_back["attempts"] == 0
+        stack.start_worker()
+        job, _ = poll_job(client, job_id, finished, JOB_TIMEOUT)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 1
+    assert [e["epoch"] for e in job["history"]] == list(range(1, 31))
+    assert job["result"]["execution"]["resumed_from_epoch"] >= 3

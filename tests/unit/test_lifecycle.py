@@ -247,3 +247,42 @@ def test_short_jobs_take_no_checkpoint(api: Api, runner: JobRunner) -> None:
     job_id = submit(client, tiny_job(epochs=3))["id"]
     runner.run(job_id)
     assert [e for e in events(client, job_id) if e["type"] == "checkpoint"] == []
+
+
+def test_a_draining_worker_hands_its_job_back_without_counting_an_attempt(
+    api: Api, runner: JobRunner, monkeypatch
+) -> None:
+    import worker.runner
+    from worker import drain
+
+    client, settings = api
+    resent: list[str] = []
+    runner.resend = lambda job_id, limit: resent.append(job_id)
+    job_id = submit(client, tiny_job(epochs=6))["id"]
+    real_train = worker.runner.train
+
+    def shutdown_after_epoch_2(*args, on_epoch, **kwargs):
+        def report(history):
+            on_epoch(history)
+            if len(history) == 2:
+                drain.requested.set()  # what SIGUSR2 from Celery's parent does
+
+        return real_train(*args, on_epoch=report, **kwargs)
+
+    monkeypatch.setattr(worker.runner, "train", shutdown_after_epoch_2)
+    try:
+        assert runner.run(job_id) == RunResult.handed_back
+    finally:
+        drain.requested.clear()
+    monkeypatch.setattr(worker.runner, "train", real_train)
+    assert resent == [job_id]
+    queued = client.get(f"/v1/jobs/{job_id}").json()
+    assert (queued["status"], queued["attempts"]) == ("queued", 0)
+    assert events(client, job_id)[-1]["data"]["reason"] == "its worker is shutting down"
+    assert (settings.resolved_artifacts_dir / "jobs" / job_id / "checkpoint.keras").exists()
+
+    assert runner.run(job_id) == RunResult.succeeded
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["attempts"] == 1
+    assert [e["epoch"] for e in job["history"]] == [1, 2, 3, 4, 5, 6]
+    assert job["result"]["execution"]["resumed_from_epoch"] == 2
