@@ -4,6 +4,7 @@ dependencies passed in, so tests drive it without Celery."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
 import time
@@ -55,6 +56,17 @@ class LeaseLost(Exception):
 
 class DataError(Exception):
     pass
+
+
+def _classify(job_id: str, exc: Exception) -> tuple[JobErrorType, str]:
+    """An unexpected error's job error type and the message the user reads."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        # Artifacts are written under temporary names: nothing half-written is left.
+        return JobErrorType.training_error, f"the artifact store ran out of disk space ({exc})"
+    log.exception("job %s failed", job_id)
+    if type(exc).__name__ == "ResourceExhaustedError":
+        return JobErrorType.out_of_memory, f"{type(exc).__name__}: {exc}"
+    return JobErrorType.training_error, f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -121,13 +133,7 @@ class JobRunner:
         except MemoryError as exc:
             return self._fail(job_id, attempt, history, JobErrorType.out_of_memory, repr(exc))
         except Exception as exc:
-            log.exception("job %s failed", job_id)
-            error_type = (
-                JobErrorType.out_of_memory
-                if type(exc).__name__ == "ResourceExhaustedError"
-                else JobErrorType.training_error
-            )
-            return self._fail(job_id, attempt, history, error_type, f"{type(exc).__name__}: {exc}")
+            return self._fail(job_id, attempt, history, *_classify(job_id, exc))
 
     # ---- steps ---------------------------------------------------------------------------
 

@@ -122,3 +122,22 @@ def test_heartbeat_beats_and_notices_a_lost_lease() -> None:
     with Heartbeat(beat, interval=0.01) as heartbeat:
         assert heartbeat.lost.wait(timeout=5)
     assert len(beats) == 3
+
+
+def test_a_full_disk_fails_the_job_clearly_and_leaves_no_file(
+    api: Api, runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    client, settings = api
+    job_id = submit(client, tiny_job(epochs=1))
+
+    def full(key, source):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner.artifacts, "put_file", full)
+    assert runner.run(job_id) == RunResult.failed
+    error = client.get(f"/v1/jobs/{job_id}").json()["error"]
+    assert error["type"] == "training_error"
+    assert "ran out of disk space" in error["message"]
+    assert not (settings.resolved_artifacts_dir / "jobs" / job_id / "model.keras").exists()

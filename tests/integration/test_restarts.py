@@ -1,0 +1,109 @@
+"""Restarts that must lose nothing: Redis with AOF restarted while a job waits in its queue
+(a private redis-server on a free port: the machine's shared one is never touched), and the
+API restarted while a job trains."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.factories import tiny_arrays, tiny_job
+from tests.integration.conftest import FAST_RECOVERY, migrate
+from tests.processes import Stack, finished, free_port, poll_job, wait_for
+from tests.services import IN_CI, postgres_database
+
+TIMEOUT = 120
+
+
+class PrivateRedis:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.dir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
+             "--appendfsync", "always", "--save", "", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: _pings(client), 10, 0.05, "redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # a clean shutdown; AOF is fsynced on every write anyway
+            self.process.wait(timeout=30)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed (CI=true: tests that need it must run)")
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_queued_job_survives_a_redis_restart(tmp_path: Path, private_redis: PrivateRedis) -> None:
+    with postgres_database() as database:
+        env = {
+            "FITQ_DATA_DIR": str(tmp_path / "fitq"),
+            "FITQ_DATABASE_URL": database,
+            "FITQ_BROKER_URL": private_redis.url,
+            **FAST_RECOVERY,
+            "FITQ_RESEND_AFTER_SECONDS": "3600",  # the message itself must survive, not a re-send
+        }
+        migrate(env)
+        stack = Stack(env, tmp_path)
+        try:
+            stack.start_api()
+            with stack.client() as client:
+                job_id = client.post("/v1/jobs", json=tiny_job(epochs=2)).json()["id"]
+                private_redis.stop()
+                private_redis.start()
+                stack.start_worker()  # only now is anyone consuming the queue
+                job, _ = poll_job(client, job_id, finished, TIMEOUT)
+            assert job["status"] == "succeeded", job["error"]
+            assert job["attempts"] == 1
+        finally:
+            stack.stop()
+
+
+def test_restarting_the_api_leaves_a_running_job_alone(stack: Stack) -> None:
+    job_id = stack_client_submit(stack, tiny_job(epochs=25, train=tiny_arrays(rows=2000)))
+    with stack.client() as client:
+        poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 2, TIMEOUT)
+    assert stack.api is not None
+    stack.api.stop()
+    stack.start_api()
+    with stack.client() as client:
+        job, _ = poll_job(client, job_id, finished, TIMEOUT)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 1
+
+
+def stack_client_submit(stack: Stack, body: dict) -> str:
+    with stack.client() as client:
+        response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
