@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     predict_timeout_seconds: float = Field(30.0, gt=0, description="Wait for a prediction.")
     max_predict_rows: int = Field(10_000, ge=1, description="Rows of one predict request.")
     model_cache_size: int = Field(8, ge=1, description="Models an inference worker keeps.")
+    model_retention_days: float | None = Field(
+        None, gt=0, description="Delete a finished job's model this long after; unset: keep."
+    )
+    dataset_retention_days: float | None = Field(
+        None, gt=0, description="Delete unused datasets this long after upload; unset: keep."
+    )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
     in_memory_bytes: int = Field(
         2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."

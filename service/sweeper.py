@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fitq.artifacts import checkpoint_key
+from fitq.artifacts import checkpoint_key, dataset_prefix
 from fitq.errors import JobErrorType
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -36,6 +36,8 @@ class SweepReport:
     resent: list[str] = field(default_factory=list)
     datasets_resent: list[str] = field(default_factory=list)
     datasets_failed: list[str] = field(default_factory=list)
+    models_deleted: list[str] = field(default_factory=list)
+    datasets_deleted: list[str] = field(default_factory=list)
 
 
 def resend_due(
@@ -97,7 +99,32 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
         if send_job(ctx, job.id, job.queue, job.max_runtime_seconds):
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
+    _apply_retention(ctx, now, report)
     return report
+
+
+def _apply_retention(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
+    """Models and datasets past their retention go (rows of jobs stay, with their results)."""
+    settings = ctx.settings
+    if settings.model_retention_days:
+        before = now - timedelta(days=settings.model_retention_days)
+        with transaction(ctx.sessions) as session:
+            for job in repo.expired_models(session, before):
+                key, job.model_key = job.model_key, None
+                repo.add_event(session, job.id, "log", {"message": "model deleted (retention)"})
+                report.models_deleted.append(job.id)
+                if key:
+                    ctx.artifacts.delete(key)
+    if settings.dataset_retention_days:
+        before = now - timedelta(days=settings.dataset_retention_days)
+        with transaction(ctx.sessions) as session:
+            for dataset in repo.expired_datasets(session, before):
+                if repo.active_job_ids_using(session, dataset.tenant_id, dataset.id):
+                    continue  # a queued or running job still needs it
+                repo.delete_dataset(session, dataset)
+                report.datasets_deleted.append(dataset.id)
+        for dataset_id in report.datasets_deleted:
+            ctx.artifacts.delete_prefix(dataset_prefix(dataset_id))
 
 
 def _sweep_datasets(

@@ -486,6 +486,30 @@ def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome)
     return result.rowcount == 1
 
 
+# ---- retention -----------------------------------------------------------------------------
+
+
+def expired_models(session: Session, before: datetime, limit: int = 100) -> list[Job]:
+    return list(
+        session.scalars(
+            select(Job).where(Job.model_key.is_not(None), Job.finished_at < before).limit(limit)
+        )
+    )
+
+
+def expired_datasets(session: Session, before: datetime, limit: int = 100) -> list[Dataset]:
+    return list(
+        session.scalars(
+            select(Dataset)
+            .where(
+                Dataset.status.in_([DatasetStatus.ready, DatasetStatus.failed]),
+                Dataset.created_at < before,
+            )
+            .limit(limit)
+        )
+    )
+
+
 # ---- sweeper -----------------------------------------------------------------------------
 
 

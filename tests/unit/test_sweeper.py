@@ -138,3 +138,29 @@ def test_an_ingest_that_died_is_resent_then_failed(api: Api) -> None:
     dataset = client.get(f"/v1/datasets/{dataset_id}").json()
     assert dataset["status"] == "failed"
     assert "stopped responding" in dataset["error"]["message"]
+
+
+def test_retention_deletes_old_models_and_unused_datasets(api: Api, runner) -> None:
+    client, settings = api
+    ctx = context(client)
+    ctx.settings = ctx.settings.model_copy(
+        update={"model_retention_days": 1.0, "dataset_retention_days": 1.0}
+    )
+    job_id = client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"]
+    runner.run(job_id)
+    busy = client.post("/v1/jobs", json=tiny_job(epochs=1)).json()  # stays queued
+    model = settings.resolved_artifacts_dir / "jobs" / job_id / "model.keras"
+    assert model.exists()
+    assert sweep_once(ctx).models_deleted == []  # not old yet
+
+    report = sweep_once(ctx, now=utcnow() + timedelta(days=2))
+    assert report.models_deleted == [job_id]
+    assert not model.exists()
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["result"]["model_url"] is None
+    assert client.get(f"/v1/jobs/{job_id}/model").status_code == 404
+    busy_dataset = busy["spec"]["data"]["train"]["dataset_id"]
+    assert busy_dataset not in report.datasets_deleted  # its job is still queued
+    assert report.datasets_deleted  # the finished job's inline dataset went
+    for dataset_id in report.datasets_deleted:
+        assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
