@@ -168,3 +168,18 @@ def test_sigterm_drains_a_worker_and_its_job_resumes_elsewhere(stack: Stack) -> 
     assert job["attempts"] == 1
     assert [e["epoch"] for e in job["history"]] == list(range(1, 31))
     assert job["result"]["execution"]["resumed_from_epoch"] >= 3
+
+
+def test_idempotent_submit_on_the_real_store(stack: Stack) -> None:
+    import uuid
+
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    body = tiny_job(epochs=1)
+    with stack.client() as client:
+        first = client.post("/v1/jobs", json=body, headers=key)
+        again = client.post("/v1/jobs", json=body, headers=key)
+        other = client.post("/v1/jobs", json=tiny_job(epochs=2), headers=key)
+        poll_job(client, first.json()["id"], finished, JOB_TIMEOUT)
+    assert (first.status_code, again.status_code, other.status_code) == (202, 202, 409)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
