@@ -85,3 +85,7 @@ class SpecError(FitqError):
 
 def not_found(kind: str, id_: str) -> FitqError:
     return FitqError(404, RequestErrorType.not_found, f"{kind} {id_!r} not found")
+
+
+def conflict(message: str) -> FitqError:
+    return FitqError(409, RequestErrorType.conflict, message)

@@ -150,13 +150,8 @@ def release_dataset_lease(session: Session, dataset: Dataset, now: datetime) -> 
     """An expired ingest lease is dropped, so the upload waits for a re-sent message."""
     result = _execute(
         session,
-        update(Dataset)
-        .where(
-            Dataset.id == dataset.id,
-            Dataset.attempt == dataset.attempt,
-            Dataset.status == DatasetStatus.processing,
-            Dataset.lease_until < now,
-        )
+        _dataset_fenced(dataset.id, dataset.attempt)
+        .where(Dataset.lease_until < now)
         .values(lease_until=None),
     )
     return result.rowcount == 1
@@ -173,13 +168,7 @@ def mark_dataset_sent(session: Session, dataset_id: str, now: datetime) -> None:
 def fail_stalled_dataset(session: Session, dataset: Dataset, message: str) -> bool:
     result = _execute(
         session,
-        update(Dataset)
-        .where(
-            Dataset.id == dataset.id,
-            Dataset.attempt == dataset.attempt,
-            Dataset.status == DatasetStatus.processing,
-        )
-        .values(
+        _dataset_fenced(dataset.id, dataset.attempt).values(
             status=DatasetStatus.failed,
             error_message=message,
             finished_at=utcnow(),

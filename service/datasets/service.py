@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import ArtifactStore, dataset_key, dataset_prefix, upload_key
-from fitq.errors import FitqError, RequestErrorType, SpecError, not_found
+from fitq.errors import SpecError, conflict, not_found
 from fitq.ids import DATASET_PREFIX, is_valid_id, new_id
 from fitq.schemas import DatasetList, DatasetRead
 from fitq.spec import DatasetRef, InlineArrays, SplitData, StoredData, ValueRange, value_range
@@ -235,16 +235,12 @@ def delete_dataset(ctx: ServiceContext, tenant_id: str, dataset_id: str) -> None
         dataset = _find_dataset(session, tenant_id, dataset_id)
         users = repo.active_job_ids_using(session, tenant_id, dataset_id)
         if users:
-            raise FitqError(
-                409,
-                RequestErrorType.conflict,
+            raise conflict(
                 f"dataset {dataset_id} is used by queued or running jobs "
                 f"({', '.join(users[:5])}); delete it once they finish",
             )
         if dataset.status == DatasetStatus.processing:
-            raise FitqError(
-                409,
-                RequestErrorType.conflict,
+            raise conflict(
                 f"dataset {dataset_id} is still processing; delete it once it is ready or failed",
             )
         repo.delete_dataset(session, dataset)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import job_prefix
-from fitq.errors import FitqError, RequestErrorType, SpecError, not_found
+from fitq.errors import FitqError, RequestErrorType, SpecError, conflict, not_found
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.queues import TRAIN_QUEUE
 from fitq.schemas import EventList, JobEventRead, JobList, JobRead, PredictResponse
@@ -102,9 +102,7 @@ def _replay(ctx: ServiceContext, tenant_id: str, key: str, digest: str) -> str |
             repo.delete_idempotency_key(session, row)
             return None
         if row.request_hash != digest:
-            raise FitqError(
-                409,
-                RequestErrorType.conflict,
+            raise conflict(
                 f"Idempotency-Key {key!r} was used for another request body (job {row.job_id}); "
                 "expected the same body or a new key",
             )
@@ -201,9 +199,7 @@ def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
         if JobStatus(job.status).finished and not (
             job.status == JobStatus.cancelled and job.cancel_requested
         ):
-            raise FitqError(
-                409,
-                RequestErrorType.conflict,
+            raise conflict(
                 f"job {job_id} has already {job.status}; only a queued or running job can be "
                 "cancelled",
             )
@@ -219,9 +215,7 @@ def delete_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> None:
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
         if not JobStatus(job.status).finished:
-            raise FitqError(
-                409,
-                RequestErrorType.conflict,
+            raise conflict(
                 f"job {job_id} is {job.status}; cancel it, then delete it once it has stopped",
             )
         repo.delete_job(session, job)
@@ -287,9 +281,7 @@ def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> 
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
         if job.status != JobStatus.succeeded or job.model_key is None:
-            raise FitqError(
-                409,
-                RequestErrorType.conflict,
+            raise conflict(
                 f"job {job_id} is {job.status}; predictions need a succeeded job",
             )
         spec = JobSpec.model_validate(job.spec)
