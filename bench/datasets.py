@@ -24,9 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import numpy as np
 
-from tests.integration.conftest import migrate
-from tests.processes import Stack
-from tests.services import postgres_database, redis_db
+from bench.stack import redis_postgres_stack
 
 FEATURES = 50
 
@@ -102,16 +100,7 @@ def main() -> None:
         workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
         csv = workdir / "big.csv"
         size = write_csv(csv, args.mb)
-        env = {
-            "FITQ_DATA_DIR": str(workdir / "fitq"),
-            "FITQ_DATABASE_URL": cleanup.enter_context(postgres_database()),
-            "FITQ_BROKER_URL": cleanup.enter_context(redis_db()),
-            "FITQ_IN_MEMORY_BYTES": str(args.in_memory_mb * 2**20),
-        }
-        migrate(env)
-        stack = Stack(env, workdir)
-        cleanup.callback(stack.stop)
-        stack.start_api()
+        stack = redis_postgres_stack(cleanup, FITQ_IN_MEMORY_BYTES=str(args.in_memory_mb * 2**20))
         stack.start_worker("ingest", "datasets")
         trainer = stack.start_worker("train")
         assert stack.api is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,10 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench.stack import redis_postgres_stack
 from examples.seed_data import seed_job
-from tests.integration.conftest import migrate
-from tests.processes import Stack
-from tests.services import postgres_database, redis_db
 
 RECOVERY = {
     "FITQ_LEASE_SECONDS": "10",
@@ -45,17 +42,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     with ExitStack() as cleanup:
-        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
-        env = {
-            "FITQ_DATA_DIR": str(workdir / "fitq"),
-            "FITQ_DATABASE_URL": cleanup.enter_context(postgres_database()),
-            "FITQ_BROKER_URL": cleanup.enter_context(redis_db()),
-            **RECOVERY,
-        }
-        migrate(env)
-        stack = Stack(env, workdir)
-        cleanup.callback(stack.stop)
-        stack.start_api()
+        stack = redis_postgres_stack(cleanup, **RECOVERY)
         stack.start_worker()
         with httpx.Client(base_url=stack.base_url, timeout=120) as client:
             body = seed_job(epochs=50)

@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -27,10 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import keras
 
+from bench.stack import redis_postgres_stack
 from examples.seed_data import seed_arrays, seed_job
-from tests.integration.conftest import migrate
-from tests.processes import Stack
-from tests.services import postgres_database, redis_db
 
 SEED = 42
 
@@ -123,16 +120,7 @@ def main() -> None:
     with ExitStack() as cleanup:
         url = args.url
         if url is None:
-            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
-            env = {
-                "FITQ_DATA_DIR": str(workdir / "fitq"),
-                "FITQ_DATABASE_URL": cleanup.enter_context(postgres_database()),
-                "FITQ_BROKER_URL": cleanup.enter_context(redis_db()),
-            }
-            migrate(env)
-            stack = Stack(env, workdir)
-            cleanup.callback(stack.stop)
-            stack.start_api()
+            stack = redis_postgres_stack(cleanup)
             stack.start_worker()
             url = stack.base_url
         seed = seed_arrays()
