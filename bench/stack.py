@@ -22,6 +22,7 @@ def redis_postgres_stack(cleanup: ExitStack, **env: str) -> Stack:
         "FITQ_DATA_DIR": str(workdir / "fitq"),
         "FITQ_DATABASE_URL": cleanup.enter_context(postgres_database()),
         "FITQ_BROKER_URL": cleanup.enter_context(redis_db()),
+        "FITQ_AUTH": "off",
         **env,
     }
     migrate(settings)

@@ -4,16 +4,19 @@ imports them."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from fitq import keys
+from fitq.keys import Role
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
 from fitq.settings import Settings
 
@@ -69,11 +72,16 @@ def serve(
     from fitq.store.migrate import upgrade
 
     settings = Settings()
+    auth = serve_auth(host, os.environ.get("FITQ_AUTH"))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare_broker(settings)
     upgrade(settings.resolved_database_url)
-    env = {**os.environ, **settings.child_env()}
+    env = {**os.environ, **settings.child_env(), "FITQ_AUTH": auth}
     console.print(f"fitq: data in {settings.data_dir}; API on http://{host}:{port}")
+    if auth == "off":
+        console.print(
+            "fitq: authentication is OFF (bound to loopback); set FITQ_AUTH=on to require keys"
+        )
     children = [
         subprocess.Popen(api_command(host, port), env=env),
         subprocess.Popen(worker_command(settings), env=env),
@@ -83,6 +91,86 @@ def serve(
         ),
     ]
     sys.exit(_supervise(children))
+
+
+def serve_auth(host: str, requested: str | None) -> str:
+    """Loopback: off unless asked on. Any other address: keys required; off is refused."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return requested or "off"
+    if requested == "off":
+        console.print(
+            f"[red]fitq: refusing to serve on {host} with FITQ_AUTH=off: anyone who can reach "
+            "it could use it. Bind to 127.0.0.1, or create keys (fitq keys create).[/red]"
+        )
+        sys.exit(2)
+    return "on"
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _sessions() -> Any:
+    from fitq.store.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(Settings().resolved_database_url))
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
+    role: Annotated[Role, typer.Option(help="user, or admin.")] = Role.user,
+) -> None:
+    """Create a key and print it once (only its prefix and a hash are stored)."""
+    from fitq.store import repository as repo
+    from fitq.store.db import transaction
+    from fitq.store.models import ApiKey
+
+    if not tenant.strip() or len(tenant) > 64:
+        raise typer.BadParameter("expected a tenant name of 1 to 64 characters")
+    new = keys.generate()
+    with transaction(_sessions()) as session:
+        repo.add_api_key(
+            session,
+            ApiKey(
+                prefix=new.prefix,
+                tenant_id=tenant,
+                role=role.value,
+                secret_sha256=new.secret_sha256,
+            ),
+        )
+    console.print(f"key for tenant {tenant!r} ({role.value}); shown once, store it now:")
+    print(new.key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key's prefix, tenant, role, creation and revocation (never a secret)."""
+    from fitq.store import repository as repo
+    from fitq.store.db import transaction
+
+    with transaction(_sessions()) as session:
+        for key in repo.list_api_keys(session):
+            revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            created = f"{key.created_at:%Y-%m-%d %H:%M}"
+            print("\t".join([key.prefix, key.tenant_id, key.role, created, revoked]))
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke a key by its prefix (the 10 characters after 'fitq_')."""
+    from fitq.store import repository as repo
+    from fitq.store.db import transaction
+
+    with transaction(_sessions()) as session:
+        if not repo.revoke_api_key(session, prefix):
+            console.print(f"[red]no active key with prefix {prefix!r}[/red]")
+            raise typer.Exit(1)
+    console.print(f"key {prefix} revoked")
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:

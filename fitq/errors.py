@@ -58,12 +58,14 @@ class FitqError(Exception):
         type: RequestErrorType,
         message: str,
         details: list[ErrorDetail] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.type = type
         self.message = message
         self.details = details or []
+        self.headers = headers or {}
 
     def envelope(self) -> ErrorEnvelope:
         return ErrorEnvelope(
@@ -89,3 +91,9 @@ def not_found(kind: str, id_: str) -> FitqError:
 
 def conflict(message: str) -> FitqError:
     return FitqError(409, RequestErrorType.conflict, message)
+
+
+def unauthorized(message: str) -> FitqError:
+    return FitqError(
+        401, RequestErrorType.unauthorized, message, headers={"WWW-Authenticate": "Bearer"}
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,9 @@ class Settings(BaseSettings):
     artifacts_dir: Path | None = Field(None, description="Artifact store root directory.")
 
     default_tenant: str = "default"
+    auth: Literal["on", "off"] = Field(
+        "on", description="API keys required. `fitq serve` on loopback sets off unless told on."
+    )
     max_attempts: int = Field(3, ge=1, description="Claims of one job before worker_lost.")
     lease_seconds: float = Field(60.0, gt=0, description="A running job's lease per heartbeat.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Worker heartbeat interval.")

@@ -1,11 +1,18 @@
-"""FastAPI dependencies: the service context and the caller's tenant."""
+"""FastAPI dependencies: the service context and the caller (tenant and role, from the API
+key in ``Authorization: Bearer fitq_…``; the default tenant when auth is off)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from fitq import keys
+from fitq.errors import unauthorized
+from fitq.keys import Role
+from fitq.store import repository as repo
+from fitq.store.db import transaction
 from service.context import ServiceContext
 
 
@@ -14,10 +21,40 @@ def get_context(request: Request) -> ServiceContext:
     return context
 
 
-def get_tenant(context: Annotated[ServiceContext, Depends(get_context)]) -> str:
-    # One default tenant until API keys exist; every query already filters by it.
-    return context.settings.default_tenant
-
-
 Context = Annotated[ServiceContext, Depends(get_context)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: str
+    role: Role
+
+
+def get_caller(request: Request, ctx: Context) -> Caller:
+    if ctx.settings.auth == "off":
+        return Caller(ctx.settings.default_tenant, Role.admin)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not token:
+        raise unauthorized("expected an API key in 'Authorization: Bearer fitq_…', received none")
+    parsed = keys.parse(token.strip()) if scheme.lower() == "bearer" else None
+    if parsed is None:
+        raise unauthorized(
+            "expected an API key in 'Authorization: Bearer fitq_…', received a malformed one"
+        )
+    prefix, secret = parsed
+    with transaction(ctx.sessions) as session:
+        row = repo.get_api_key(session, prefix)
+        found = (
+            row is not None and row.revoked_at is None and keys.matches(secret, row.secret_sha256)
+        )
+        if not found or row is None:
+            raise unauthorized("the API key is unknown or revoked")
+        return Caller(row.tenant_id, Role(row.role))
+
+
+def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
+    # Every query filters by it: another tenant's ids answer 404, as unknown ones do.
+    return caller.tenant_id
+
+
 Tenant = Annotated[str, Depends(get_tenant)]

@@ -76,7 +76,11 @@ def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
 
 
 def _envelope(
-    status: int, type_: RequestErrorType, message: str, details: list[ErrorDetail]
+    status: int,
+    type_: RequestErrorType,
+    message: str,
+    details: list[ErrorDetail],
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = {
         "error": {
@@ -85,12 +89,12 @@ def _envelope(
             "details": [d.model_dump() for d in details],
         }
     }
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 async def _fitq_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FitqError)
-    return _envelope(exc.status_code, exc.type, exc.message, exc.details)
+    return _envelope(exc.status_code, exc.type, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

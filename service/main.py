@@ -49,6 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if sweeper:
             sweeper.start()
         log.info("fitq API ready (store %s)", engine.url.render_as_string(hide_password=True))
+        if resolved.auth == "off":
+            log.warning(
+                "authentication is OFF: every request acts as tenant %r (FITQ_AUTH=on to "
+                "require API keys)",
+                resolved.default_tenant,
+            )
         try:
             yield
         finally:

@@ -25,7 +25,7 @@ from worker.runner import JobRunner
 
 @pytest.fixture
 def embedded_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "fitq", sweeper_enabled=False)
+    return Settings(data_dir=tmp_path / "fitq", sweeper_enabled=False, auth="off")
 
 
 @pytest.fixture(scope="session")

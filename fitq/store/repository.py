@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from fitq.artifacts import dataset_key
 from fitq.errors import JobErrorType
 from fitq.statuses import DatasetStatus, JobStatus
-from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
+from fitq.store.models import ApiKey, Dataset, IdempotencyKey, Job, JobEvent
 from fitq.store.types import utcnow
 
 # ---- datasets ----------------------------------------------------------------------------
@@ -174,6 +174,31 @@ def fail_stalled_dataset(session: Session, dataset: Dataset, message: str) -> bo
             finished_at=utcnow(),
             lease_until=None,
         ),
+    )
+    return result.rowcount == 1
+
+
+# ---- api keys --------------------------------------------------------------------------------
+
+
+def add_api_key(session: Session, key: ApiKey) -> None:
+    session.add(key)
+
+
+def get_api_key(session: Session, prefix: str) -> ApiKey | None:
+    return session.get(ApiKey, prefix)
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.tenant_id, ApiKey.created_at)))
+
+
+def revoke_api_key(session: Session, prefix: str) -> bool:
+    result = _execute(
+        session,
+        update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow()),
     )
     return result.rowcount == 1
 

@@ -18,6 +18,7 @@ from tests.processes import REPO_ROOT, Stack, child_env
 from tests.services import postgres_database, redis_db
 
 FAST_RECOVERY = {
+    "FITQ_AUTH": "off",  # the isolation tests turn it on
     "FITQ_LEASE_SECONDS": "5",
     "FITQ_HEARTBEAT_SECONDS": "1",
     "FITQ_SWEEP_INTERVAL_SECONDS": "0.5",

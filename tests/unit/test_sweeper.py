@@ -98,6 +98,7 @@ def test_a_refused_send_fails_the_job_broker_unavailable(tmp_path: Path) -> None
         data_dir=tmp_path / "fitq",
         broker_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
         sweeper_enabled=False,
+        auth="off",
         send_timeout_seconds=1,
     )
     upgrade(settings.resolved_database_url)
