@@ -97,3 +97,8 @@ def unauthorized(message: str) -> FitqError:
     return FitqError(
         401, RequestErrorType.unauthorized, message, headers={"WWW-Authenticate": "Bearer"}
     )
+
+
+def quota_exceeded(status_code: int, message: str, retry_after: int | None = None) -> FitqError:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return FitqError(status_code, RequestErrorType.quota_exceeded, message, headers=headers)

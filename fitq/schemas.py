@@ -131,3 +131,16 @@ class PredictResponse(BaseModel):
     labels: list[Any] | None = Field(
         None, description="Output class i is labels[i], for jobs whose targets were encoded."
     )
+
+
+class UsageItem(BaseModel):
+    used: int
+    limit: int
+
+
+class Usage(BaseModel):
+    tenant: str
+    active_jobs: UsageItem = Field(description="Queued + running jobs.")
+    dataset_bytes: UsageItem = Field(description="Bytes of stored datasets, inline ones included.")
+    sample_epochs_per_job: int = Field(description="The per-job cap on training rows x epochs.")
+    parameters_per_job: int

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     dataset_retention_days: float | None = Field(
         None, gt=0, description="Delete unused datasets this long after upload; unset: keep."
     )
+    max_active_jobs: int = Field(
+        100, ge=1, description="Queued + running jobs per tenant (429 beyond)."
+    )
+    max_dataset_bytes: int = Field(
+        50 * 2**30, ge=1, description="Stored dataset bytes per tenant (403 beyond)."
+    )
+    max_sample_epochs: int = Field(
+        10**10, ge=1, description="Per job: training rows x epochs (422 beyond)."
+    )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
     in_memory_bytes: int = Field(
         2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."

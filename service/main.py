@@ -26,6 +26,7 @@ from service.jobs.endpoints import validate_router
 from service.limits import BodySizeLimit
 from service.queue import TaskQueue
 from service.sweeper import SweeperThread
+from service.usage import router as usage_router
 
 log = logging.getLogger("fitq.api")
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(validate_router)
     app.include_router(datasets_router)
+    app.include_router(usage_router)
     upload_limit = (settings or get_settings()).max_upload_bytes
 
     def limit_for(scope: Scope) -> int | None:

@@ -178,6 +178,30 @@ def fail_stalled_dataset(session: Session, dataset: Dataset, message: str) -> bo
     return result.rowcount == 1
 
 
+# ---- usage -------------------------------------------------------------------------------------
+
+
+def active_jobs(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(
+                Job.tenant_id == tenant_id,
+                Job.status.in_([JobStatus.queued, JobStatus.running]),
+            )
+        )
+        or 0
+    )
+
+
+def dataset_bytes(session: Session, tenant_id: str) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.tenant_id == tenant_id)
+    )
+    return int(total or 0)
+
+
 # ---- api keys --------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import ArtifactStore, dataset_key, dataset_prefix, upload_key
-from fitq.errors import SpecError, conflict, not_found
+from fitq.errors import FitqError, SpecError, conflict, not_found, quota_exceeded
 from fitq.ids import DATASET_PREFIX, is_valid_id, new_id
 from fitq.schemas import DatasetList, DatasetRead
 from fitq.spec import DatasetRef, InlineArrays, SplitData, StoredData, ValueRange, value_range
@@ -142,6 +142,16 @@ def _display_name(filename: str) -> str:
     return "".join(ch for ch in base if ch.isprintable())[:255] or "upload"
 
 
+def ensure_storage(ctx: ServiceContext, stored: int, adding: int) -> None:
+    limit = ctx.settings.max_dataset_bytes
+    if stored + adding > limit:
+        raise quota_exceeded(
+            403,
+            f"expected at most {limit:,} bytes of datasets (FITQ_MAX_DATASET_BYTES), received "
+            f"{adding:,} more on top of {stored:,}: delete datasets you no longer need",
+        )
+
+
 def create_upload(
     ctx: ServiceContext,
     tenant_id: str,
@@ -160,6 +170,12 @@ def create_upload(
     if size == 0:
         ctx.artifacts.delete(key)
         raise SpecError("file", "expected data, received an empty file")
+    try:
+        with transaction(ctx.sessions) as session:
+            ensure_storage(ctx, repo.dataset_bytes(session, tenant_id), size)
+    except FitqError:
+        ctx.artifacts.delete(key)
+        raise
     dataset = Dataset(
         id=dataset_id,
         tenant_id=tenant_id,

@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import job_prefix
-from fitq.errors import FitqError, RequestErrorType, SpecError, conflict, not_found
+from fitq.errors import (
+    FitqError,
+    RequestErrorType,
+    SpecError,
+    conflict,
+    not_found,
+    quota_exceeded,
+)
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.queues import TRAIN_QUEUE
 from fitq.schemas import EventList, JobEventRead, JobList, JobRead, PredictResponse
@@ -35,6 +42,7 @@ from fitq.store.models import IdempotencyKey, Job
 from fitq.store.types import utcnow
 from service.context import ServiceContext
 from service.datasets.service import (
+    ensure_storage,
     inline_split,
     resolve_reference,
     store_inline,
@@ -80,6 +88,13 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
         max_params=ctx.settings.max_params,
         standardize=body.data.standardize,
     )
+    work = validation.estimated_work.samples_x_epochs
+    if work > ctx.settings.max_sample_epochs:
+        raise SpecError(
+            "fit.epochs",
+            f"expected at most {ctx.settings.max_sample_epochs:,} training rows x epochs "
+            f"(FITQ_MAX_SAMPLE_EPOCHS), received {work:,}",
+        )
     return CheckedJob(validation, inline, referenced)
 
 
@@ -118,6 +133,18 @@ def create_job(
         return get_job(ctx, tenant_id, earlier), False
 
     checked = check_job(ctx, tenant_id, body)
+    with transaction(ctx.sessions) as session:
+        active = repo.active_jobs(session, tenant_id)
+        stored_bytes = repo.dataset_bytes(session, tenant_id)
+    if active >= ctx.settings.max_active_jobs:
+        raise quota_exceeded(
+            429,
+            f"expected at most {ctx.settings.max_active_jobs} queued or running jobs "
+            f"(FITQ_MAX_ACTIVE_JOBS), received one more; retry when one finishes",
+            retry_after=30,
+        )
+    inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
+    ensure_storage(ctx, stored_bytes, inline_bytes)
     new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
     stored = checked.referenced | {s: stored_data(d) for s, d in new_datasets.items()}
 

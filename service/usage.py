@@ -1,0 +1,27 @@
+"""``GET /v1/usage``: the caller's quotas and how much of each is used."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from fitq.schemas import Usage, UsageItem
+from fitq.store import repository as repo
+from fitq.store.db import transaction
+from service.deps import Context, Tenant
+
+router = APIRouter(tags=["usage"])
+
+
+@router.get("/v1/usage", response_model=Usage)
+def usage(ctx: Context, tenant: Tenant) -> Usage:
+    settings = ctx.settings
+    with transaction(ctx.sessions) as session:
+        active = repo.active_jobs(session, tenant)
+        stored = repo.dataset_bytes(session, tenant)
+    return Usage(
+        tenant=tenant,
+        active_jobs=UsageItem(used=active, limit=settings.max_active_jobs),
+        dataset_bytes=UsageItem(used=stored, limit=settings.max_dataset_bytes),
+        sample_epochs_per_job=settings.max_sample_epochs,
+        parameters_per_job=settings.max_params,
+    )
