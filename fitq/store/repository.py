@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -47,13 +47,7 @@ def list_datasets(
     limit: int,
     before_id: str | None,
 ) -> list[Dataset]:
-    """Newest first, ``limit + 1`` rows, as ``list_jobs``."""
-    query = select(Dataset).where(Dataset.tenant_id == tenant_id)
-    if status is not None:
-        query = query.where(Dataset.status == status)
-    if before_id is not None:
-        query = query.where(Dataset.id < before_id)
-    return list(session.scalars(query.order_by(Dataset.id.desc()).limit(limit + 1)))
+    return _newest_first(session, Dataset, tenant_id, status, limit, before_id)
 
 
 def active_job_ids_using(session: Session, tenant_id: str, dataset_id: str) -> list[str]:
@@ -272,14 +266,28 @@ def list_jobs(
     limit: int,
     before_id: str | None,
 ) -> list[Job]:
+    return _newest_first(session, Job, tenant_id, status, limit, before_id)
+
+
+Row = TypeVar("Row", Job, Dataset)
+
+
+def _newest_first(
+    session: Session,
+    model: type[Row],
+    tenant_id: str,
+    status: str | None,
+    limit: int,
+    before_id: str | None,
+) -> list[Row]:
     """Newest first: ids are time-ordered, so ``id DESC`` is creation order and a cursor is
     the last id seen. Fetches ``limit + 1`` rows so the caller knows whether more exist."""
-    query = select(Job).where(Job.tenant_id == tenant_id)
+    query = select(model).where(model.tenant_id == tenant_id)
     if status is not None:
-        query = query.where(Job.status == status)
+        query = query.where(model.status == status)
     if before_id is not None:
-        query = query.where(Job.id < before_id)
-    return list(session.scalars(query.order_by(Job.id.desc()).limit(limit + 1)))
+        query = query.where(model.id < before_id)
+    return list(session.scalars(query.order_by(model.id.desc()).limit(limit + 1)))
 
 
 def queue_position(session: Session, job: Job) -> int:
