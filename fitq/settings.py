@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     max_sample_epochs: int = Field(
         10**10, ge=1, description="Per job: training rows x epochs (422 beyond)."
     )
+    max_request_bytes: int = Field(
+        256 * 2**20,
+        ge=1,
+        description="Any other request body (413 beyond); uploads have their own.",
+    )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
     in_memory_bytes: int = Field(
         2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."

@@ -71,11 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(validate_router)
     app.include_router(datasets_router)
     app.include_router(usage_router)
-    upload_limit = (settings or get_settings()).max_upload_bytes
+    limits = settings or get_settings()
 
     def limit_for(scope: Scope) -> int | None:
         uploading = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/datasets"
-        return upload_limit if uploading else None
+        return limits.max_upload_bytes if uploading else limits.max_request_bytes
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     return app

@@ -1,0 +1,118 @@
+"""Hostile input: nothing a user sends becomes code or a file path, and every trick is a 4xx
+(or a failed dataset) with a message that says what was expected."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+from fastapi.testclient import TestClient
+
+from fitq.settings import Settings
+from fitq.store.migrate import upgrade
+from service.main import create_app
+from tests.factories import tiny_job
+from worker.ingest import DatasetIngestor
+
+Api = tuple[TestClient, Settings]
+
+
+def post_raw(client: TestClient, text: str):
+    return client.post("/v1/jobs", content=text, headers={"content-type": "application/json"})
+
+
+KERAS_CONFIG = {
+    "class_name": "Sequential",
+    "config": {"layers": [{"class_name": "Lambda", "config": {"function": "os.system"}}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        (lambda b: b.update(model=KERAS_CONFIG), "model.layers"),
+        (lambda b: b["model"]["layers"].append({"type": "Lambda", "function": "os.system"}), "model.layers.2"),
+        (lambda b: b["model"]["layers"][0].update(module="os", registered_name="system"), "model.layers.0.module"),
+        (lambda b: b["compile"].update(loss={"type": "mse", "module": "evil", "class_name": "Loss"}), "compile.loss.module"),
+        (lambda b: b["model"]["layers"][0].update(units=10**30), "model.layers.0.units"),
+        (lambda b: b.update(seed=10**100), "seed"),
+        (lambda b: b["data"]["train"].update(x=[[[1.0, 2.0, 3.0, 4.0]]] * 64), "data.train.x"),
+        (lambda b: b["data"]["train"].update(x=[1.0] * 64), "data.train.x"),
+    ],
+    ids=["keras config", "lambda layer", "module and registered_name", "custom loss",
+         "huge units", "huge seed", "rank too high", "rank too low"],
+)  # fmt: skip
+def test_hostile_specs_are_422(api: Api, change, loc: str) -> None:
+    client, _ = api
+    body = tiny_job()
+    change(body)
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["loc"] == loc
+    assert client.get("/v1/jobs").json()["data"] == []
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_in_json_are_refused(api: Api, literal: str) -> None:
+    client, _ = api
+    text = json.dumps(tiny_job()).replace(
+        '"seed": 7', f'"seed": 7, "fit": {{"max_runtime_seconds": {literal}}}'
+    )
+    text = text.replace('"fit": {"batch_size": 16, "epochs": 2}, ', "")
+    response = post_raw(client, text)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["loc"].startswith("fit.max_runtime_seconds")
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["\uff4a\uff4f\uff42_01ARZ3NDEKTSV4RRFFQ69G5FAV", "job_01ARZ3NDEKTSV4RRFFQ69G5FA\u202e", "job_%2e%2e%2fetc",
+     "job_01ARZ3NDEKTSV4RRFFQ69G5FAV%00", "..%2F..%2Fetc%2Fpasswd"],
+)  # fmt: skip
+def test_tricky_ids_are_404(api: Api, job_id: str) -> None:
+    client, _ = api
+    for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/model", f"/v1/datasets/{job_id}"):
+        response = client.get(path)
+        assert response.status_code == 404, (path, response.text)
+        assert response.json()["error"]["type"] == "not_found"
+
+
+def test_a_keras_model_uploaded_as_data_is_refused(
+    api: Api, ingestor: DatasetIngestor, tmp_path
+) -> None:
+    client, _ = api
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    for name, form in (("model.npz", {}), ("model.csv", {"target": "y"}), ("model.keras", {})):
+        response = client.post("/v1/datasets", files={"file": (name, path.read_bytes())}, data=form)
+        if name.endswith(".keras"):
+            assert response.status_code == 422  # not an accepted format at all
+            continue
+        dataset_id = response.json()["id"]
+        ingestor.run(dataset_id)
+        dataset = client.get(f"/v1/datasets/{dataset_id}").json()
+        assert dataset["status"] == "failed", dataset
+        assert "expected" in dataset["error"]["message"]
+
+
+def test_any_body_over_the_request_limit_is_413(embedded_settings: Settings) -> None:
+    settings = embedded_settings.model_copy(update={"max_request_bytes": 2_000})
+    upgrade(settings.resolved_database_url)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/jobs", json=tiny_job())  # several kB of JSON
+        assert response.status_code == 413
+        assert response.json()["error"]["type"] == "payload_too_large"
+        streamed = client.post(
+            "/v1/validate",
+            content=(
+                chunk
+                for chunk in [
+                    json.dumps(tiny_job()).encode()[i : i + 1000] for i in range(0, 20_000, 1000)
+                ]
+            ),
+            headers={"content-type": "application/json"},
+        )
+        assert streamed.status_code == 413
+        assert client.get("/v1/jobs").json()["data"] == []
