@@ -16,8 +16,6 @@ from fitq.errors import ErrorDetail, FitqError, RequestErrorType
 
 log = logging.getLogger(__name__)
 
-# Union tags pydantic puts in error locations; users never wrote them.
-_TAG_SEGMENTS = {"inline", "ref"}
 _STATUS_TYPES = {
     401: RequestErrorType.unauthorized,
     404: RequestErrorType.not_found,
@@ -30,7 +28,7 @@ _STATUS_TYPES = {
 
 
 def _loc(parts: tuple[Any, ...]) -> str:
-    kept = [str(p) for p in parts if p not in _TAG_SEGMENTS and not str(p).startswith("function-")]
+    kept = [str(p) for p in parts if not str(p).startswith("function-")]
     if kept and kept[0] in {"body", "query", "path", "header"} and len(kept) > 1:
         kept = kept[1:]
     return ".".join(kept) or "body"
@@ -58,14 +56,15 @@ def _detail(error: dict[str, Any]) -> ErrorDetail:
     return ErrorDetail(loc=_loc(parts), message=message, received=_received(error.get("input")))
 
 
-_TAGGED_FIELDS = {"optimizer", "loss"}
+# Fields whose value is a discriminated union: pydantic puts the member's tag after them.
+_TAGGED_FIELDS = {"optimizer", "loss", "train", "validation", "test"}
 _UNION_MEMBER = re.compile(r"^(constrained-)?(int|float|str|bool)$|\[")
 
 
 def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
     """Pydantic names the union member in the path: a discriminated union its tag
-    ('model.layers.0.Dense.units', 'compile.loss.huber.delta'), a plain union the member's
-    type ('kernel_size.tuple[int, int]'). Users never wrote those."""
+    ('model.layers.0.Dense.units', 'compile.loss.huber.delta', 'data.train.inline.x'), a
+    plain union the member's type ('kernel_size.tuple[int, int]'). Users never wrote those."""
     part = loc[index]
     if index == 0 or not isinstance(part, str):
         return False
