@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -93,3 +94,30 @@ def ingestor(api: tuple[TestClient, Settings]) -> DatasetIngestor:
         artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
         settings=settings,
     )
+
+
+@pytest.fixture
+def epoch_hook(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Callable[[], None]]:
+    """``install(hook, before_report=False)`` makes the runner's training call ``hook(history)``
+    at each epoch end, after (or before) the runner records the epoch; returns ``uninstall``."""
+    import worker.runner
+
+    real_train = worker.runner.train
+
+    def install(
+        hook: Callable[[list[Any]], None], *, before_report: bool = False
+    ) -> Callable[[], None]:
+        def train(*args: Any, on_epoch: Callable[[list[Any]], None], **kwargs: Any) -> Any:
+            def report(history: list[Any]) -> None:
+                if before_report:
+                    hook(history)
+                on_epoch(history)
+                if not before_report:
+                    hook(history)
+
+            return real_train(*args, on_epoch=report, **kwargs)
+
+        monkeypatch.setattr(worker.runner, "train", train)
+        return lambda: monkeypatch.setattr(worker.runner, "train", real_train)
+
+    return install

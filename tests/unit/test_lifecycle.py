@@ -195,30 +195,23 @@ class _WorkerDied(BaseException):
 
 
 def test_a_job_resumes_from_its_checkpoint_after_its_worker_dies(
-    api: Api, runner: JobRunner, monkeypatch
+    api: Api, runner: JobRunner, epoch_hook
 ) -> None:
-    import worker.runner
-
     client, settings = api
     ctx = client.app.state.context  # type: ignore[attr-defined]
     runner.settings = runner.settings.model_copy(update={"checkpoint_seconds": 1e-6})
     job_id = submit(client, tiny_job(epochs=6))["id"]
-    real_train = worker.runner.train
 
-    def dies_at_epoch_3(*args, on_epoch, **kwargs):
-        def report(history):
-            on_epoch(history)
-            if len(history) == 3:
-                raise _WorkerDied
+    def dies_at_epoch_3(history):
+        if len(history) == 3:
+            raise _WorkerDied
 
-        return real_train(*args, on_epoch=report, **kwargs)
-
-    monkeypatch.setattr(worker.runner, "train", dies_at_epoch_3)
+    uninstall = epoch_hook(dies_at_epoch_3)
     try:
         runner.run(job_id)
     except _WorkerDied:
         pass
-    monkeypatch.setattr(worker.runner, "train", real_train)
+    uninstall()
     checkpoint = settings.resolved_artifacts_dir / "jobs" / job_id / "checkpoint.keras"
     assert checkpoint.exists()
 
@@ -251,31 +244,25 @@ def test_short_jobs_take_no_checkpoint(api: Api, runner: JobRunner) -> None:
 
 
 def test_a_draining_worker_hands_its_job_back_without_counting_an_attempt(
-    api: Api, runner: JobRunner, monkeypatch
+    api: Api, runner: JobRunner, epoch_hook
 ) -> None:
-    import worker.runner
     from worker import drain
 
     client, settings = api
     resent: list[str] = []
     runner.resend = lambda job_id, limit: resent.append(job_id)
     job_id = submit(client, tiny_job(epochs=6))["id"]
-    real_train = worker.runner.train
 
-    def shutdown_after_epoch_2(*args, on_epoch, **kwargs):
-        def report(history):
-            on_epoch(history)
-            if len(history) == 2:
-                drain.requested.set()  # what SIGUSR2 from Celery's parent does
+    def shutdown_after_epoch_2(history):
+        if len(history) == 2:
+            drain.requested.set()  # what SIGUSR2 from Celery's parent does
 
-        return real_train(*args, on_epoch=report, **kwargs)
-
-    monkeypatch.setattr(worker.runner, "train", shutdown_after_epoch_2)
+    uninstall = epoch_hook(shutdown_after_epoch_2)
     try:
         assert runner.run(job_id) == RunResult.handed_back
     finally:
         drain.requested.clear()
-    monkeypatch.setattr(worker.runner, "train", real_train)
+    uninstall()
     assert resent == [job_id]
     queued = client.get(f"/v1/jobs/{job_id}").json()
     assert (queued["status"], queued["attempts"]) == ("queued", 0)

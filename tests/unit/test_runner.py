@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import worker.runner
 from fitq.settings import Settings
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -88,24 +87,19 @@ def test_missing_data_fails_data_error(api: Api, runner: JobRunner) -> None:
 
 
 def test_a_worker_that_lost_its_lease_writes_nothing(
-    api: Api, runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+    api: Api, runner: JobRunner, epoch_hook
 ) -> None:
     client, _ = api
     job_id = submit(client, tiny_job(epochs=3))
-    real_train = worker.runner.train
 
-    def train_then_taken_over(*args, on_epoch, **kwargs):
-        def takeover_then_report(history):
-            # The sweeper re-queued the job and another worker claimed attempt 2.
-            with transaction(runner.sessions) as session:
-                job = repo.get_job_by_id(session, job_id)
-                assert job is not None
-                job.attempt += 1
-            on_epoch(history)
+    def taken_over(history):
+        # The sweeper re-queued the job and another worker claimed attempt 2.
+        with transaction(runner.sessions) as session:
+            job = repo.get_job_by_id(session, job_id)
+            assert job is not None
+            job.attempt += 1
 
-        return real_train(*args, on_epoch=takeover_then_report, **kwargs)
-
-    monkeypatch.setattr(worker.runner, "train", train_then_taken_over)
+    epoch_hook(taken_over, before_report=True)
     assert runner.run(job_id) == RunResult.lost
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert (job["status"], job["attempts"]) == ("running", 2)
