@@ -72,9 +72,13 @@ class Settings(BaseSettings):
         10**10, ge=1, description="Per job: training rows x epochs (422 beyond)."
     )
     max_request_bytes: int = Field(
-        256 * 2**20,
+        64 * 2**20,
         ge=1,
         description="Any other request body (413 beyond); uploads have their own.",
+    )
+    max_json_depth: int = Field(32, ge=2, description="Nesting of a JSON body (422 beyond).")
+    max_json_items: int = Field(
+        100_000, ge=1, description="Items in one JSON array or object (422 beyond)."
     )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
     in_memory_bytes: int = Field(

@@ -1,6 +1,7 @@
-"""Request body limits enforced while the body streams in: a declared ``Content-Length`` over
-the limit answers 413 before a byte is read; an undeclared (chunked) body is cut off at the
-limit. Either way the API never holds more than its parser's buffer."""
+"""Request body limits. Size is enforced while the body streams in: a declared
+``Content-Length`` over the limit answers 413 before a byte is read; an undeclared (chunked)
+body is cut off at the limit. A JSON body's structure (depth, items per array) is checked on
+its bytes before anything parses it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import json_limits
 
 LimitFor = Callable[[Scope], int | None]
 
@@ -31,7 +35,12 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _reject(send, limit)
+            await _send_error(
+                send,
+                413,
+                "payload_too_large",
+                f"expected a body of at most {limit:,} bytes, received a larger one",
+            )
             return
         received = 0
 
@@ -46,20 +55,65 @@ class BodySizeLimit:
         await self.app(scope, counted, send)
 
 
-async def _reject(send: Send, limit: int) -> None:
-    body: dict[str, Any] = {
-        "error": {
-            "type": "payload_too_large",
-            "message": f"expected a body of at most {limit:,} bytes, received a larger one",
-            "details": [],
-        }
-    }
+class JsonShapeLimit:
+    """422 for a JSON body nested deeper than ``max_depth`` or with an array or object of
+    more than ``max_items`` items. Runs inside ``BodySizeLimit``, so the body it buffers is
+    already bounded; the parser downstream reuses the same bytes."""
+
+    def __init__(self, app: ASGIApp, max_depth: int, max_items: int) -> None:
+        self.app = app
+        self.max_depth = max_depth
+        self.max_items = max_items
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            try:
+                message = await receive()
+            except PayloadTooLarge as exc:
+                await _send_error(send, 413, "payload_too_large", str(exc.detail))
+                return
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see the disconnect
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            # Off the event loop: a large body takes a few hundred milliseconds.
+            await run_in_threadpool(json_limits.check, body, self.max_depth, self.max_items)
+        except ValueError as exc:
+            await _send_error(send, 422, "validation_error", str(exc), loc="body")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+    media = content_type.split(b";")[0].strip()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+async def _send_error(
+    send: Send, status: int, type_: str, message: str, loc: str | None = None
+) -> None:
+    details = [{"loc": loc, "message": message, "received": None}] if loc else []
+    body: dict[str, Any] = {"error": {"type": type_, "message": message, "details": details}}
     payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
+    headers = [(b"content-type", b"application/json")]
+    if status == 413:
+        headers.append((b"connection", b"close"))  # the rest of the body is never read
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -23,7 +23,7 @@ from service.errors import install_error_handlers
 from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
 from service.jobs.endpoints import validate_router
-from service.limits import BodySizeLimit
+from service.limits import BodySizeLimit, JsonShapeLimit
 from service.queue import TaskQueue
 from service.sweeper import SweeperThread
 from service.usage import router as usage_router
@@ -77,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploading = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/datasets"
         return limits.max_upload_bytes if uploading else limits.max_request_bytes
 
+    # Added last = outermost: the size limit bounds what the shape check buffers.
+    app.add_middleware(
+        JsonShapeLimit, max_depth=limits.max_json_depth, max_items=limits.max_json_items
+    )
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
     return app
 

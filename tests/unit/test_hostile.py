@@ -116,3 +116,34 @@ def test_any_body_over_the_request_limit_is_413(embedded_settings: Settings) -> 
         )
         assert streamed.status_code == 413
         assert client.get("/v1/jobs").json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[" * 30_000 + "]" * 30_000, "at most 32 levels deep, received 30,000 levels"),
+        ('{"model":' * 40 + "1" + "}" * 40, "at most 32 levels deep, received 40 levels"),
+        (json.dumps({"x": list(range(100_001))}), "received one with 100,001; send larger data"),
+    ],
+    ids=["brackets", "objects", "wide"],
+)
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/validate", "/v1/jobs/job_0/predict"])
+def test_json_too_deep_or_too_wide_is_422_before_parsing(
+    api: Api, path: str, body: str, message: str
+) -> None:
+    client, _ = api
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "validation_error"
+    assert message in error["message"]
+    assert error["details"][0]["loc"] == "body"
+
+
+def test_a_job_just_inside_the_json_limits_is_accepted(api: Api) -> None:
+    client, settings = api
+    body = tiny_job(features=2)
+    rows = settings.max_json_items  # the row arrays are as wide as the limit allows
+    body["data"]["train"] = {"x": [[0.5, 0.25]] * rows, "y": [1.0] * rows}
+    response = client.post("/v1/validate", json=body)
+    assert response.status_code == 200, response.text[:500]

@@ -1,0 +1,104 @@
+"""Structural limits on JSON bodies, checked on the raw bytes before they are parsed.
+
+A body within the size limit can still be hostile: ``[[[[…]]]]`` 100,000 levels deep makes a
+recursive parser fail, and one array of millions of items makes every later loop slow. Both
+are measured here with NumPy over the body's punctuation (strings removed first), so the
+check costs a few C passes over the bytes and no Python object per value."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+# A JSON string, escapes included; possessive and with an optional closing quote, so an
+# unterminated string consumes the rest in one linear pass instead of failing at every quote.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
+_PUNCTUATION = b"[]{},"
+_NOT_PUNCTUATION = bytes(b for b in range(256) if b not in _PUNCTUATION)
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_CLOSE = np.zeros(256, dtype=np.int8)
+_CLOSE[[ord("]"), ord("}")]] = 1
+_CHUNK = 1 << 20
+_MAX_COUNTED_DEPTH = 32767
+
+
+@dataclass(frozen=True)
+class JsonShape:
+    depth: int  # deepest nesting of arrays and objects; 0 for a scalar
+    widest: int  # most items in one array or members in one object (an empty one counts 1)
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self, limit: int, depth: int) -> None:
+        # Depths are counted in int16: deeper ones read as its maximum.
+        received = f"{depth:,}" if depth < _MAX_COUNTED_DEPTH else f"over {depth - 1:,}"
+        super().__init__(
+            f"expected JSON nested at most {limit} levels deep, received {received} levels"
+        )
+
+
+class JsonTooWide(ValueError):
+    def __init__(self, limit: int, widest: int) -> None:
+        super().__init__(
+            f"expected JSON arrays and objects of at most {limit:,} items, received one with "
+            f"{widest:,}; send larger data as a dataset (POST /v1/datasets)"
+        )
+
+
+def measure(body: bytes, max_depth: int | None = None) -> JsonShape:
+    """Depth and widest container of a JSON document. Malformed JSON gets some answer; the
+    parser that runs next reports it. With ``max_depth``, raises ``JsonTooDeep`` as soon as
+    the depth is known to exceed it, before the width pass."""
+    tokens = _STRING.sub(b'""', body).translate(None, _NOT_PUNCTUATION)
+    codes = np.frombuffer(tokens, dtype=np.uint8)
+    depth_after = _depth_after(codes)
+    depth = int(depth_after.max(initial=0))
+    if max_depth is not None and depth > max_depth:
+        raise JsonTooDeep(max_depth, depth)
+    return JsonShape(depth=depth, widest=_widest(codes, depth_after, depth))
+
+
+def check(body: bytes, max_depth: int, max_items: int) -> None:
+    """Raise ``JsonTooDeep`` or ``JsonTooWide`` when ``body`` breaks a limit."""
+    if body.count(b",") < max_items and body.count(b"[") + body.count(b"{") <= max_depth:
+        return  # cannot break either limit: skip the passes
+    shape = measure(body, max_depth)
+    if shape.widest > max_items:
+        raise JsonTooWide(max_items, shape.widest)
+
+
+def _depth_after(codes: np.ndarray) -> np.ndarray:
+    """Nesting depth after each token, clamped to int16 (deeper is refused anyway), computed
+    a chunk at a time so a hostile body never needs more than a few bytes per token."""
+    out = np.empty(len(codes), dtype=np.int16)
+    carry = 0
+    for start in range(0, len(codes), _CHUNK):
+        chunk = codes[start : start + _CHUNK]
+        steps = _OPEN[chunk].astype(np.int64) - _CLOSE[chunk]
+        running = np.cumsum(steps) + carry
+        carry = int(running[-1])
+        np.clip(running, -_MAX_COUNTED_DEPTH, _MAX_COUNTED_DEPTH, out=running)
+        out[start : start + len(chunk)] = running
+    return out
+
+
+def _widest(codes: np.ndarray, depth_after: np.ndarray, depth: int) -> int:
+    """Items of a container at depth d = the commas at depth d after its opening bracket and
+    before the next opening bracket at depth d (containers at one depth never overlap), + 1.
+    Values are not tokens, so an empty container counts as one item: an upper bound."""
+    is_open = _OPEN[codes].astype(bool)
+    is_comma = codes == ord(",")
+    widest = 0
+    for level in range(1, depth + 1):
+        at_level = depth_after == level
+        opens = np.flatnonzero(is_open & at_level)
+        if not len(opens):
+            continue
+        commas = np.flatnonzero(is_comma & at_level)
+        bounds = np.searchsorted(commas, opens)
+        counts = np.diff(np.append(bounds, len(commas)))
+        widest = max(widest, int(counts.max()) + 1)
+    return widest
