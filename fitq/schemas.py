@@ -143,4 +143,6 @@ class Usage(BaseModel):
     active_jobs: UsageItem = Field(description="Queued + running jobs.")
     dataset_bytes: UsageItem = Field(description="Bytes of stored datasets, inline ones included.")
     sample_epochs_per_job: int = Field(description="The per-job cap on training rows x epochs.")
+    batch_size_per_job: int = Field(description="The per-job cap on fit.batch_size.")
+    sequence_length_per_job: int = Field(description="Steps into a sequence layer, per job.")
     parameters_per_job: int

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     max_sample_epochs: int = Field(
         10**10, ge=1, description="Per job: training rows x epochs (422 beyond)."
     )
+    max_batch_size: int = Field(65_536, ge=1, description="Per job: fit.batch_size (422 beyond).")
+    max_sequence_length: int = Field(
+        10_000, ge=1, description="Per job: steps into a sequence layer (422 beyond)."
+    )
     max_request_bytes: int = Field(
         64 * 2**20,
         ge=1,

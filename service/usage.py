@@ -23,5 +23,7 @@ def usage(ctx: Context, tenant: Tenant) -> Usage:
         active_jobs=UsageItem(used=active, limit=settings.max_active_jobs),
         dataset_bytes=UsageItem(used=stored, limit=settings.max_dataset_bytes),
         sample_epochs_per_job=settings.max_sample_epochs,
+        batch_size_per_job=settings.max_batch_size,
+        sequence_length_per_job=settings.max_sequence_length,
         parameters_per_job=settings.max_params,
     )

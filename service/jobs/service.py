@@ -48,6 +48,7 @@ from service.datasets.service import (
     store_inline,
     stored_data,
 )
+from service.jobs.limits import check_job_limits
 from service.jobs.presenter import job_read
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
@@ -88,13 +89,9 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
         max_params=ctx.settings.max_params,
         standardize=body.data.standardize,
     )
-    work = validation.estimated_work.samples_x_epochs
-    if work > ctx.settings.max_sample_epochs:
-        raise SpecError(
-            "fit.epochs",
-            f"expected at most {ctx.settings.max_sample_epochs:,} training rows x epochs "
-            f"(FITQ_MAX_SAMPLE_EPOCHS), received {work:,}",
-        )
+    check_job_limits(
+        ctx.settings, body.fit, validation.model_summary, validation.estimated_work.samples_x_epochs
+    )
     return CheckedJob(validation, inline, referenced)
 
 
