@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from fitq.errors import ErrorDetail, FitqError, RequestErrorType
 
@@ -36,6 +37,8 @@ def _loc(parts: tuple[Any, ...]) -> str:
 
 def _received(value: Any) -> Any:
     """Echo small inputs; summarise large ones (never send a data array back)."""
+    if isinstance(value, bytes):  # a body sent with another Content-Type than JSON
+        return f"{len(value):,} bytes that are not a JSON body (Content-Type: application/json)"
     if isinstance(value, list):
         return f"an array of length {len(value)}" if len(value) > 8 else value
     if isinstance(value, dict):
@@ -106,13 +109,38 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body its parser gave up on (a broken multipart form): bad
+        # input is a 422 everywhere in this API.
+        return _envelope(
+            422,
+            RequestErrorType.validation_error,
+            f"expected a well-formed request body, received one that does not parse ({exc.detail})",
+            [ErrorDetail(loc="body", message=str(exc.detail))],
+        )
     type_ = _STATUS_TYPES.get(
         exc.status_code,
         RequestErrorType.internal if exc.status_code >= 500 else RequestErrorType.validation_error,
     )
-    return _envelope(exc.status_code, type_, str(exc.detail), [])
+    headers = dict(exc.headers or {})  # a 401 carries WWW-Authenticate
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return _envelope(exc.status_code, type_, str(exc.detail), [], headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents for this path: Starlette's 405 names only the first
+    matching route's, and one path often has several (GET and POST /v1/jobs)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever GET is routed
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -16,7 +16,11 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health)
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The store or the broker is down."}},
+)
 def readyz(ctx: Context, response: Response) -> Health:
     problems = []
     try:

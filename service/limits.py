@@ -56,9 +56,9 @@ class BodySizeLimit:
 
 
 class JsonShapeLimit:
-    """422 for a JSON body nested deeper than ``max_depth`` or with an array or object of
-    more than ``max_items`` items. Runs inside ``BodySizeLimit``, so the body it buffers is
-    already bounded; the parser downstream reuses the same bytes."""
+    """422 for a JSON body that is not UTF-8, nested deeper than ``max_depth`` or with an
+    array or object of more than ``max_items`` items. Runs inside ``BodySizeLimit``, so the
+    body it buffers is already bounded; the parser downstream reuses the same bytes."""
 
     def __init__(self, app: ASGIApp, max_depth: int, max_items: int) -> None:
         self.app = app
@@ -84,7 +84,7 @@ class JsonShapeLimit:
         body = b"".join(chunks)
         try:
             # Off the event loop: a large body takes a few hundred milliseconds.
-            await run_in_threadpool(json_limits.check, body, self.max_depth, self.max_items)
+            await run_in_threadpool(_check_json, body, self.max_depth, self.max_items)
         except ValueError as exc:
             await _send_error(send, 422, "validation_error", str(exc), loc="body")
             return
@@ -98,6 +98,16 @@ class JsonShapeLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _check_json(body: bytes, max_depth: int, max_items: int) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"expected a UTF-8 JSON body, received a byte that is not UTF-8 at offset {exc.start}"
+        ) from None
+    json_limits.check(body, max_depth, max_items)
 
 
 def _is_json(scope: Scope) -> bool:

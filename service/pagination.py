@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from fitq.errors import FitqError, RequestErrorType
 from fitq.ids import is_valid_id
@@ -16,7 +15,7 @@ def encode_cursor(last_id: str) -> str:
 def decode_cursor(cursor: str, prefix: str) -> str:
     try:
         last_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad padding, non-ASCII input, bytes that are not UTF-8
         last_id = ""
     if not is_valid_id(last_id, prefix):
         raise FitqError(

@@ -8,11 +8,12 @@ from fitq.schemas import Usage, UsageItem
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from service.deps import Context, Tenant
+from service.openapi import errors
 
 router = APIRouter(tags=["usage"])
 
 
-@router.get("/v1/usage", response_model=Usage)
+@router.get("/v1/usage", response_model=Usage, responses=errors())
 def usage(ctx: Context, tenant: Tenant) -> Usage:
     settings = ctx.settings
     with transaction(ctx.sessions) as session:

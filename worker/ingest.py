@@ -108,6 +108,13 @@ def _as_label(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def _check_text(what: str, values: list[str]) -> None:
+    """Text the store keeps must be storable everywhere: PostgreSQL refuses NUL characters."""
+    for value in values:
+        if "\x00" in value:
+            raise IngestError(f"expected {what} without NUL characters, received {value!r}")
+
+
 def ingest_file(
     source: Path,
     file_format: str,
@@ -117,6 +124,7 @@ def ingest_file(
     dataset_id: str,
 ) -> Ingested:
     parsed = parse(source, file_format, target, features)
+    _check_text("column names", [*parsed.feature_names, *parsed.target_names])
     x_key, y_key = dataset_key(dataset_id, "x"), dataset_key(dataset_id, "y")
     targets = _Targets(parsed.target_names[0] if parsed.target_names else "y", file_format)
     x_stats = ColumnStats(math.prod(parsed.x_row_shape))
@@ -144,6 +152,7 @@ def ingest_file(
             labels = None
             if targets.labels_mode:
                 labels, remap = targets.sorted_labels()
+                _check_text("labels", labels)
                 y_stats = _remap_in_place(y_tmp, remap)
                 classes = set(range(len(labels)))
     finally:

@@ -6,4 +6,4 @@ from pydantic import BaseModel, ConfigDict
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import (
+    ConfigDict,
     Discriminator,
     Field,
     PlainSerializer,
@@ -34,6 +35,8 @@ def _to_float32_array(value: Any) -> np.ndarray:
             raise ValueError(_array_problem(value, exc)) from None
     if array.dtype.kind not in "fiub":
         raise ValueError(f"expected numbers, received an array of dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"expected values in every row, received an empty shape {array.shape}")
     bad = np.argwhere(~np.isfinite(array)) if array.dtype.kind == "f" else []
     if len(bad):
         index = tuple(int(i) for i in bad[0])
@@ -55,7 +58,9 @@ NumericArray = Annotated[
     np.ndarray,
     PlainValidator(_to_float32_array),
     PlainSerializer(lambda a: a.tolist(), return_type=list),
-    WithJsonSchema({"type": "array", "items": {}, "description": "Nested arrays of numbers."}),
+    WithJsonSchema(
+        {"type": "array", "items": {}, "minItems": 1, "description": "Nested arrays of numbers."}
+    ),
 ]
 
 
@@ -85,6 +90,8 @@ def value_range(array: np.ndarray) -> tuple[float, float, bool]:
 
 
 class PredictRequest(SpecModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"x": [[0.5, -1.0]]}]})
+
     x: NumericArray = Field(description="Rows of the model's input shape.")
 
 

@@ -4,14 +4,14 @@ and ``evaluate`` on test data."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from fitq.spec.base import SpecModel
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import DataSpec, LabelEncoding, StoredData
-from fitq.spec.layers import Layer
+from fitq.spec.layers import Layer, ShapeOf
 
 SPEC_VERSION = 1
 MAX_SEED = 2**32 - 1
@@ -19,9 +19,7 @@ MAX_SEED = 2**32 - 1
 
 class ModelSpec(SpecModel):
     layers: list[Layer] = Field(min_length=1, max_length=256)
-    input_shape: tuple[Annotated[int, Field(ge=1, le=1_000_000)], ...] | None = Field(
-        None, min_length=1, max_length=8
-    )
+    input_shape: ShapeOf | None = Field(None, min_length=1, max_length=8)
 
     @model_validator(mode="after")
     def _one_input_shape(self) -> ModelSpec:
@@ -76,7 +74,30 @@ class JobSpecBase(SpecModel):
     )
 
 
+# A complete small job: the schema's example, which API explorers and schemathesis start from.
+EXAMPLE_JOB = {
+    "model": {
+        "layers": [
+            {"type": "Dense", "units": 4, "activation": "relu", "input_shape": [2]},
+            {"type": "Dense", "units": 1},
+        ]
+    },
+    "compile": {"loss": "mse", "optimizer": "adam", "metrics": ["mae"]},
+    "fit": {"batch_size": 4, "epochs": 2},
+    "data": {
+        "train": {
+            "x": [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [1.0, 1.0], [0.0, 0.0], [0.2, 0.8]],
+            "y": [1.0, 1.0, 1.0, 2.0, 0.0, 1.0],
+        },
+        "test": {"x": [[0.3, 0.3], [0.9, 0.1]], "y": [0.6, 1.0]},
+    },
+    "seed": 7,
+}
+
+
 class JobCreate(JobSpecBase):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_JOB]})
+
     data: DataSpec
 
     @model_validator(mode="after")

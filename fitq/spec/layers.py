@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, Strict, field_validator
 
 from fitq.errors import SpecError
 from fitq.spec.base import SpecModel
@@ -19,7 +19,9 @@ from fitq.spec.compile import Activation, Fraction, Initializer, Regularizer
 Shape = tuple[int, ...]
 Dim = Annotated[int, Field(ge=1, le=1_000_000)]
 Size = Annotated[int, Field(ge=1, le=4096)]
-Pair = Size | tuple[Size, Size]
+# The spec is strict (no "3" or true for a number); JSON has no tuples, so arrays may fill them.
+ShapeOf = Annotated[tuple[Dim, ...], Strict(False)]
+Pair = Size | Annotated[tuple[Size, Size], Strict(False)]
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -29,7 +31,7 @@ def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
 class LayerBase(SpecModel):
     type: str
     name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
-    input_shape: tuple[Dim, ...] | None = Field(
+    input_shape: ShapeOf | None = Field(
         None, min_length=1, max_length=8, description="Only on the first layer, as in Keras."
     )
     #: The input rank (batch excluded) the layer needs, or None for any rank ≥ 1.
@@ -148,9 +150,9 @@ class Flatten(LayerBase):
 
 class Reshape(LayerBase):
     type: Literal["Reshape"]
-    target_shape: tuple[Annotated[int, Field(ge=-1, le=1_000_000)], ...] = Field(
-        min_length=1, max_length=8
-    )
+    target_shape: Annotated[
+        tuple[Annotated[int, Field(ge=-1, le=1_000_000)], ...], Strict(False)
+    ] = Field(min_length=1, max_length=8)
 
     @field_validator("target_shape")
     @classmethod

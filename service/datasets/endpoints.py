@@ -6,22 +6,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from fitq.errors import ErrorEnvelope
 from fitq.schemas import DatasetList, DatasetRead
 from fitq.statuses import DatasetStatus
 from service.datasets import service
 from service.deps import Context, Tenant
+from service.openapi import errors
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-ERRORS = {
-    404: {"model": ErrorEnvelope},
-    409: {"model": ErrorEnvelope},
-    413: {"model": ErrorEnvelope},
-    422: {"model": ErrorEnvelope},
-}
 
 
-@router.post("", status_code=202, response_model=DatasetRead, responses=ERRORS)
+@router.post("", status_code=202, response_model=DatasetRead, responses=errors(403, 413, 422, 503))
 def upload_dataset(
     ctx: Context,
     tenant: Tenant,
@@ -52,7 +46,7 @@ def upload_dataset(
     return dataset
 
 
-@router.get("", response_model=DatasetList, responses=ERRORS)
+@router.get("", response_model=DatasetList, responses=errors(422))
 def list_datasets(
     ctx: Context,
     tenant: Tenant,
@@ -63,12 +57,12 @@ def list_datasets(
     return service.list_datasets(ctx, tenant, status=status, limit=limit, after=after)
 
 
-@router.get("/{dataset_id}", response_model=DatasetRead, responses=ERRORS)
+@router.get("/{dataset_id}", response_model=DatasetRead, responses=errors(404))
 def get_dataset(dataset_id: str, ctx: Context, tenant: Tenant) -> DatasetRead:
     return service.get_dataset(ctx, tenant, dataset_id)
 
 
-@router.delete("/{dataset_id}", status_code=204, responses=ERRORS)
+@router.delete("/{dataset_id}", status_code=204, responses=errors(404, 409))
 def delete_dataset(dataset_id: str, ctx: Context, tenant: Tenant) -> Response:
     service.delete_dataset(ctx, tenant, dataset_id)
     return Response(status_code=204)

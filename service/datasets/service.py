@@ -129,6 +129,8 @@ def _names(field: str, value: str | None) -> list[str] | None:
     if value is None or not value.strip():
         return None
     names = [name.strip() for name in value.split(",")]
+    if "\x00" in value:
+        raise SpecError(field, f"expected column names without NUL characters, received {value!r}")
     if any(not name for name in names) or len(set(names)) != len(names):
         raise SpecError(
             field, f"expected distinct comma-separated column names, received {value!r}"

@@ -8,20 +8,24 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
-from fitq.errors import ErrorEnvelope
 from fitq.schemas import EventList, JobList, JobRead, PredictResponse
 from fitq.spec import JobCreate, Validation
 from fitq.spec.data import PredictRequest
 from fitq.statuses import JobStatus
 from service.deps import Context, Tenant
 from service.jobs import service
+from service.openapi import errors
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 validate_router = APIRouter(tags=["jobs"])
-ERRORS = {404: {"model": ErrorEnvelope}, 422: {"model": ErrorEnvelope}}
 
 
-@router.post("", status_code=202, response_model=JobRead, responses=ERRORS)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobRead,
+    responses=errors(403, 409, 413, 422, 429, 503),
+)
 def create_job(
     body: JobCreate,
     ctx: Context,
@@ -43,14 +47,14 @@ def create_job(
     return job
 
 
-@validate_router.post("/v1/validate", response_model=Validation, responses=ERRORS)
+@validate_router.post("/v1/validate", response_model=Validation, responses=errors(413, 422))
 def validate_job(body: JobCreate, ctx: Context, tenant: Tenant) -> Validation:
     """Every check ``POST /v1/jobs`` makes, without storing or queueing anything: the model
     summary (per layer: type, output shape, parameters) and the estimated work."""
     return service.check_job(ctx, tenant, body).validation
 
 
-@router.get("", response_model=JobList, responses=ERRORS)
+@router.get("", response_model=JobList, responses=errors(422))
 def list_jobs(
     ctx: Context,
     tenant: Tenant,
@@ -61,12 +65,14 @@ def list_jobs(
     return service.list_jobs(ctx, tenant, status=status, limit=limit, after=after)
 
 
-@router.get("/{job_id}", response_model=JobRead, responses=ERRORS)
+@router.get("/{job_id}", response_model=JobRead, responses=errors(404))
 def get_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
     return service.get_job(ctx, tenant, job_id)
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=JobRead, responses=ERRORS)
+@router.post(
+    "/{job_id}/cancel", status_code=202, response_model=JobRead, responses=errors(404, 409)
+)
 def cancel_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
     """A queued job never starts; a running one stops at its next batch and ends
     ``cancelled`` with the history of its completed epochs. Repeating is harmless; a finished
@@ -74,31 +80,35 @@ def cancel_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
     return service.cancel_job(ctx, tenant, job_id)
 
 
-@router.get("/{job_id}/events", response_model=EventList, responses=ERRORS)
+@router.get("/{job_id}/events", response_model=EventList, responses=errors(404, 422))
 def list_events(
     job_id: str,
     ctx: Context,
     tenant: Tenant,
-    after: Annotated[int, Query(ge=0, description="Events with seq above this.")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="Events with seq above this.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
     return service.list_events(ctx, tenant, job_id, after, limit)
 
 
-@router.delete("/{job_id}", status_code=204, responses={**ERRORS, 409: {"model": ErrorEnvelope}})
+@router.delete("/{job_id}", status_code=204, responses=errors(404, 409))
 def delete_job(job_id: str, ctx: Context, tenant: Tenant) -> Response:
     service.delete_job(ctx, tenant, job_id)
     return Response(status_code=204)
 
 
-@router.post("/{job_id}/predict", response_model=PredictResponse, responses=ERRORS)
+@router.post(
+    "/{job_id}/predict",
+    response_model=PredictResponse,
+    responses=errors(404, 409, 413, 422, 503, 504),
+)
 def predict(job_id: str, body: PredictRequest, ctx: Context, tenant: Tenant) -> PredictResponse:
     """``{"x": [...]}`` → ``{"y": [...]}`` from the trained model, served by an inference
     worker (the API imports no TensorFlow); 504 past ``FITQ_PREDICT_TIMEOUT_SECONDS``."""
     return service.predict(ctx, tenant, job_id, body.x)
 
 
-@router.get("/{job_id}/model", response_class=FileResponse, responses=ERRORS)
+@router.get("/{job_id}/model", response_class=FileResponse, responses=errors(404))
 def download_model(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
     key = service.get_model_key(ctx, tenant, job_id)
     return FileResponse(

@@ -147,3 +147,54 @@ def test_a_job_just_inside_the_json_limits_is_accepted(api: Api) -> None:
     body["data"]["train"] = {"x": [[0.5, 0.25]] * rows, "y": [1.0] * rows}
     response = client.post("/v1/validate", json=body)
     assert response.status_code == 200, response.text[:500]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/jobs", "GET, HEAD, POST"),
+        ("/v1/jobs/job_0", "DELETE, GET, HEAD"),
+        ("/v1/datasets", "GET, HEAD, POST"),
+    ],
+)
+def test_a_wrong_method_is_405_listing_every_method_of_the_path(
+    api: Api, path: str, allowed: str
+) -> None:
+    client, _ = api
+    response = client.request("PATCH", path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json()["error"]["message"] == "Method Not Allowed"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b'{"x": [[1.0]]}', "text/plain", "bytes that are not a JSON body"),
+        (b'{"x": [[1.0, "\xff"]]}', "application/json", "not UTF-8 at offset"),
+        (b"abc", "multipart/form-data", "does not parse (Missing boundary in multipart.)"),
+    ],
+    ids=["text-plain", "not-utf8", "broken-multipart"],
+)
+def test_bodies_that_do_not_parse_are_422(
+    api: Api, content: bytes, content_type: str, message: str
+) -> None:
+    client, _ = api
+    path = "/v1/datasets" if content_type.startswith("multipart") else "/v1/jobs/job_0/predict"
+    response = client.post(path, content=content, headers={"content-type": content_type})
+    assert response.status_code == 422, response.text
+    assert message in json.dumps(response.json()["error"])
+
+
+def test_empty_rows_and_nul_characters_are_422(api: Api) -> None:
+    client, _ = api
+    body = tiny_job()
+    body["data"]["train"] = {"x": [[]], "y": [[]]}
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 422
+    assert "expected values in every row, received an empty shape (1, 0)" in response.text
+    upload = client.post(
+        "/v1/datasets", files={"file": ("d.csv", b"a,b\n1,2\n")}, data={"target": "b\x00"}
+    )
+    assert upload.status_code == 422
+    assert "without NUL characters" in upload.json()["error"]["message"]
