@@ -15,6 +15,7 @@ class RequestErrorType(StrEnum):
     conflict = "conflict"
     payload_too_large = "payload_too_large"
     unauthorized = "unauthorized"
+    forbidden = "forbidden"  # 403: the key's role may not do this
     quota_exceeded = "quota_exceeded"
     rate_limited = "rate_limited"
     timeout = "timeout"  # 504: a prediction did not come back in time
@@ -102,3 +103,7 @@ def unauthorized(message: str) -> FitqError:
 def quota_exceeded(status_code: int, message: str, retry_after: int | None = None) -> FitqError:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return FitqError(status_code, RequestErrorType.quota_exceeded, message, headers=headers)
+
+
+def forbidden(message: str) -> FitqError:
+    return FitqError(403, RequestErrorType.forbidden, message)

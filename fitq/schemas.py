@@ -138,11 +138,31 @@ class UsageItem(BaseModel):
     limit: int
 
 
+class UsageAmount(BaseModel):
+    used: float
+    limit: float | None = Field(description="None: no cap.")
+
+
 class Usage(BaseModel):
     tenant: str
     active_jobs: UsageItem = Field(description="Queued + running jobs.")
+    gpu_seconds_per_day: UsageAmount = Field(
+        description="GPU-seconds the tenant's jobs held in the last 24 hours."
+    )
     dataset_bytes: UsageItem = Field(description="Bytes of stored datasets, inline ones included.")
     sample_epochs_per_job: int = Field(description="The per-job cap on training rows x epochs.")
     batch_size_per_job: int = Field(description="The per-job cap on fit.batch_size.")
     sequence_length_per_job: int = Field(description="Steps into a sequence layer, per job.")
     parameters_per_job: int
+
+
+class TenantUsage(BaseModel):
+    tenant: str
+    jobs: dict[str, int] = Field(description="Jobs by status.")
+    active_jobs: int
+    dataset_bytes: int
+    gpu_seconds_per_day: float
+
+
+class TenantList(BaseModel):
+    data: list[TenantUsage]

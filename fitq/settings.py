@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(
         100, ge=1, description="Queued + running jobs per tenant (429 beyond)."
     )
+    max_gpu_seconds_per_day: float | None = Field(
+        None, gt=0, description="GPU-seconds per tenant in any 24 h (429 beyond); unset: no cap."
+    )
     max_dataset_bytes: int = Field(
         50 * 2**30, ge=1, description="Stored dataset bytes per tenant (403 beyond)."
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from fitq import keys
-from fitq.errors import unauthorized
+from fitq.errors import forbidden, unauthorized
 from fitq.keys import Role
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -58,3 +58,14 @@ def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
 
 
 Tenant = Annotated[str, Depends(get_tenant)]
+
+
+def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    if caller.role != Role.admin:
+        raise forbidden(
+            "expected an admin key (fitq keys create --role admin), received a user key"
+        )
+    return caller
+
+
+Admin = Annotated[Caller, Depends(require_admin)]

@@ -17,6 +17,7 @@ from fitq.artifacts import artifact_store_from_root
 from fitq.settings import Settings, get_settings
 from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import require_current
+from service.admin import router as admin_router
 from service.context import ServiceContext
 from service.datasets.endpoints import router as datasets_router
 from service.errors import install_error_handlers
@@ -24,6 +25,8 @@ from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
 from service.jobs.endpoints import validate_router
 from service.limits import BodySizeLimit, JsonShapeLimit
+from service.metrics import ApiMetrics, RequestMetrics
+from service.metrics import router as metrics_router
 from service.queue import TaskQueue
 from service.sweeper import SweeperThread
 from service.usage import router as usage_router
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=TaskQueue(resolved),
         )
         app.state.context = ctx
+        app.state.metrics.watch_store(ctx.sessions)
         sweeper = SweeperThread(ctx) if resolved.sweeper_enabled else None
         if sweeper:
             sweeper.start()
@@ -71,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(validate_router)
     app.include_router(datasets_router)
     app.include_router(usage_router)
+    app.include_router(admin_router)
+    app.include_router(metrics_router)
     limits = settings or get_settings()
 
     def limit_for(scope: Scope) -> int | None:
@@ -82,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         JsonShapeLimit, max_depth=limits.max_json_depth, max_items=limits.max_json_items
     )
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times it all
     return app
 
 

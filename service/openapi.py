@@ -9,12 +9,12 @@ from fitq.errors import ErrorEnvelope
 
 _MEANING = {
     401: "No API key, or a malformed, unknown or revoked one.",
-    403: "The tenant's stored dataset bytes quota would be exceeded.",
+    403: "The stored dataset bytes quota would be exceeded, or the key is not an admin's.",
     404: "No such resource for this tenant.",
     409: "The resource's state does not allow it, or an Idempotency-Key was reused.",
     413: "The request body is over its size limit.",
     422: "The request breaks the spec or a limit; details name each field.",
-    429: "The tenant's queued + running jobs quota is full; see Retry-After.",
+    429: "A job quota (queued + running jobs, GPU-seconds a day) is used up; see Retry-After.",
     503: "The broker or the store did not accept the request; try again.",
     504: "No inference worker answered in time; try again.",
 }

@@ -3,6 +3,7 @@ and a description of the environment a job ran in."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 from typing import Any
@@ -23,6 +24,16 @@ def configure_devices() -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError as exc:  # devices already initialised
             log.warning("could not enable memory growth on %s: %s", gpu.name, exc)
+
+
+@functools.cache
+def visible_gpus() -> int:
+    """GPUs this process can use (fixed at process start): what its jobs are charged for."""
+    if keras.backend.backend() != "tensorflow":
+        return 0
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
 
 
 def describe_environment() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from fitq.spec import JobSpec, StoredData, summarize
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
-from worker.backend import describe_environment
+from worker.backend import describe_environment, visible_gpus
 from worker.training import (
     Arrays,
     Execution,
@@ -84,7 +84,9 @@ class JobRunner:
 
     def run(self, job_id: str) -> RunResult:
         with transaction(self.sessions) as session:
-            attempt = repo.claim_job(session, job_id, self.worker_name, self._lease)
+            attempt = repo.claim_job(
+                session, job_id, self.worker_name, self._lease, gpus=visible_gpus()
+            )
         if attempt is None:
             log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
             return RunResult.duplicate

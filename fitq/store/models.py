@@ -34,6 +34,8 @@ class Job(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker: Mapped[str | None] = mapped_column(String(255))
+    # GPUs the claiming worker holds: GPU-seconds = gpus x seconds from started_at to the end.
+    gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Sends of the task message, for the sweeper's re-send backoff.
     sends: Mapped[int] = mapped_column(Integer, default=0)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -196,6 +196,43 @@ def dataset_bytes(session: Session, tenant_id: str) -> int:
     return int(total or 0)
 
 
+def gpu_seconds_since(session: Session, tenant_id: str, since: datetime) -> float:
+    """GPU-seconds the tenant's jobs held after ``since``: GPUs x the part of each job's run
+    (its last start to its end, or now) that falls after ``since``."""
+    now = utcnow()
+    rows = session.execute(
+        select(Job.gpus, Job.started_at, Job.finished_at).where(
+            Job.tenant_id == tenant_id,
+            Job.gpus > 0,
+            Job.started_at.is_not(None),
+            or_(Job.finished_at.is_(None), Job.finished_at > since),
+        )
+    ).all()
+    total = 0.0
+    for gpus, started, finished in rows:
+        held = (min(finished or now, now) - max(started, since)).total_seconds()
+        total += gpus * max(held, 0.0)
+    return total
+
+
+def tenant_ids(session: Session) -> list[str]:
+    """Every tenant that has a job, a dataset or a key."""
+    union = select(Job.tenant_id).union(select(Dataset.tenant_id), select(ApiKey.tenant_id))
+    return sorted(session.scalars(union))
+
+
+def jobs_by_status(session: Session, tenant_id: str | None = None) -> dict[str, int]:
+    query = select(Job.status, func.count()).group_by(Job.status)
+    if tenant_id is not None:
+        query = query.where(Job.tenant_id == tenant_id)
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def datasets_by_status(session: Session) -> dict[str, int]:
+    query = select(Dataset.status, func.count()).group_by(Dataset.status)
+    return {status: int(count) for status, count in session.execute(query)}
+
+
 # ---- api keys --------------------------------------------------------------------------------
 
 
@@ -378,7 +415,9 @@ def fail_unsent(session: Session, job_id: str, message: str) -> bool:
 # ---- jobs: worker side (fenced) ----------------------------------------------------------
 
 
-def claim_job(session: Session, job_id: str, worker: str, lease: timedelta) -> int | None:
+def claim_job(
+    session: Session, job_id: str, worker: str, lease: timedelta, gpus: int = 0
+) -> int | None:
     """Atomically move a queued job to running; returns the claimed attempt, or None when the
     job is not queued (already claimed, finished, or unknown: a duplicate message)."""
     now = utcnow()
@@ -392,6 +431,7 @@ def claim_job(session: Session, job_id: str, worker: str, lease: timedelta) -> i
             heartbeat_at=now,
             worker=worker,
             started_at=now,
+            gpus=gpus,
         )
         .returning(Job.attempt)
     ).scalar_one_or_none()

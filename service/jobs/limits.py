@@ -1,12 +1,21 @@
-"""Per-job caps set by the operator (``FITQ_MAX_*``): each refusal is a 422 at the field that
-breaks it, naming the limit, its setting and the value received."""
+"""Limits set by the operator (``FITQ_MAX_*``). Per job: each refusal is a 422 at the field
+that breaks it, naming the limit, its setting and the value received. Per tenant: a 429 with
+``Retry-After`` when a job quota is used up."""
 
 from __future__ import annotations
 
-from fitq.errors import SpecError
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from fitq.errors import SpecError, quota_exceeded
 from fitq.settings import Settings
 from fitq.spec import FitSpec
 from fitq.spec.inference import ModelSummary
+from fitq.store import repository as repo
+from fitq.store.types import utcnow
+
+DAY = timedelta(days=1)
 
 # Layers that step along the first axis after the batch: its length is the sequence length.
 SEQUENCE_LAYERS = frozenset(
@@ -59,3 +68,25 @@ def longest_sequence(summary: ModelSummary) -> tuple[int, int] | None:
                 longest = (index, steps)
         incoming = layer.output_shape
     return longest
+
+
+def check_job_quotas(settings: Settings, session: Session, tenant_id: str) -> None:
+    active = repo.active_jobs(session, tenant_id)
+    if active >= settings.max_active_jobs:
+        raise quota_exceeded(
+            429,
+            f"expected at most {settings.max_active_jobs} queued or running jobs "
+            f"(FITQ_MAX_ACTIVE_JOBS), received one more; retry when one finishes",
+            retry_after=30,
+        )
+    cap = settings.max_gpu_seconds_per_day
+    if cap is not None:
+        used = repo.gpu_seconds_since(session, tenant_id, utcnow() - DAY)
+        if used >= cap:
+            raise quota_exceeded(
+                429,
+                f"expected at most {cap:,.0f} GPU-seconds in 24 hours "
+                f"(FITQ_MAX_GPU_SECONDS_PER_DAY), received a job after {used:,.0f} were used; "
+                "retry as older jobs leave the 24-hour window",
+                retry_after=600,
+            )

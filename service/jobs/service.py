@@ -20,7 +20,6 @@ from fitq.errors import (
     SpecError,
     conflict,
     not_found,
-    quota_exceeded,
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.queues import TRAIN_QUEUE
@@ -48,7 +47,7 @@ from service.datasets.service import (
     store_inline,
     stored_data,
 )
-from service.jobs.limits import check_job_limits
+from service.jobs.limits import check_job_limits, check_job_quotas
 from service.jobs.presenter import job_read
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
@@ -131,15 +130,8 @@ def create_job(
 
     checked = check_job(ctx, tenant_id, body)
     with transaction(ctx.sessions) as session:
-        active = repo.active_jobs(session, tenant_id)
+        check_job_quotas(ctx.settings, session, tenant_id)
         stored_bytes = repo.dataset_bytes(session, tenant_id)
-    if active >= ctx.settings.max_active_jobs:
-        raise quota_exceeded(
-            429,
-            f"expected at most {ctx.settings.max_active_jobs} queued or running jobs "
-            f"(FITQ_MAX_ACTIVE_JOBS), received one more; retry when one finishes",
-            retry_after=30,
-        )
     inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
     ensure_storage(ctx, stored_bytes, inline_bytes)
     new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
