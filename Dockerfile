@@ -27,6 +27,6 @@ COPY worker ./worker
 RUN pip install '.[worker]' && pip uninstall -y tensorflow-cpu \
  && pip install 'tensorflow[and-cuda]>=2.20,<2.22'
 USER fitq
-HEALTHCHECK --interval=30s --timeout=10s --retries=3 \
-  CMD celery -A worker.celery_app inspect ping -d "celery@$HOSTNAME" --timeout 5 || exit 1
-CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "train", "--concurrency", "1", "--loglevel", "INFO"]
+HEALTHCHECK --interval=30s --timeout=10s --retries=3 CMD python -m worker.healthcheck
+# A CPU worker by default; compose runs `fitq worker --gpus device=0` on GPU hosts.
+CMD ["fitq", "worker", "--gpus", "all"]

@@ -1,21 +1,25 @@
-"""The ``fitq`` command line: ``fitq serve`` (API + worker on embedded defaults) and
-``fitq db upgrade``. It starts the API and the worker by their standard commands and never
+"""The ``fitq`` command line: ``fitq serve`` (API + workers on embedded defaults),
+``fitq worker`` (a host's training workers, one per GPU group), ``fitq db upgrade`` and
+``fitq keys``. It starts the API and the worker by their standard commands and never
 imports them."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from fitq import keys
+from fitq.devices import parse_gpus, plan_workers
 from fitq.keys import Role
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
 from fitq.settings import Settings
@@ -91,6 +95,51 @@ def serve(
         ),
     ]
     sys.exit(_supervise(children))
+
+
+@app.command()
+def worker(
+    gpus: Annotated[
+        str, typer.Option(help="GPUs to use: all, none, a count, or device=0,2.")
+    ] = "all",
+    gpus_per_job: Annotated[
+        int, typer.Option(help="GPUs per process; jobs asking for k GPUs use queue gpu<k>.")
+    ] = 1,
+    cpu_workers: Annotated[int, typer.Option(help="CPU processes on a host with no GPU.")] = 1,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan as JSON and exit.")] = False,
+) -> None:
+    """Start this host's training workers: one Celery process per group of GPUs, its devices
+    fixed before TensorFlow loads (CUDA_VISIBLE_DEVICES), one job at a time; CPU workers on a
+    host without GPUs. Stops them all on SIGTERM (each drains its job back to the queue)."""
+    settings = Settings()
+    try:
+        ids = parse_gpus(gpus, detected_gpus())
+        plans = plan_workers(ids, gpus_per_job, cpu_workers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if dry_run:
+        print(json.dumps([asdict(plan) for plan in plans], indent=2))
+        return
+    prepare_broker(settings)
+    base = {**os.environ, **settings.child_env()}
+    children = []
+    for plan in plans:
+        console.print(f"fitq: worker {plan.name} on queue {plan.queue}, devices {plan.devices}")
+        command = worker_command(settings, plan.name, plan.queue)
+        children.append(subprocess.Popen(command, env={**base, **plan.env}))
+    sys.exit(_supervise(children))
+
+
+def detected_gpus() -> int:
+    """NVIDIA GPUs on this host, from ``nvidia-smi -L`` (importing TensorFlow here would take
+    seconds and fix devices in the wrong process); 0 without the tool."""
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
 
 
 def serve_auth(host: str, requested: str | None) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fitq.devices import CPU_QUEUE
 from fitq.settings import Settings
 
 TRAIN_TASK = "fitq.train"
-TRAIN_QUEUE = "train"
+# Training queues are named by GPUs per job (fitq.devices): "cpu", "gpu1", "gpu2", ...
+TRAIN_QUEUE = CPU_QUEUE
 # Parsing uploads runs on its own queue, so an upload is not stuck behind a long training job.
 INGEST_TASK = "fitq.ingest_dataset"
 DATASETS_QUEUE = "datasets"
@@ -48,6 +50,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 1.0,
         },
         "broker_transport_options": {},
+        # TensorFlow never gives GPU memory back: recycle the pool process instead.
+        "worker_max_tasks_per_child": settings.worker_max_jobs,
+        "worker_max_memory_per_child": (
+            settings.worker_max_memory_mb * 1024 if settings.worker_max_memory_mb else None
+        ),
     }
     if settings.uses_filesystem_broker:
         folder = str(settings.broker_dir)

@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Claims of one job before worker_lost.")
     lease_seconds: float = Field(60.0, gt=0, description="A running job's lease per heartbeat.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Worker heartbeat interval.")
+    worker_heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a worker process writes its heartbeat row."
+    )
+    no_capacity_seconds: float = Field(
+        600.0, gt=0, description="Fail a job queued this long on a queue no live worker serves."
+    )
+    worker_max_jobs: int | None = Field(
+        None, ge=1, description="Recycle a worker's pool process after this many jobs."
+    )
+    worker_max_memory_mb: int | None = Field(
+        None, ge=1, description="Recycle a pool process once its memory passes this (MiB)."
+    )
     checkpoint_seconds: float = Field(
         300.0, gt=0, description="Checkpoint a running job at the first epoch end after this."
     )

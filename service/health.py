@@ -6,6 +6,8 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 
 from fitq.schemas import Health
+from fitq.store.db import transaction
+from service.capacity import live_queues
 from service.deps import Context
 
 router = APIRouter(tags=["health"])
@@ -22,15 +24,19 @@ def healthz() -> Health:
     responses={503: {"model": Health, "description": "The store or the broker is down."}},
 )
 def readyz(ctx: Context, response: Response) -> Health:
+    """Ready when the store and the broker answer. Live workers per queue are reported, not
+    required: an API with no worker yet still accepts and queues jobs."""
     problems = []
+    workers: dict[str, int] | None = None
     try:
-        with ctx.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        with transaction(ctx.sessions) as session:
+            session.execute(text("SELECT 1"))
+            workers = dict(sorted(live_queues(session, ctx.settings).items()))
     except Exception:
         problems.append("store")
     if not ctx.queue.ping():
         problems.append("broker")
     if problems:
         response.status_code = 503
-        return Health(status="unavailable: " + ", ".join(problems))
-    return Health(status="ok")
+        return Health(status="unavailable: " + ", ".join(problems), workers=workers)
+    return Health(status="ok", workers=workers)

@@ -5,6 +5,8 @@
 - A queued job nobody claimed is re-sent, with a doubling interval (messages can be lost: the
   filesystem transport deletes a message on delivery; a duplicate is harmless, claims dedupe).
 - A send that fails marks the job ``failed`` / ``broker_unavailable``.
+- A job queued ``FITQ_NO_CAPACITY_SECONDS`` on a queue no live worker serves (no heartbeat
+  row names it) fails ``no_capacity`` instead of waiting forever.
 
 Every step is a conditional update, so several API processes may sweep at once."""
 
@@ -20,6 +22,7 @@ from fitq.errors import JobErrorType
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.types import utcnow
+from service.capacity import live_queues
 from service.context import ServiceContext
 from service.datasets.service import send_ingest
 from service.jobs.service import send_job
@@ -36,6 +39,7 @@ class SweepReport:
     resent: list[str] = field(default_factory=list)
     datasets_resent: list[str] = field(default_factory=list)
     datasets_failed: list[str] = field(default_factory=list)
+    no_capacity: list[str] = field(default_factory=list)
     models_deleted: list[str] = field(default_factory=list)
     datasets_deleted: list[str] = field(default_factory=list)
 
@@ -88,6 +92,7 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
             report.requeued.append(lease.id)
             send_job(ctx, lease.id, lease.queue, lease.max_runtime_seconds)
 
+    _fail_without_capacity(ctx, now, report)
     base = timedelta(seconds=ctx.settings.resend_after_seconds)
     with transaction(ctx.sessions) as session:
         queued = repo.unclaimed_jobs(session)
@@ -101,6 +106,27 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
     _sweep_datasets(ctx, now, base, report)
     _apply_retention(ctx, now, report)
     return report
+
+
+def _fail_without_capacity(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
+    wait = ctx.settings.no_capacity_seconds
+    with transaction(ctx.sessions) as session:
+        waiting = repo.queued_before(session, now - timedelta(seconds=wait))
+        if not waiting:
+            return
+        served = live_queues(session, ctx.settings, now)
+        repo.prune_workers(session, now - timedelta(hours=1))
+    for job_id, queue in waiting:
+        if served[queue]:
+            continue
+        message = (
+            f"no live worker serves queue {queue!r} (waited {wait:g} s); start one with "
+            f"`fitq worker` or submit with other resources"
+        )
+        with transaction(ctx.sessions) as session:
+            if repo.fail_queued(session, job_id, JobErrorType.no_capacity, message):
+                log.warning("job %s: %s", job_id, message)
+                report.no_capacity.append(job_id)
 
 
 def _apply_retention(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:

@@ -1,7 +1,11 @@
 """The Celery app of the worker. Start it with the standard command:
 
-    celery -A worker.celery_app worker -Q train --concurrency 1      # training
-    celery -A worker.celery_app worker -Q datasets --concurrency 1   # parsing uploads
+    celery -A worker.celery_app worker -Q cpu --concurrency 1        # training on CPU
+    celery -A worker.celery_app worker -Q datasets,inference         # uploads, predictions
+
+(``fitq worker --gpus all`` starts one such process per GPU group, queue ``gpu<k>``.) The
+parent process writes a heartbeat row to the store every few seconds: readiness and capacity
+come from those rows, not from a broadcast ping.
 
 It refuses to start on an un-migrated database; each pool child imports Keras (and so the
 backend) once, after fork and before its first job."""
@@ -17,13 +21,17 @@ from celery.signals import (
     celeryd_after_setup,
     worker_init,
     worker_process_init,
+    worker_ready,
+    worker_shutdown,
     worker_shutting_down,
 )
 
-from fitq.queues import TRAIN_QUEUE, celery_config, prepare_broker
+from fitq.devices import gpus_of_queue
+from fitq.queues import celery_config, prepare_broker
 from fitq.settings import get_settings
 from fitq.store.db import make_engine
 from fitq.store.migrate import DatabaseNotMigrated, require_current
+from worker.beat import WorkerHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +53,30 @@ def _refuse_unmigrated(**_: Any) -> None:
         engine.dispose()  # no connection crosses the fork into pool children
 
 
-# Whether this worker consumes the train queue; set in the parent before it forks children.
+# Whether this worker consumes a training queue; set in the parent before it forks children.
 _trains = True
+_heartbeat: WorkerHeartbeat | None = None
 
 
 @celeryd_after_setup.connect
 def _note_queues(sender: str, instance: Any, **_: Any) -> None:
     global _trains
-    _trains = TRAIN_QUEUE in instance.app.amqp.queues.consume_from
+    queues = instance.app.amqp.queues.consume_from
+    _trains = any(gpus_of_queue(name) is not None for name in queues)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any, **_: Any) -> None:
+    global _heartbeat
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    _heartbeat = WorkerHeartbeat(settings, sender.hostname, queues)
+    _heartbeat.start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
 
 
 @worker_shutting_down.connect

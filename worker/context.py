@@ -41,11 +41,17 @@ def _runner_for_pid(pid: int) -> JobRunner:
 
 
 def _resend_train(job_id: str, max_runtime: float | None) -> None:
+    """Send a handed-back job again, to the queue it was routed to."""
+    from fitq.store import repository as repo
+    from fitq.store.db import transaction
     from worker.celery_app import app
 
     settings = get_settings()
+    with transaction(_sessions_for_pid(os.getpid())) as session:
+        job = repo.get_job_by_id(session, job_id)
+        queue = job.queue if job is not None else TRAIN_QUEUE
     limit = (max_runtime or settings.max_runtime_seconds) + settings.time_limit_grace_seconds
-    app.send_task(TRAIN_TASK, args=[job_id], queue=TRAIN_QUEUE, time_limit=limit)
+    app.send_task(TRAIN_TASK, args=[job_id], queue=queue, time_limit=limit)
 
 
 @lru_cache

@@ -20,6 +20,7 @@ from fitq.spec.job import (
     JobCreate,
     JobSpec,
     ModelSpec,
+    ResourcesSpec,
     StoredDataSpec,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "JobSpec",
     "ModelSpec",
     "ModelSummary",
+    "ResourcesSpec",
     "SplitData",
     "StoredData",
     "StoredDataSpec",

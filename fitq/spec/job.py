@@ -64,11 +64,22 @@ class FitSpec(SpecModel):
     )
 
 
+class ResourcesSpec(SpecModel):
+    gpus: int | None = Field(
+        None,
+        ge=0,
+        le=16,
+        description="GPUs the job trains on (queue gpu<N>, or cpu for 0). Absent: 1 where a "
+        "live worker serves gpu1, else 0.",
+    )
+
+
 class JobSpecBase(SpecModel):
     spec_version: Literal[1] = SPEC_VERSION
     model: ModelSpec
     compile: CompileSpec
     fit: FitSpec = Field(default_factory=FitSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="keras.utils.set_random_seed(seed); absent: picked."
     )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from fitq.artifacts import dataset_key
 from fitq.errors import JobErrorType
 from fitq.statuses import DatasetStatus, JobStatus
-from fitq.store.models import ApiKey, Dataset, IdempotencyKey, Job, JobEvent
+from fitq.store.models import ApiKey, Dataset, IdempotencyKey, Job, JobEvent, WorkerBeat
 from fitq.store.types import utcnow
 
 # ---- datasets ----------------------------------------------------------------------------
@@ -233,6 +233,46 @@ def datasets_by_status(session: Session) -> dict[str, int]:
     return {status: int(count) for status, count in session.execute(query)}
 
 
+# ---- worker heartbeats ---------------------------------------------------------------------
+
+
+def beat_worker(session: Session, name: str, hostname: str, pid: int, queues: list[str]) -> None:
+    now = utcnow()
+    row = session.get(WorkerBeat, name)
+    if row is None:
+        session.add(
+            WorkerBeat(
+                name=name,
+                hostname=hostname,
+                pid=pid,
+                queues=",".join(sorted(queues)),
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+    else:
+        row.pid, row.queues, row.heartbeat_at = pid, ",".join(sorted(queues)), now
+
+
+def remove_worker(session: Session, name: str) -> None:
+    session.execute(delete(WorkerBeat).where(WorkerBeat.name == name))
+
+
+def live_workers(session: Session, since: datetime) -> list[WorkerBeat]:
+    """Workers whose last heartbeat came after ``since``."""
+    return list(
+        session.scalars(
+            select(WorkerBeat).where(WorkerBeat.heartbeat_at >= since).order_by(WorkerBeat.name)
+        )
+    )
+
+
+def prune_workers(session: Session, before: datetime) -> int:
+    """Forget workers silent since before ``before`` (killed without a goodbye)."""
+    result = _execute(session, delete(WorkerBeat).where(WorkerBeat.heartbeat_at < before))
+    return int(result.rowcount or 0)
+
+
 # ---- api keys --------------------------------------------------------------------------------
 
 
@@ -394,6 +434,11 @@ def mark_sent(session: Session, job_id: str, now: datetime) -> None:
 
 def fail_unsent(session: Session, job_id: str, message: str) -> bool:
     """A queued job whose message could not be sent: ``failed`` / ``broker_unavailable``."""
+    return fail_queued(session, job_id, JobErrorType.broker_unavailable, message)
+
+
+def fail_queued(session: Session, job_id: str, error: JobErrorType, message: str) -> bool:
+    """Fail a job that is still queued (no worker holds it); False if it moved on."""
     now = utcnow()
     result = _execute(
         session,
@@ -401,15 +446,25 @@ def fail_unsent(session: Session, job_id: str, message: str) -> bool:
         .where(Job.id == job_id, Job.status == JobStatus.queued)
         .values(
             status=JobStatus.failed,
-            error_type=JobErrorType.broker_unavailable,
+            error_type=error,
             error_message=message,
             finished_at=now,
             eta_seconds=None,
         ),
     )
     if result.rowcount == 1:
-        add_event(session, job_id, "status", {"status": "failed", "error": "broker_unavailable"})
+        add_event(session, job_id, "status", {"status": "failed", "error": error.value})
     return result.rowcount == 1
+
+
+def queued_before(session: Session, cutoff: datetime) -> list[tuple[str, str]]:
+    """(id, queue) of jobs queued since before ``cutoff``, oldest first."""
+    query = (
+        select(Job.id, Job.queue)
+        .where(Job.status == JobStatus.queued, Job.created_at < cutoff)
+        .order_by(Job.id)
+    )
+    return [(job_id, queue) for job_id, queue in session.execute(query)]
 
 
 # ---- jobs: worker side (fenced) ----------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import job_prefix
+from fitq.devices import gpus_of_queue
 from fitq.errors import (
     FitqError,
     RequestErrorType,
@@ -22,13 +23,13 @@ from fitq.errors import (
     not_found,
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
-from fitq.queues import TRAIN_QUEUE
 from fitq.schemas import EventList, JobEventRead, JobList, JobRead, PredictResponse
 from fitq.spec import (
     DatasetRef,
     InlineArrays,
     JobCreate,
     JobSpec,
+    ResourcesSpec,
     StoredData,
     StoredDataSpec,
     Validation,
@@ -39,6 +40,7 @@ from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.models import IdempotencyKey, Job
 from fitq.store.types import utcnow
+from service.capacity import training_queue
 from service.context import ServiceContext
 from service.datasets.service import (
     ensure_storage,
@@ -132,6 +134,7 @@ def create_job(
     with transaction(ctx.sessions) as session:
         check_job_quotas(ctx.settings, session, tenant_id)
         stored_bytes = repo.dataset_bytes(session, tenant_id)
+        queue = training_queue(session, ctx.settings, body.resources.gpus)
     inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
     ensure_storage(ctx, stored_bytes, inline_bytes)
     new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
@@ -141,6 +144,7 @@ def create_job(
         model=body.model,
         compile=body.compile,
         fit=body.fit,
+        resources=ResourcesSpec(gpus=gpus_of_queue(queue)),
         seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
         data=StoredDataSpec(
             **stored,
@@ -155,7 +159,7 @@ def create_job(
         id=new_id(JOB_PREFIX),
         tenant_id=tenant_id,
         status=JobStatus.queued,
-        queue=TRAIN_QUEUE,
+        queue=queue,
         spec=spec.model_dump(mode="json"),
         epochs=spec.fit.epochs,
         history=[],

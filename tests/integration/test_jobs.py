@@ -48,6 +48,13 @@ def test_seed_example_is_polled_to_succeeded_with_hand_run_numbers(
     assert job["id"] in [j["id"] for j in listed]
 
 
+def test_readiness_counts_the_live_workers_from_their_heartbeats(stack: Stack) -> None:
+    with stack.client() as client:
+        ready = client.get("/readyz").json()
+    assert ready["status"] == "ok"
+    assert ready["workers"] == {"cpu": 1, "datasets": 1, "inference": 1}
+
+
 def test_nan_loss_ends_failed_non_finite_loss_with_its_history(stack: Stack) -> None:
     job_id = submit(stack, diverging_job(epochs=10))
     with stack.client() as client:

@@ -163,4 +163,4 @@ def test_validate_answers_the_summary_and_work_without_queueing(api: Api) -> Non
 def test_health(api: Api) -> None:
     client, _ = api
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "workers": {}}

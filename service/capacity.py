@@ -1,0 +1,30 @@
+"""What the live workers can serve, from their heartbeat rows: readiness reports it, job
+routing picks a queue by it, and the sweeper fails jobs no live worker will ever take."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from fitq.devices import gpu_queue, queue_for
+from fitq.liveness import live_since
+from fitq.settings import Settings
+from fitq.store import repository as repo
+
+
+def live_queues(session: Session, settings: Settings, now: datetime | None = None) -> Counter[str]:
+    """Live worker processes per queue they consume."""
+    counts: Counter[str] = Counter()
+    for worker in repo.live_workers(session, live_since(settings, now)):
+        counts.update(q for q in worker.queues.split(",") if q)
+    return counts
+
+
+def training_queue(session: Session, settings: Settings, gpus: int | None) -> str:
+    """The queue of a job asking for ``gpus`` GPUs; unset: one GPU where a live worker
+    serves ``gpu1``, else the CPU queue."""
+    if gpus is None:
+        gpus = 1 if live_queues(session, settings)[gpu_queue(1)] else 0
+    return queue_for(gpus)
