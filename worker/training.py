@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
 from fitq.spec.inference import split_rows
 from fitq.spec.job import FitSpec, ModelSpec
+from worker.backend import visible_gpus
 from worker.streaming import RowBatches, column_moments
 
 HistoryEpoch = dict[str, float | int | None]
@@ -134,11 +136,37 @@ def label_transform(
     return transform
 
 
-def compile_model(model: keras.Model, spec: CompileSpec) -> None:
+def compile_model(model: keras.Model, spec: CompileSpec, jit_compile: bool | None = None) -> None:
     optimizer = OPTIMIZERS[spec.optimizer.type](**spec.optimizer.keras_kwargs())
     metrics = [name if name == "accuracy" else METRICS[name](name=name) for name in spec.metrics]
     loss = LOSSES[spec.loss.type](**spec.loss.keras_kwargs())
-    model.compile(loss=loss, optimizer=optimizer, metrics=metrics)
+    model.compile(
+        loss=loss,
+        optimizer=optimizer,
+        metrics=metrics,
+        jit_compile="auto" if jit_compile is None else jit_compile,
+    )
+
+
+def mixed_policy() -> str:
+    """The mixed policy for this process's device: float16 where a GPU computes, bfloat16
+    (what CPUs support) otherwise."""
+    return "mixed_float16" if visible_gpus() else "mixed_bfloat16"
+
+
+@contextmanager
+def dtype_policy(name: str | None) -> Iterator[None]:
+    """Keras's dtype policy is global: set it while the model is built and compiled (layers
+    and the loss-scaling optimizer take it then), and put the previous one back."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def prepare_data(
@@ -271,14 +299,16 @@ def train(
     limit = execution.in_memory_bytes
     streamed = limit is not None and total > limit
     keras.utils.set_random_seed(seed)
+    policy = mixed_policy() if fit_spec.mixed_precision else None
     resume = execution.resume
     if resume is not None:
         # The saved model carries its Normalization, weights, optimizer state and compile.
         model = keras.models.load_model(resume.path, safe_mode=True)
     else:
         normalizer = _normalizer(data.train, streamed) if execution.standardize else None
-        model = build_model(model_spec, normalizer)
-        compile_model(model, compile_spec)
+        with dtype_policy(policy):
+            model = build_model(model_spec, normalizer)
+            compile_model(model, compile_spec, jit_compile=fit_spec.jit_compile)
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
     feed = (
         _StreamedFeed(data, fit_spec, seed, transform) if streamed else _MemoryFeed(data, transform)
@@ -310,6 +340,7 @@ def train(
         execution={
             "steps_per_execution": 1,
             "jit_compile": bool(getattr(model, "jit_compile", False)),
+            "mixed_precision": model.dtype_policy.name if fit_spec.mixed_precision else None,
             "run_eagerly": bool(model.run_eagerly),
             "data": "streamed" if streamed else "in_memory",
             "data_bytes": total,

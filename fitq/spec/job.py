@@ -62,6 +62,16 @@ class FitSpec(SpecModel):
     max_runtime_seconds: float | None = Field(
         None, gt=0, le=30 * 86_400, description="Stop the job past this; the server caps it."
     )
+    mixed_precision: bool = Field(
+        False,
+        description="Build the model under Keras's mixed policy: mixed_float16 on a GPU, "
+        "mixed_bfloat16 on a CPU (recorded in result.execution).",
+    )
+    jit_compile: bool | None = Field(
+        None,
+        description="compile(jit_compile=...): XLA on or off; absent: Keras's 'auto' (XLA on "
+        "a GPU where the model supports it, off on a CPU).",
+    )
 
 
 class ResourcesSpec(SpecModel):

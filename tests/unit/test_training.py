@@ -11,12 +11,16 @@ from tests.factories import cnn_job, diverging_job, lstm_job, tiny_arrays, tiny_
 from worker.training import Arrays, TrainingData, TrainingOutcome, prepare_data, train
 
 
-def hand_run_tiny(arrays: dict, test: dict, seed: int) -> tuple[dict, dict]:
+def hand_run_tiny(
+    arrays: dict, test: dict, seed: int, policy: str = "float32", jit_compile: bool | str = "auto"
+) -> tuple[dict, dict]:
     keras.utils.set_random_seed(seed)
+    keras.config.set_dtype_policy(policy)
     model = keras.Sequential()
     model.add(keras.layers.Dense(8, input_shape=(4,), activation="relu"))
     model.add(keras.layers.Dense(1))
-    model.compile(loss="mse", optimizer="adam", metrics=["mae", "mse"])
+    model.compile(loss="mse", optimizer="adam", metrics=["mae", "mse"], jit_compile=jit_compile)
+    keras.config.set_dtype_policy("float32")
     history = model.fit(arrays["x"], arrays["y"], batch_size=16, epochs=3, verbose=0)
     scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
     return history.history, scores
@@ -42,6 +46,22 @@ def test_numbers_equal_hand_run_keras() -> None:
     assert outcome.test_loss == scores["loss"]
     assert outcome.test_metrics == {"mae": scores["mae"], "mse": scores["mse"]}
     assert not outcome.non_finite
+
+
+def test_mixed_precision_and_xla_equal_hand_run_keras_with_the_same_settings() -> None:
+    arrays, test = tiny_arrays(), tiny_arrays(rows=20, seed=1)
+    body = tiny_job(epochs=3, seed=11, train=arrays, test=test)
+    body["fit"].update(mixed_precision=True, jit_compile=True)
+    outcome = run_job(body)
+    history, scores = hand_run_tiny(arrays, test, 11, policy="mixed_bfloat16", jit_compile=True)
+
+    assert outcome.execution["mixed_precision"] == "mixed_bfloat16"  # a CPU: bfloat16
+    assert outcome.execution["jit_compile"] is True
+    assert outcome.model.layers[0].dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # the next job starts clean
+    assert [e["loss"] for e in outcome.history] == history["loss"]
+    assert outcome.test_loss == scores["loss"]
+    assert outcome.test_metrics == {"mae": scores["mae"], "mse": scores["mse"]}
 
 
 def test_a_different_seed_gives_different_numbers() -> None:
