@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; default filesystem.")
     artifacts_dir: Path | None = Field(None, description="Artifact store root directory.")
 
-    default_tenant: str = "default"
+    default_tenant: str = Field("default", description="The tenant of every request, auth off.")
     auth: Literal["on", "off"] = Field(
         "on", description="API keys required. `fitq serve` on loopback sets off unless told on."
     )

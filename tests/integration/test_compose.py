@@ -1,0 +1,142 @@
+"""docker-compose.yml, checked without a Docker engine: ``docker-compose config`` (Debian's
+package) validates it, then each fitq service's own command runs as a local process with the
+service's environment (the postgres and redis hosts rewritten to this test's own database
+and Redis db on 127.0.0.1), and a job trains through them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+
+from tests.factories import tiny_job
+from tests.processes import (
+    REPO_ROOT,
+    Child,
+    child_env,
+    finished,
+    free_port,
+    poll_job,
+    spawn,
+    wait_for,
+)
+from tests.services import IN_CI, postgres_database, redis_db
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+BIN = Path(sys.executable).parent
+
+
+def compose_config() -> dict[str, Any]:
+    if shutil.which("docker-compose") is None:
+        message = (
+            "docker-compose is not installed (Debian's package: apt-get install docker-compose)"
+        )
+        if IN_CI:
+            pytest.fail(message + "; .ci/run installs it")
+        pytest.skip(message)
+    done = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE_FILE), "--profile", "monitoring", "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def local_url(url: str, pg_url: str, redis_url: str) -> str:
+    """A compose URL pointing at a compose service, pointed at this test's services instead."""
+    host = urlsplit(url).hostname
+    return {"postgres": pg_url, "redis": redis_url}.get(host or "", url)
+
+
+def local_command(command: list[str], port: int) -> list[str]:
+    """The service's command with this venv's executables, on loopback and a free port."""
+    local = [str(BIN / command[0]), *command[1:]]
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        if flag in local:
+            local[local.index(flag) + 1] = value
+    return local
+
+
+def test_compose_file_is_valid_and_names_every_part() -> None:
+    services = compose_config()["services"]
+    assert {"postgres", "redis", "migrate", "api", "ingest", "worker", "flower"} <= set(services)
+    assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
+    assert services["worker"]["stop_grace_period"] in ("2m", "2m0s", 120)
+    gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    assert services["flower"]["profiles"] == ["monitoring"]
+
+
+def test_the_compose_services_train_a_job_as_local_processes(tmp_path: Path) -> None:
+    services = compose_config()["services"]
+    with ExitStack() as cleanup:
+        pg_url = cleanup.enter_context(postgres_database())
+        redis_url = cleanup.enter_context(redis_db())
+
+        def environment(service: str) -> dict[str, str]:
+            env = {
+                key: local_url(str(value), pg_url, redis_url)
+                for key, value in services[service]["environment"].items()
+            }
+            env["FITQ_DATA_DIR"] = str(tmp_path / "data")  # the shared `artifacts` volume
+            return child_env(env)
+
+        def run(service: str, command: list[str]) -> str:
+            done = subprocess.run(
+                local_command(command, 0),
+                env=environment(service),
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        run("migrate", services["migrate"]["command"])
+        # As the compose file's header says: docker compose run --rm migrate fitq keys create
+        key = run("migrate", ["fitq", "keys", "create", "--tenant", "compose"]).split()[-1]
+        port = free_port()
+        children: list[Child] = []
+        cleanup.callback(lambda: [child.stop() for child in children])
+        for service in ("api", "ingest", "worker"):
+            command = local_command(services[service]["command"], port)
+            children.append(spawn(command, environment(service), tmp_path / f"{service}.log"))
+
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60
+        ) as client:
+
+            def workers() -> dict[str, int] | None:
+                for child in children:
+                    assert child.process.poll() is None, child.log()
+                try:
+                    live = client.get("/readyz").json()["workers"]
+                except httpx.HTTPError:
+                    return None
+                return live if {"gpu1", "datasets", "inference"} <= set(live) else None
+
+            # `fitq worker --gpus device=0` plans a one-GPU worker; on this CPU host it trains
+            # on the CPU, and the job still routes by the live gpu1 worker.
+            assert wait_for(workers, 180, 0.5, "the compose workers") == {
+                "gpu1": 1,
+                "datasets": 1,
+                "inference": 1,
+            }
+            job_id = client.post("/v1/jobs", json=tiny_job()).json()["id"]
+            job, _ = poll_job(client, job_id, finished, 180)
+            assert job["status"] == "succeeded", (job["error"], children[2].log())
+            assert job["spec"]["resources"] == {"gpus": 1}
+            prediction = client.post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.1] * 4]})
+            assert prediction.status_code == 200, prediction.text
