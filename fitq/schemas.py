@@ -67,6 +67,9 @@ class JobList(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class Readiness(Health):
     workers: dict[str, int] | None = Field(
         None, description="Live worker processes per queue, from their heartbeat rows."
     )

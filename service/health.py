@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from fitq.schemas import Health
+from fitq.schemas import Health, Readiness
 from fitq.store.db import transaction
 from service.capacity import live_queues
 from service.deps import Context
@@ -20,10 +20,10 @@ def healthz() -> Health:
 
 @router.get(
     "/readyz",
-    response_model=Health,
-    responses={503: {"model": Health, "description": "The store or the broker is down."}},
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The store or the broker is down."}},
 )
-def readyz(ctx: Context, response: Response) -> Health:
+def readyz(ctx: Context, response: Response) -> Readiness:
     """Ready when the store and the broker answer. Live workers per queue are reported, not
     required: an API with no worker yet still accepts and queues jobs."""
     problems = []
@@ -38,5 +38,5 @@ def readyz(ctx: Context, response: Response) -> Health:
         problems.append("broker")
     if problems:
         response.status_code = 503
-        return Health(status="unavailable: " + ", ".join(problems), workers=workers)
-    return Health(status="ok", workers=workers)
+        return Readiness(status="unavailable: " + ", ".join(problems), workers=workers)
+    return Readiness(status="ok", workers=workers)

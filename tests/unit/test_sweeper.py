@@ -145,7 +145,11 @@ def test_retention_deletes_old_models_and_unused_datasets(api: Api, runner) -> N
     client, settings = api
     ctx = context(client)
     ctx.settings = ctx.settings.model_copy(
-        update={"model_retention_days": 1.0, "dataset_retention_days": 1.0}
+        update={
+            "model_retention_days": 1.0,
+            "dataset_retention_days": 1.0,
+            "no_capacity_seconds": 7 * 86_400.0,  # the queued job must outlive "2 days later"
+        }
     )
     job_id = client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"]
     runner.run(job_id)
