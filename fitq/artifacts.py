@@ -1,6 +1,7 @@
-"""The artifact store: datasets (``.npy`` per array), trained models (``.keras``) and later
+"""The artifact store: datasets (``.npy`` per array), trained models (``.keras``) and
 checkpoints, addressed by keys like ``datasets/ds_…/x.npy``. A local directory by default;
-S3-compatible storage implements the same interface at scale."""
+``FITQ_ARTIFACTS_URL=s3://bucket/prefix`` selects S3-compatible storage (``fitq.artifacts_s3``)
+behind the same interface, for workers on other hosts."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from fitq.settings import Settings
 
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\.[a-z0-9]+)?$")
 
@@ -56,6 +60,15 @@ def checkpoint_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}/checkpoint.keras"
 
 
+def check_key(key: str) -> str:
+    """Keys are built by fitq from ids, never taken from a user; this is the last guard."""
+    if not _KEY.match(key) or ".." in key:
+        raise ValueError(
+            f"expected an artifact key like 'jobs/job_x/model.keras', received {key!r}"
+        )
+    return key
+
+
 class LocalArtifactStore:
     """Files under one root. Writes go to a temporary file in the same directory and are
     renamed into place, so a reader never sees half a file and a crash leaves no torn one."""
@@ -64,11 +77,7 @@ class LocalArtifactStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or ".." in key:
-            raise ValueError(
-                f"expected an artifact key like 'jobs/job_x/model.keras', received {key!r}"
-            )
-        return self.root / key
+        return self.root / check_key(key)
 
     def _atomic_target(self, key: str) -> tuple[Path, Path]:
         path = self._path(key)
@@ -125,3 +134,13 @@ class LocalArtifactStore:
 
 def artifact_store_from_root(root: Path) -> ArtifactStore:
     return LocalArtifactStore(root)
+
+
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The store the settings name: an S3 bucket for ``FITQ_ARTIFACTS_URL=s3://…``, else the
+    local directory (``FITQ_ARTIFACTS_DIR``)."""
+    if settings.artifacts_url:
+        from fitq.artifacts_s3 import S3ArtifactStore  # boto3 only where S3 is used
+
+        return S3ArtifactStore.from_settings(settings)
+    return LocalArtifactStore(settings.resolved_artifacts_dir)

@@ -21,6 +21,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file.")
     broker_url: str | None = Field(None, description="Celery broker; default filesystem.")
     artifacts_dir: Path | None = Field(None, description="Artifact store root directory.")
+    artifacts_url: str | None = Field(
+        None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket/prefix: artifacts in S3-compatible storage instead.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, a test server); default: AWS."
+    )
 
     default_tenant: str = Field("default", description="The tenant of every request, auth off.")
     auth: Literal["on", "off"] = Field(
@@ -127,6 +135,11 @@ class Settings(BaseSettings):
         return self.data_dir / "broker"
 
     @property
+    def cache_dir(self) -> Path:
+        """Where a host keeps local copies of remote artifacts (memory-mapped datasets)."""
+        return self.data_dir / "cache"
+
+    @property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.data_dir / "artifacts"
 
@@ -138,6 +151,10 @@ class Settings(BaseSettings):
             "FITQ_BROKER_URL": self.resolved_broker_url,
             "FITQ_ARTIFACTS_DIR": str(self.resolved_artifacts_dir),
         }
+        if self.artifacts_url:
+            env["FITQ_ARTIFACTS_URL"] = self.artifacts_url
+        if self.s3_endpoint_url:
+            env["FITQ_S3_ENDPOINT_URL"] = self.s3_endpoint_url
         return env
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from fitq import __version__
-from fitq.artifacts import artifact_store_from_root
+from fitq.artifacts import artifact_store
 from fitq.settings import Settings, get_settings
 from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import require_current
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=resolved,
             engine=engine,
             sessions=make_session_factory(engine),
-            artifacts=artifact_store_from_root(resolved.resolved_artifacts_dir),
+            artifacts=artifact_store(resolved),
             queue=TaskQueue(resolved),
         )
         app.state.context = ctx

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from fitq.artifacts import artifact_store_from_root
+from fitq.artifacts import artifact_store
 from fitq.queues import TRAIN_QUEUE, TRAIN_TASK
 from fitq.settings import get_settings
 from fitq.store.db import make_engine, make_session_factory
@@ -33,7 +33,7 @@ def _runner_for_pid(pid: int) -> JobRunner:
     settings = get_settings()
     return JobRunner(
         sessions=_sessions_for_pid(pid),
-        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        artifacts=artifact_store(settings),
         settings=settings,
         worker_name=f"{socket.gethostname()}:{pid}",
         resend=_resend_train,
@@ -61,7 +61,7 @@ def _ingestor_for_pid(pid: int) -> DatasetIngestor:
     settings = get_settings()
     return DatasetIngestor(
         sessions=_sessions_for_pid(pid),
-        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        artifacts=artifact_store(settings),
         settings=settings,
     )
 
@@ -73,7 +73,7 @@ def _models_for_pid(pid: int) -> ModelCache:
     settings = get_settings()
     return ModelCache(
         sessions=_sessions_for_pid(pid),
-        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        artifacts=artifact_store(settings),
         size=settings.model_cache_size,
     )
 

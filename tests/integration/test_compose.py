@@ -1,7 +1,8 @@
 """docker-compose.yml, checked without a Docker engine: ``docker-compose config`` (Debian's
 package) validates it, then each fitq service's own command runs as a local process with the
-service's environment (the postgres and redis hosts rewritten to this test's own database
-and Redis db on 127.0.0.1), and a job trains through them."""
+service's environment (the postgres, redis and minio hosts rewritten to this test's own
+database, Redis db and S3 server on 127.0.0.1; each with its own data dir, as containers
+share no disk), and a job trains through them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.processes import (
     spawn,
     wait_for,
 )
+from tests.s3 import make_bucket, s3_server
 from tests.services import IN_CI, postgres_database, redis_db
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -52,10 +54,10 @@ def compose_config() -> dict[str, Any]:
     return yaml.safe_load(done.stdout)
 
 
-def local_url(url: str, pg_url: str, redis_url: str) -> str:
+def local_url(url: str, local: dict[str, str]) -> str:
     """A compose URL pointing at a compose service, pointed at this test's services instead."""
     host = urlsplit(url).hostname
-    return {"postgres": pg_url, "redis": redis_url}.get(host or "", url)
+    return local.get(host or "", url)
 
 
 def local_command(command: list[str], port: int) -> list[str]:
@@ -69,7 +71,8 @@ def local_command(command: list[str], port: int) -> list[str]:
 
 def test_compose_file_is_valid_and_names_every_part() -> None:
     services = compose_config()["services"]
-    assert {"postgres", "redis", "migrate", "api", "ingest", "worker", "flower"} <= set(services)
+    expected = {"postgres", "redis", "minio", "minio-setup", "migrate", "api", "ingest", "worker"}
+    assert expected | {"flower"} <= set(services)
     assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
     assert services["worker"]["stop_grace_period"] in ("2m", "2m0s", 120)
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
@@ -80,15 +83,21 @@ def test_compose_file_is_valid_and_names_every_part() -> None:
 def test_the_compose_services_train_a_job_as_local_processes(tmp_path: Path) -> None:
     services = compose_config()["services"]
     with ExitStack() as cleanup:
-        pg_url = cleanup.enter_context(postgres_database())
-        redis_url = cleanup.enter_context(redis_db())
+        s3_url = cleanup.enter_context(s3_server(tmp_path))  # stands in for MinIO
+        local = {
+            "postgres": cleanup.enter_context(postgres_database()),
+            "redis": cleanup.enter_context(redis_db()),
+            "minio": s3_url,
+        }
+        # What the minio-setup service does: the bucket of FITQ_ARTIFACTS_URL.
+        make_bucket(s3_url, urlsplit(services["api"]["environment"]["FITQ_ARTIFACTS_URL"]).netloc)
 
         def environment(service: str) -> dict[str, str]:
             env = {
-                key: local_url(str(value), pg_url, redis_url)
+                key: local_url(str(value), local)
                 for key, value in services[service]["environment"].items()
             }
-            env["FITQ_DATA_DIR"] = str(tmp_path / "data")  # the shared `artifacts` volume
+            env["FITQ_DATA_DIR"] = str(tmp_path / service)  # each container's own /data
             return child_env(env)
 
         def run(service: str, command: list[str]) -> str:
