@@ -123,10 +123,13 @@ def worker(
     prepare_broker(settings)
     base = {**os.environ, **settings.child_env()}
     children = []
-    for plan in plans:
+    for index, plan in enumerate(plans):
         console.print(f"fitq: worker {plan.name} on queue {plan.queue}, devices {plan.devices}")
+        env = {**base, **plan.env}
+        if settings.worker_metrics_port is not None:  # one port per process: base, base + 1, …
+            env["FITQ_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
         command = worker_command(settings, plan.name, plan.queue)
-        children.append(subprocess.Popen(command, env={**base, **plan.env}))
+        children.append(subprocess.Popen(command, env=env))
     sys.exit(_supervise(children))
 
 

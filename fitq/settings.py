@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         None, description="S3 endpoint (MinIO, a test server); default: AWS."
     )
 
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one object per line with job id, dataset id and tenant."
+    )
     default_tenant: str = Field("default", description="The tenant of every request, auth off.")
     auth: Literal["on", "off"] = Field(
         "on", description="API keys required. `fitq serve` on loopback sets off unless told on."
@@ -42,6 +45,12 @@ class Settings(BaseSettings):
     )
     no_capacity_seconds: float = Field(
         600.0, gt=0, description="Fail a job queued this long on a queue no live worker serves."
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve a worker's Prometheus metrics here (fitq worker: +1 per process).",
     )
     worker_max_jobs: int | None = Field(
         None, ge=1, description="Recycle a worker's pool process after this many jobs."

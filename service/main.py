@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Scope
 
-from fitq import __version__
+from fitq import __version__, logs
 from fitq.artifacts import artifact_store
 from fitq.settings import Settings, get_settings
 from fitq.store.db import make_engine, make_session_factory
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or get_settings()
+        logs.configure(resolved.log_format)  # after uvicorn set its loggers up
         resolved.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(resolved.resolved_database_url)
         require_current(engine)
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=TaskQueue(resolved),
         )
         app.state.context = ctx
-        app.state.metrics.watch_store(ctx.sessions)
+        app.state.metrics.watch_store(ctx.sessions, resolved)
         sweeper = SweeperThread(ctx) if resolved.sweeper_enabled else None
         if sweeper:
             sweeper.start()

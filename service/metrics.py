@@ -1,6 +1,7 @@
 """Prometheus metrics of the API (``GET /metrics``, admin keys only where auth is on): request
-latency by route template, and jobs and datasets by status read from the store at scrape
-time, so every API replica reports the same totals."""
+latency by route template; jobs and datasets by status, queue depth and live workers read
+from the store at scrape time, so every API replica reports the same totals. Workers serve
+their own (job durations, queue waits, epochs): ``worker.metrics``."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fitq.settings import Settings
 from fitq.statuses import DatasetStatus, JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
+from service.capacity import live_queues
 from service.deps import Admin
 from service.openapi import errors
 
@@ -24,15 +27,31 @@ router = APIRouter(tags=["metrics"])
 
 
 class StoreCollector(Collector):
-    """Jobs and datasets by status, every status present (0 when none)."""
+    """Jobs and datasets by status (every status present, 0 when none), jobs waiting per
+    queue, and live workers per queue (from their heartbeat rows)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
         self.sessions = sessions
+        self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with transaction(self.sessions) as session:
             jobs = repo.jobs_by_status(session)
             datasets = repo.datasets_by_status(session)
+            waiting = repo.queued_by_queue(session)
+            workers = live_queues(session, self.settings)
+        depth = GaugeMetricFamily(
+            "fitq_queue_depth", "Jobs queued and not yet claimed, per queue.", labels=["queue"]
+        )
+        for queue, count in sorted(waiting.items()):
+            depth.add_metric([queue], count)
+        yield depth
+        live = GaugeMetricFamily(
+            "fitq_workers", "Live worker processes per queue.", labels=["queue"]
+        )
+        for queue, count in sorted(workers.items()):
+            live.add_metric([queue], count)
+        yield live
         job_gauge = GaugeMetricFamily("fitq_jobs", "Jobs by status.", labels=["status"])
         for status in JobStatus:
             job_gauge.add_metric([status.value], jobs.get(status, 0))
@@ -55,8 +74,8 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def watch_store(self, sessions: sessionmaker[Session]) -> None:
-        self.registry.register(StoreCollector(sessions))
+    def watch_store(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.registry.register(StoreCollector(sessions, settings))
 
 
 class RequestMetrics:

@@ -18,6 +18,8 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
     celeryd_after_setup,
     worker_init,
     worker_process_init,
@@ -26,19 +28,31 @@ from celery.signals import (
     worker_shutting_down,
 )
 
+from fitq import logs
 from fitq.devices import gpus_of_queue
 from fitq.queues import celery_config, prepare_broker
 from fitq.settings import get_settings
 from fitq.store.db import make_engine
 from fitq.store.migrate import DatabaseNotMigrated, require_current
 from worker.beat import WorkerHeartbeat
+from worker.metrics import prepare_multiprocess_dir
 
 log = logging.getLogger(__name__)
 
 settings = get_settings()
+prepare_multiprocess_dir(settings)  # before anything imports prometheus_client
+logs.configure(settings.log_format)
 prepare_broker(settings)
 app = Celery("fitq", include=["worker.tasks"])
 app.conf.update(celery_config(settings))
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_logs(**_: Any) -> None:
+    """Celery sets its loggers up after import: put the JSON formatter back on them."""
+    if settings.log_format == "json":
+        logs.configure("json")
 
 
 @worker_init.connect
@@ -71,6 +85,11 @@ def _start_heartbeat(sender: Any, **_: Any) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     _heartbeat = WorkerHeartbeat(settings, sender.hostname, queues)
     _heartbeat.start()
+    if settings.worker_metrics_port is not None:
+        from worker.metrics import serve
+
+        serve(settings.worker_metrics_port)
+        log.info("worker metrics on :%d/metrics", settings.worker_metrics_port)
 
 
 @worker_shutdown.connect

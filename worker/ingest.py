@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
+from fitq import logs
 from fitq.artifacts import ArtifactStore, dataset_key
 from fitq.settings import Settings
 from fitq.store import repository as repo
 from fitq.store.db import transaction
+from fitq.store.models import Dataset
 from worker.heartbeat import Heartbeat
 from worker.npy import ColumnStats, NpyWriter
 from worker.parsers import MAX_CLASSES, Chunk, IngestError, parse, row_name
@@ -211,6 +213,10 @@ class DatasetIngestor:
         with transaction(self.sessions) as session:
             attempt = repo.claim_dataset(session, dataset_id, self._lease)
             row = repo.get_dataset_by_id(session, dataset_id)
+        with logs.bound(dataset_id=dataset_id, tenant=row.tenant_id if row else None):
+            return self._run_claimed(dataset_id, attempt, row)
+
+    def _run_claimed(self, dataset_id: str, attempt: int | None, row: Dataset | None) -> str:
         if attempt is None or row is None or row.source_key is None:
             log.info("dataset %s is not waiting for ingest: message ignored", dataset_id)
             return "duplicate"

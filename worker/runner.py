@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from fitq import logs
 from fitq.artifacts import ArtifactStore, checkpoint_key, model_key
 from fitq.errors import JobErrorType
 from fitq.settings import Settings
@@ -25,6 +26,7 @@ from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from worker.backend import describe_environment, visible_gpus
+from worker.metrics import job_metrics
 from worker.training import (
     Arrays,
     Execution,
@@ -90,11 +92,30 @@ class JobRunner:
         if attempt is None:
             log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
             return RunResult.duplicate
-        log.info("job %s claimed, attempt %d", job_id, attempt)
-        result = self._run_claimed(job_id, attempt)
+        queue, epoch_before, tenant = self._note_start(job_id, attempt)
+        started = time.perf_counter()
+        with logs.bound(job_id=job_id, tenant=tenant):
+            log.info("job %s claimed, attempt %d", job_id, attempt)
+            result = self._run_claimed(job_id, attempt)
         if result not in (RunResult.lost, RunResult.handed_back):  # the job ended here
             self.artifacts.delete(checkpoint_key(job_id))
+        with transaction(self.sessions) as session:
+            row = repo.get_job_by_id(session, job_id)
+            epochs = (row.epoch if row is not None else epoch_before) - epoch_before
+        job_metrics().ended(queue, result, time.perf_counter() - started, epochs)
         return result
+
+    def _note_start(self, job_id: str, attempt: int) -> tuple[str, int, str]:
+        """The job's queue, epochs done before this attempt and tenant; records its queue
+        wait."""
+        with transaction(self.sessions) as session:
+            row = repo.get_job_by_id(session, job_id)
+            assert row is not None
+            queue, epoch, created, started = row.queue, row.epoch, row.created_at, row.started_at
+            tenant = row.tenant_id
+        waited = (started - created).total_seconds() if attempt == 1 and started else None
+        job_metrics().started(queue, waited)
+        return queue, epoch, tenant
 
     def _run_claimed(self, job_id: str, attempt: int) -> RunResult:
         with transaction(self.sessions) as session:

@@ -228,6 +228,14 @@ def jobs_by_status(session: Session, tenant_id: str | None = None) -> dict[str, 
     return {status: int(count) for status, count in session.execute(query)}
 
 
+def queued_by_queue(session: Session) -> dict[str, int]:
+    """Jobs waiting in each queue (queued, not yet claimed)."""
+    query = (
+        select(Job.queue, func.count()).where(Job.status == JobStatus.queued).group_by(Job.queue)
+    )
+    return {queue: int(count) for queue, count in session.execute(query)}
+
+
 def datasets_by_status(session: Session) -> dict[str, int]:
     query = select(Dataset.status, func.count()).group_by(Dataset.status)
     return {status: int(count) for status, count in session.execute(query)}

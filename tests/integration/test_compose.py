@@ -89,6 +89,7 @@ def test_the_compose_services_train_a_job_as_local_processes(tmp_path: Path) -> 
             "redis": cleanup.enter_context(redis_db()),
             "minio": s3_url,
         }
+        metrics_port = free_port()
         # What the minio-setup service does: the bucket of FITQ_ARTIFACTS_URL.
         make_bucket(s3_url, urlsplit(services["api"]["environment"]["FITQ_ARTIFACTS_URL"]).netloc)
 
@@ -98,6 +99,8 @@ def test_the_compose_services_train_a_job_as_local_processes(tmp_path: Path) -> 
                 for key, value in services[service]["environment"].items()
             }
             env["FITQ_DATA_DIR"] = str(tmp_path / service)  # each container's own /data
+            if "FITQ_WORKER_METRICS_PORT" in env:  # a container's port, free on this host
+                env["FITQ_WORKER_METRICS_PORT"] = str(metrics_port)
             return child_env(env)
 
         def run(service: str, command: list[str]) -> str:
@@ -149,3 +152,7 @@ def test_the_compose_services_train_a_job_as_local_processes(tmp_path: Path) -> 
             assert job["spec"]["resources"] == {"gpus": 1}
             prediction = client.post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.1] * 4]})
             assert prediction.status_code == 200, prediction.text
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'fitq_epochs_trained_total{queue="gpu1"} 2.0' in scraped
+        worker_lines = [line for line in children[2].log().splitlines() if job_id in line]
+        assert worker_lines and all(line.startswith("{") for line in worker_lines)  # JSON

@@ -78,6 +78,8 @@ def test_metrics_count_jobs_by_status_and_time_requests_by_route(secured) -> Non
     assert jobs[(("status", "queued"),)] == 1
     assert jobs[(("status", "cancelled"),)] == 1
     assert jobs[(("status", "succeeded"),)] == 0
+    assert samples(text, "fitq_queue_depth") == {(("queue", "cpu"),): 1}
+    assert samples(text, "fitq_workers") == {}  # no heartbeat rows here
     counts = samples(text, "fitq_http_request_duration_seconds_count")
     assert counts[(("method", "POST"), ("route", "/v1/jobs"), ("status", "202"))] == 2
     assert counts[(("method", "GET"), ("route", "/v1/jobs/{job_id}"), ("status", "404"))] == 1
