@@ -154,6 +154,28 @@ def mixed_policy() -> str:
     return "mixed_float16" if visible_gpus() else "mixed_bfloat16"
 
 
+def mirrored_devices(execution_devices: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The devices a job is mirrored over: every GPU of this process when it has several
+    (a ``gpu<k>`` worker), else none (one device needs no strategy)."""
+    if execution_devices is not None:
+        return execution_devices
+    gpus = visible_gpus()
+    return tuple(f"/gpu:{i}" for i in range(gpus)) if gpus > 1 else None
+
+
+@contextmanager
+def distribution(devices: tuple[str, ...] | None) -> Iterator[None]:
+    """Build, compile and load under ``tf.distribute.MirroredStrategy`` over ``devices``: Keras
+    then splits each batch across them and all-reduces the gradients."""
+    if not devices or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    with tf.distribute.MirroredStrategy(devices=list(devices)).scope():
+        yield
+
+
 @contextmanager
 def dtype_policy(name: str | None) -> Iterator[None]:
     """Keras's dtype policy is global: set it while the model is built and compiled (layers
@@ -281,6 +303,8 @@ class Execution:
     checkpoint: Callable[[keras.Model, int], None] | None = None
     checkpoint_seconds: float = 300.0
     resume: Resume | None = None
+    # Mirror over these devices; None: every GPU of the process when it has more than one.
+    devices: tuple[str, ...] | None = None
 
 
 def train(
@@ -301,12 +325,14 @@ def train(
     keras.utils.set_random_seed(seed)
     policy = mixed_policy() if fit_spec.mixed_precision else None
     resume = execution.resume
+    devices = mirrored_devices(execution.devices)
     if resume is not None:
         # The saved model carries its Normalization, weights, optimizer state and compile.
-        model = keras.models.load_model(resume.path, safe_mode=True)
+        with distribution(devices):
+            model = keras.models.load_model(resume.path, safe_mode=True)
     else:
         normalizer = _normalizer(data.train, streamed) if execution.standardize else None
-        with dtype_policy(policy):
+        with distribution(devices), dtype_policy(policy):
             model = build_model(model_spec, normalizer)
             compile_model(model, compile_spec, jit_compile=fit_spec.jit_compile)
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
@@ -341,6 +367,7 @@ def train(
             "steps_per_execution": 1,
             "jit_compile": bool(getattr(model, "jit_compile", False)),
             "mixed_precision": model.dtype_policy.name if fit_spec.mixed_precision else None,
+            "mirrored_over": list(devices) if devices else None,
             "run_eagerly": bool(model.run_eagerly),
             "data": "streamed" if streamed else "in_memory",
             "data_bytes": total,

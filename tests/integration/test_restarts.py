@@ -79,8 +79,12 @@ def test_a_queued_job_survives_a_redis_restart(tmp_path: Path, private_redis: Pr
             stack.start_api()
             with stack.client() as client:
                 job_id = client.post("/v1/jobs", json=tiny_job(epochs=2)).json()["id"]
+                assert client.get("/readyz").status_code == 200
                 private_redis.stop()
+                down = client.get("/readyz")
+                assert (down.status_code, down.json()["status"]) == (503, "unavailable: broker")
                 private_redis.start()
+                assert client.get("/readyz").status_code == 200
                 stack.start_worker()  # only now is anyone consuming the queue
                 job, _ = poll_job(client, job_id, finished, TIMEOUT)
             assert job["status"] == "succeeded", job["error"]

@@ -8,7 +8,14 @@ import numpy as np
 from fitq.spec import JobCreate
 from tests import hand_run
 from tests.factories import cnn_job, diverging_job, lstm_job, tiny_arrays, tiny_job
-from worker.training import Arrays, TrainingData, TrainingOutcome, prepare_data, train
+from worker.training import (
+    Arrays,
+    Execution,
+    TrainingData,
+    TrainingOutcome,
+    prepare_data,
+    train,
+)
 
 
 def hand_run_tiny(
@@ -62,6 +69,22 @@ def test_mixed_precision_and_xla_equal_hand_run_keras_with_the_same_settings() -
     assert [e["loss"] for e in outcome.history] == history["loss"]
     assert outcome.test_loss == scores["loss"]
     assert outcome.test_metrics == {"mae": scores["mae"], "mse": scores["mse"]}
+
+
+def test_a_mirrored_job_trains_under_the_strategy_and_matches_one_device() -> None:
+    """The k-GPU path (tf.distribute.MirroredStrategy), run on this host's one CPU device."""
+    arrays, test = tiny_arrays(), tiny_arrays(rows=20, seed=1)
+    job = JobCreate.model_validate(tiny_job(epochs=3, seed=11, train=arrays, test=test))
+    data = TrainingData(Arrays(arrays["x"], arrays["y"]), test=Arrays(test["x"], test["y"]))
+    mirrored = train(
+        job.model, job.compile, job.fit, data, 11, execution=Execution(devices=("/cpu:0",))
+    )
+    plain = train(job.model, job.compile, job.fit, data, 11)
+
+    assert mirrored.execution["mirrored_over"] == ["/cpu:0"]
+    assert plain.execution["mirrored_over"] is None  # one device: no strategy
+    assert type(mirrored.model.distribute_strategy).__name__ == "MirroredStrategy"
+    assert mirrored.test_loss == plain.test_loss  # one replica: the same numbers
 
 
 def test_a_different_seed_gives_different_numbers() -> None:
