@@ -74,3 +74,15 @@ def test_queues_that_train_nothing() -> None:
     assert gpus_of_queue("datasets") is None
     assert gpus_of_queue("gpu0") is None
     assert gpus_of_queue("gpux") is None
+
+
+def test_recycling_settings_reach_celery() -> None:
+    from fitq.queues import celery_config
+    from fitq.settings import Settings
+
+    default = celery_config(Settings())
+    assert default["worker_max_tasks_per_child"] is None
+    assert default["worker_max_memory_per_child"] is None
+    recycled = celery_config(Settings(worker_max_jobs=20, worker_max_memory_mb=8_000))
+    assert recycled["worker_max_tasks_per_child"] == 20
+    assert recycled["worker_max_memory_per_child"] == 8_000 * 1024  # Celery counts KiB
