@@ -1,0 +1,134 @@
+"""Jobs as the API reads and changes them: always filtered by tenant."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from fitq.errors import JobErrorType
+from fitq.statuses import JobStatus
+from fitq.store.models import IdempotencyKey, Job, JobEvent
+from fitq.store.repository._common import _execute, _newest_first
+from fitq.store.repository.events import add_event
+from fitq.store.types import utcnow
+
+
+def add_job(session: Session, job: Job) -> None:
+    session.add(job)
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.id == job_id))
+
+
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    *,
+    status: JobStatus | None,
+    limit: int,
+    before_id: str | None,
+) -> list[Job]:
+    return _newest_first(session, Job, tenant_id, status, limit, before_id)
+
+
+def queue_position(session: Session, job: Job) -> int:
+    """1 for the next job its queue will hand out (ids order jobs as they were created)."""
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.queue == job.queue, Job.status == JobStatus.queued, Job.id < job.id)
+    )
+    return int(ahead or 0) + 1
+
+
+def cancel_queued(session: Session, job_id: str) -> bool:
+    """A queued job is cancelled at once: its message, when it comes, finds nothing to claim."""
+    result = _execute(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(
+            status=JobStatus.cancelled,
+            cancel_requested=True,
+            finished_at=utcnow(),
+            eta_seconds=None,
+        ),
+    )
+    if result.rowcount == 1:
+        add_event(session, job_id, "status", {"status": "cancelled", "while": "queued"})
+    return result.rowcount == 1
+
+
+def request_cancel(session: Session, job_id: str) -> bool:
+    """A running job is asked to stop; its worker notices within a fraction of a second."""
+    result = _execute(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running, Job.cancel_requested.is_(False))
+        .values(cancel_requested=True),
+    )
+    if result.rowcount == 1:
+        add_event(session, job_id, "log", {"message": "cancel requested"})
+    return result.rowcount == 1
+
+
+def delete_job(session: Session, job: Job) -> None:
+    session.execute(delete(JobEvent).where(JobEvent.job_id == job.id))
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.job_id == job.id))
+    session.delete(job)
+
+
+def get_idempotency_key(session: Session, tenant_id: str, key: str) -> IdempotencyKey | None:
+    return session.get(IdempotencyKey, (tenant_id, key))
+
+
+def add_idempotency_key(session: Session, row: IdempotencyKey) -> None:
+    session.add(row)
+
+
+def delete_idempotency_key(session: Session, row: IdempotencyKey) -> None:
+    session.delete(row)
+
+
+def mark_sent(session: Session, job_id: str, now: datetime) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(sends=Job.sends + 1, last_sent_at=now)
+    )
+
+
+def fail_unsent(session: Session, job_id: str, message: str) -> bool:
+    """A queued job whose message could not be sent: ``failed`` / ``broker_unavailable``."""
+    return fail_queued(session, job_id, JobErrorType.broker_unavailable, message)
+
+
+def fail_queued(session: Session, job_id: str, error: JobErrorType, message: str) -> bool:
+    """Fail a job that is still queued (no worker holds it); False if it moved on."""
+    now = utcnow()
+    result = _execute(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(
+            status=JobStatus.failed,
+            error_type=error,
+            error_message=message,
+            finished_at=now,
+            eta_seconds=None,
+        ),
+    )
+    if result.rowcount == 1:
+        add_event(session, job_id, "status", {"status": "failed", "error": error.value})
+    return result.rowcount == 1
+
+
+def queued_before(session: Session, cutoff: datetime) -> list[tuple[str, str]]:
+    """(id, queue) of jobs queued since before ``cutoff``, oldest first."""
+    query = (
+        select(Job.id, Job.queue)
+        .where(Job.status == JobStatus.queued, Job.created_at < cutoff)
+        .order_by(Job.id)
+    )
+    return [(job_id, queue) for job_id, queue in session.execute(query)]

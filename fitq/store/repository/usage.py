@@ -1,0 +1,78 @@
+"""What tenants use, counted for quotas, admin views and metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from fitq.statuses import JobStatus
+from fitq.store.models import ApiKey, Dataset, Job
+from fitq.store.types import utcnow
+
+
+def active_jobs(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(
+                Job.tenant_id == tenant_id,
+                Job.status.in_([JobStatus.queued, JobStatus.running]),
+            )
+        )
+        or 0
+    )
+
+
+def dataset_bytes(session: Session, tenant_id: str) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.tenant_id == tenant_id)
+    )
+    return int(total or 0)
+
+
+def gpu_seconds_since(session: Session, tenant_id: str, since: datetime) -> float:
+    """GPU-seconds the tenant's jobs held after ``since``: GPUs x the part of each job's run
+    (its last start to its end, or now) that falls after ``since``."""
+    now = utcnow()
+    rows = session.execute(
+        select(Job.gpus, Job.started_at, Job.finished_at).where(
+            Job.tenant_id == tenant_id,
+            Job.gpus > 0,
+            Job.started_at.is_not(None),
+            or_(Job.finished_at.is_(None), Job.finished_at > since),
+        )
+    ).all()
+    total = 0.0
+    for gpus, started, finished in rows:
+        held = (min(finished or now, now) - max(started, since)).total_seconds()
+        total += gpus * max(held, 0.0)
+    return total
+
+
+def tenant_ids(session: Session) -> list[str]:
+    """Every tenant that has a job, a dataset or a key."""
+    union = select(Job.tenant_id).union(select(Dataset.tenant_id), select(ApiKey.tenant_id))
+    return sorted(session.scalars(union))
+
+
+def jobs_by_status(session: Session, tenant_id: str | None = None) -> dict[str, int]:
+    query = select(Job.status, func.count()).group_by(Job.status)
+    if tenant_id is not None:
+        query = query.where(Job.tenant_id == tenant_id)
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def queued_by_queue(session: Session) -> dict[str, int]:
+    """Jobs waiting in each queue (queued, not yet claimed)."""
+    query = (
+        select(Job.queue, func.count()).where(Job.status == JobStatus.queued).group_by(Job.queue)
+    )
+    return {queue: int(count) for queue, count in session.execute(query)}
+
+
+def datasets_by_status(session: Session) -> dict[str, int]:
+    query = select(Dataset.status, func.count()).group_by(Dataset.status)
+    return {status: int(count) for status, count in session.execute(query)}
