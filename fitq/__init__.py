@@ -2,3 +2,12 @@
 settings), the SDK and the CLI; it imports no FastAPI, Celery or TensorFlow at module level."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # ``from fitq import Client`` without importing httpx for every ``import fitq``.
+    if name == "Client":
+        from fitq.client import Client
+
+        return Client
+    raise AttributeError(f"module 'fitq' has no attribute {name!r}")

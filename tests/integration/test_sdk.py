@@ -1,0 +1,96 @@
+"""The SDK against a real API and real workers (embedded defaults): upload arrays and a
+DataFrame, train, watch, page, read events, download, predict, cancel, and typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from fitq import Client
+from fitq.client import Conflict, NotFound, ValidationError
+from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE
+from tests.factories import tiny_arrays, tiny_job
+from tests.integration.conftest import FAST_RECOVERY, migrate
+from tests.processes import Stack
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    workdir = tmp_path_factory.mktemp("sdk")
+    env = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY}
+    migrate(env)
+    stack = Stack(env, workdir)
+    try:
+        stack.start_api()
+        stack.start_worker("service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}")
+        stack.start_worker()
+        with Client(stack.base_url) as sdk:
+            yield sdk
+    finally:
+        stack.stop()
+
+
+def regression(dataset_id: str, epochs: int = 3, features: int = 4) -> dict:
+    body = tiny_job(epochs=epochs, features=features)
+    body["data"] = {"train": {"dataset_id": dataset_id}, "test_split": 0.25}
+    return body
+
+
+def test_arrays_to_trained_model_to_predictions(client: Client, tmp_path: Path) -> None:
+    arrays = tiny_arrays(rows=64)
+    dataset = client.datasets.wait(client.datasets.upload((arrays["x"], arrays["y"])).id, 60)
+    assert (dataset.status, dataset.rows) == ("ready", 64)
+
+    seen: list[int] = []
+    job = client.jobs.create(regression(dataset.id))
+    job = client.jobs.wait(
+        job.id, timeout=120, poll=0.05, on_update=lambda j: seen.append(j.progress.epoch)
+    )
+    assert job.status == "succeeded", job.error
+    assert seen == sorted(seen) and seen[-1] == 3
+    assert job.result is not None and set(job.result.test_metrics) == {"mae", "mse"}
+
+    events = list(client.jobs.events(job.id))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.data["epoch"] for e in events if e.type == "epoch"] == [1, 2, 3]
+
+    path = client.jobs.download_model(job.id, tmp_path / "model.keras")
+    model = keras.models.load_model(path, safe_mode=True)
+    x = arrays["x"][:5]
+    served = client.jobs.predict(job.id, x)
+    np.testing.assert_allclose(model.predict(x, verbose=0), served.y, rtol=1e-6)
+
+
+def test_dataframes_lists_cancel_and_typed_errors(client: Client) -> None:
+    frame = pd.DataFrame({"a": np.linspace(0, 1, 40), "b": np.linspace(1, 0, 40)})
+    frame["target"] = frame["a"] * 2 - frame["b"]
+    dataset = client.datasets.wait(client.datasets.upload(frame, target="target").id, 60)
+    assert dataset.status == "ready" and dataset.feature_names == ["a", "b"]
+
+    body = tiny_job(epochs=500, features=2)
+    body["data"] = {"train": {"dataset_id": dataset.id}}
+    long = client.jobs.create(body)
+    cancelled = client.jobs.cancel(long.id)
+    assert cancelled.cancel_requested
+    assert client.jobs.wait(long.id, timeout=60, poll=0.05).status == "cancelled"
+    assert client.jobs.cancel(long.id).status == "cancelled"  # repeating is harmless
+    quick = client.jobs.wait(client.jobs.create(regression(dataset.id, 1, features=2)).id, 60)
+    with pytest.raises(Conflict):  # a job that already succeeded
+        client.jobs.cancel(quick.id)
+
+    listed = [job.id for job in client.jobs.list(page_size=1)]
+    assert long.id in listed and len(listed) == len(set(listed)) >= 2
+    assert dataset.id in [d.id for d in client.datasets.list(page_size=1)]
+
+    with pytest.raises(NotFound):
+        client.jobs.get("job_01AAAAAAAAAAAAAAAAAAAAAAAA")
+    bad = tiny_job()
+    bad["fit"]["epochs"] = 0
+    with pytest.raises(ValidationError) as invalid:
+        client.jobs.create(bad)
+    assert invalid.value.details[0]["loc"] == "fit.epochs"
