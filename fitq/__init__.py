@@ -10,4 +10,8 @@ def __getattr__(name: str) -> object:
         from fitq.client import Client
 
         return Client
+    if name == "spec_from_keras":
+        from fitq.spec.keras_config import spec_from_keras
+
+        return spec_from_keras
     raise AttributeError(f"module 'fitq' has no attribute {name!r}")

@@ -4,13 +4,14 @@ and ``evaluate`` on test data."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from fitq.spec.base import SpecModel
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import DataSpec, LabelEncoding, StoredData
+from fitq.spec.keras_config import model_from_keras_config
 from fitq.spec.layers import Layer, ShapeOf
 
 SPEC_VERSION = 1
@@ -18,8 +19,20 @@ MAX_SEED = 2**32 - 1
 
 
 class ModelSpec(SpecModel):
+    """The layers, or ``{"keras_config": …}``: a Keras 3 ``model.to_json()`` (the string or the
+    parsed object), translated through the allowlist into these layers before validation."""
+
     layers: list[Layer] = Field(min_length=1, max_length=256)
     input_shape: ShapeOf | None = Field(None, min_length=1, max_length=8)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_keras_config(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "keras_config" not in data:
+            return data
+        if set(data) != {"keras_config"}:
+            raise ValueError("expected either keras_config or layers/input_shape, received both")
+        return model_from_keras_config(data["keras_config"])
 
     @model_validator(mode="after")
     def _one_input_shape(self) -> ModelSpec:

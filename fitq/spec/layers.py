@@ -355,3 +355,17 @@ LAYER_TYPES: tuple[str, ...] = (
     "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "Embedding",
     "LSTM", "GRU",
 )  # fmt: skip
+
+_LAYER_CLASSES: dict[str, type[LayerBase]] = {
+    cls.model_fields["type"].annotation.__args__[0]: cls  # type: ignore[union-attr]
+    for cls in (
+        Dense, Dropout, ActivationLayer, BatchNormalization, LayerNormalization, Flatten,
+        Reshape, Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, AveragePooling1D,
+        AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, Embedding, LSTM, GRU,
+    )
+}  # fmt: skip
+
+
+def layer_fields(type_name: str) -> frozenset[str]:
+    """The arguments fitq's spec takes for a layer type (besides ``type``)."""
+    return frozenset(_LAYER_CLASSES[type_name].model_fields) - {"type"}

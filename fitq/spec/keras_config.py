@@ -1,0 +1,230 @@
+"""A Keras 3 ``Sequential`` config (what ``model.to_json()`` writes) turned into fitq's layer
+list, through the allowlist and never deserialized: only the allowlisted layer classes, from
+``keras.layers``, with arguments fitq's spec knows. An argument the spec does not have is
+accepted only at its Keras default (``NEUTRAL``); anything else is refused by name, so a
+model never trains differently from the one the user described.
+
+Pure Python: the API translates configs without importing Keras."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fitq.errors import SpecError
+from fitq.spec.layers import LAYER_TYPES, layer_fields
+
+# Keys every layer config carries that say nothing about the computation fitq runs.
+IGNORED = frozenset({"trainable", "dtype"})
+
+# Arguments fitq's spec does not expose, accepted at these values only (Keras's defaults).
+NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "data_format": ("channels_last", None),
+    "dilation_rate": (1, [1], [1, 1]),
+    "groups": (1,),
+    "kernel_constraint": (None,),
+    "bias_constraint": (None,),
+    "activity_regularizer": (None,),
+    "noise_shape": (None,),
+    "seed": (None,),
+    "lora_rank": (None,),
+    "lora_alpha": (None,),
+    "keepdims": (False,),
+    "axis": (-1, [-1]),
+    "beta_initializer": ({"class_name": "Zeros", "config": {}},),
+    "gamma_initializer": ({"class_name": "Ones", "config": {}},),
+    "moving_mean_initializer": ({"class_name": "Zeros", "config": {}},),
+    "moving_variance_initializer": ({"class_name": "Ones", "config": {}},),
+    "beta_regularizer": (None,),
+    "gamma_regularizer": (None,),
+    "beta_constraint": (None,),
+    "gamma_constraint": (None,),
+    "synchronized": (False,),
+    "rms_scaling": (False,),
+    "embeddings_regularizer": (None,),
+    "embeddings_constraint": (None,),
+    "embeddings_initializer": (
+        {"class_name": "RandomUniform", "config": {"minval": -0.05, "maxval": 0.05}},
+    ),
+    "mask_zero": (False,),
+    "input_length": (None,),
+    "recurrent_initializer": ({"class_name": "Orthogonal", "config": {"gain": 1.0}},),
+    "recurrent_regularizer": (None,),
+    "recurrent_constraint": (None,),
+    "unit_forget_bias": (True,),
+    "return_state": (False,),
+    "go_backwards": (False,),
+    "stateful": (False,),
+    "unroll": (False,),
+    "reset_after": (True,),
+    "use_cudnn": ("auto",),
+    "quantization_config": (None,),
+    "renorm": (False,),
+    "renorm_clipping": (None,),
+    "renorm_momentum": (0.99,),
+    "zero_output_for_mask": (False,),
+    "bias_initializer": ({"class_name": "Zeros", "config": {}},),
+    "bias_regularizer": (None,),
+}
+
+_INITIALIZERS = {
+    "GlorotUniform": "glorot_uniform", "GlorotNormal": "glorot_normal",
+    "HeUniform": "he_uniform", "HeNormal": "he_normal",
+    "LecunUniform": "lecun_uniform", "LecunNormal": "lecun_normal",
+    "Orthogonal": "orthogonal", "RandomNormal": "random_normal",
+    "RandomUniform": "random_uniform", "TruncatedNormal": "truncated_normal",
+    "Zeros": "zeros", "Ones": "ones",
+}  # fmt: skip
+# An initializer's arguments at Keras's defaults: anything else has no spec field to carry it.
+_INITIALIZER_DEFAULTS: dict[str, Any] = {
+    "seed": None, "input_axes": None, "output_axes": None, "gain": 1.0, "mean": 0.0,
+    "stddev": 0.05, "minval": -0.05, "maxval": 0.05,
+}  # fmt: skip
+_ONE_D = frozenset({"Conv1D", "MaxPooling1D", "AveragePooling1D"})
+
+
+def model_from_keras_config(config: Any) -> dict[str, Any]:
+    """``{"input_shape": …, "layers": […]}`` from a Keras config (a JSON string or the parsed
+    object); 422 ``SpecError`` naming the first thing fitq cannot run as written."""
+    loc = "model.keras_config"
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError as exc:
+            raise SpecError(
+                loc, f"expected Keras model JSON, received text that is not JSON ({exc})"
+            ) from None
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise SpecError(loc, f"expected a Sequential model's config, received {kind!r}")
+    entries = (config.get("config") or {}).get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{loc}.config.layers", "expected a list of layers, received none")
+    input_shape: list[int] | None = None
+    layers: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        where = f"{loc}.config.layers.{index}"
+        class_name = _checked_entry(entry, where)
+        if class_name == "InputLayer":
+            input_shape = _input_shape(entry.get("config") or {}, where)
+            continue
+        layers.append(_layer(class_name, entry.get("config") or {}, where))
+    return {"input_shape": input_shape, "layers": layers}
+
+
+def _checked_entry(entry: Any, where: str) -> str:
+    if not isinstance(entry, dict):
+        raise SpecError(where, f"expected a layer config, received {type(entry).__name__}")
+    class_name = entry.get("class_name")
+    if entry.get("module", "keras.layers") != "keras.layers" or entry.get("registered_name"):
+        raise SpecError(
+            f"{where}.module",
+            f"expected a built-in keras.layers class, received module {entry.get('module')!r} "
+            f"/ registered_name {entry.get('registered_name')!r} (custom objects never load)",
+        )
+    if class_name != "InputLayer" and class_name not in LAYER_TYPES:
+        raise SpecError(
+            f"{where}.class_name",
+            f"expected one of {', '.join(LAYER_TYPES)}, received {class_name!r}",
+        )
+    return str(class_name)
+
+
+def _input_shape(config: dict[str, Any], where: str) -> list[int]:
+    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    if not isinstance(shape, list) or len(shape) < 2 or any(d is None for d in shape[1:]):
+        raise SpecError(
+            f"{where}.batch_shape", f"expected (None, …known sizes), received {shape!r}"
+        )
+    return list(shape[1:])
+
+
+def _layer(class_name: str, config: dict[str, Any], where: str) -> dict[str, Any]:
+    fields = layer_fields(class_name)
+    layer: dict[str, Any] = {"type": class_name}
+    for key, value in config.items():
+        if key in IGNORED:
+            continue
+        if key == "name":
+            if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
+                layer["name"] = value
+            continue
+        if key in ("batch_shape", "batch_input_shape"):
+            layer["input_shape"] = _input_shape(config, where)
+            continue
+        if key in fields:
+            layer[key] = _value(class_name, key, value, f"{where}.config.{key}")
+        elif not _neutral(key, value):
+            raise SpecError(
+                f"{where}.config.{key}",
+                f"expected {key} at its Keras default (fitq's {class_name} has no {key}), "
+                f"received {value!r}",
+            )
+    return layer
+
+
+def _value(class_name: str, key: str, value: Any, where: str) -> Any:
+    if key.endswith("_initializer") and isinstance(value, dict):
+        return _initializer(value, where)
+    if key.endswith("_regularizer"):
+        return _regularizer(value, where)
+    if class_name in _ONE_D and isinstance(value, list) and len(value) == 1:
+        return value[0]  # (3,) in Keras's config, 3 in fitq's spec
+    return value
+
+
+def _initializer(value: dict[str, Any], where: str) -> str:
+    name = _INITIALIZERS.get(str(value.get("class_name")))
+    arguments = value.get("config") or {}
+    if name is None or any(
+        _INITIALIZER_DEFAULTS.get(k, object()) != v for k, v in arguments.items()
+    ):
+        raise SpecError(
+            where,
+            f"expected one of {', '.join(_INITIALIZERS)} with its default arguments, received "
+            f"{value.get('class_name')!r} {arguments!r}",
+        )
+    return name
+
+
+def _regularizer(value: Any, where: str) -> dict[str, float] | None:
+    if value is None:
+        return None
+    class_name = value.get("class_name") if isinstance(value, dict) else None
+    arguments = (value.get("config") or {}) if isinstance(value, dict) else {}
+    if class_name not in ("L1L2", "L1", "L2") or set(arguments) - {"l1", "l2"}:
+        raise SpecError(where, f"expected an L1, L2 or L1L2 regularizer, received {value!r}")
+    return {"l1": float(arguments.get("l1", 0.0)), "l2": float(arguments.get("l2", 0.0))}
+
+
+def _neutral(key: str, value: Any) -> bool:
+    allowed = NEUTRAL.get(key)
+    if allowed is None:
+        return False
+    if isinstance(value, dict) and "class_name" in value:
+        value = {"class_name": value["class_name"], "config": value.get("config") or {}}
+    return value in allowed
+
+
+def spec_from_keras(
+    model: Any,
+    *,
+    loss: Any = "mse",
+    optimizer: Any = "adam",
+    metrics: list[str] | None = None,
+    batch_size: int = 32,
+    epochs: int = 1,
+    **fit: Any,
+) -> dict[str, Any]:
+    """A job spec, all but its ``data``, from a live ``keras.Sequential``: the layers go
+    through the allowlist (``SpecError`` names whatever fitq would not run as written)."""
+    spec = {
+        "model": model_from_keras_config(model.to_json()),
+        "compile": {"loss": loss, "optimizer": optimizer, "metrics": metrics or []},
+        "fit": {"batch_size": batch_size, "epochs": epochs, **fit},
+    }
+    from fitq.spec.job import ModelSpec  # the layers' own checks, before any data is attached
+
+    ModelSpec.model_validate(spec["model"])
+    return spec
