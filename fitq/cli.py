@@ -18,13 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from fitq import keys
+from fitq import cli_remote, keys
 from fitq.devices import parse_gpus, plan_workers
 from fitq.keys import Role
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
 from fitq.settings import Settings
 
 app = typer.Typer(help="fitq: Keras training as a service.", no_args_is_help=True)
+cli_remote.register(app)  # submit, jobs, show, cancel, logs, model, datasets
 db_app = typer.Typer(help="The job store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)

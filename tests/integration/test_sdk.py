@@ -1,8 +1,12 @@
-"""The SDK against a real API and real workers (embedded defaults): upload arrays and a
-DataFrame, train, watch, page, read events, download, predict, cancel, and typed errors."""
+"""The SDK and the ``fitq`` client commands against a real API and real workers (embedded
+defaults): upload arrays, a DataFrame and a CSV, train, watch, page, read events, download,
+predict, cancel, and typed errors."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from fitq.client import Conflict, NotFound, ValidationError
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE
 from tests.factories import tiny_arrays, tiny_job
 from tests.integration.conftest import FAST_RECOVERY, migrate
-from tests.processes import Stack
+from tests.processes import REPO_ROOT, Stack, child_env
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +98,38 @@ def test_dataframes_lists_cancel_and_typed_errors(client: Client) -> None:
     with pytest.raises(ValidationError) as invalid:
         client.jobs.create(bad)
     assert invalid.value.details[0]["loc"] == "fit.epochs"
+
+
+def fitq_command(client: Client, *args: str) -> subprocess.CompletedProcess[str]:
+    env = child_env({"FITQ_URL": str(client.http.base_url)})
+    command = [sys.executable, "-m", "fitq", *args]
+    return subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+
+
+def test_the_cli_submits_with_data_and_waits_with_progress(client: Client, tmp_path: Path) -> None:
+    rows = ["a,b,y", *(f"{i / 40},{(i % 5) / 5},{i / 20}" for i in range(40))]
+    (tmp_path / "train.csv").write_text("\n".join(rows))
+    spec = tiny_job(epochs=3, features=2)
+    spec["data"] = {"test_split": 0.25}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    done = fitq_command(
+        client, "submit", str(tmp_path / "spec.json"), "--data", str(tmp_path / "train.csv"),
+        "--target", "y", "--wait",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "epoch 3/3" in done.stderr  # the progress bar's last state
+    assert "test loss" in done.stdout and "test mae" in done.stdout
+    job_id = done.stderr.split()[1]
+
+    listed = json.loads(fitq_command(client, "jobs", "--json").stdout)
+    assert job_id in [job["id"] for job in listed]
+    logs = fitq_command(client, "logs", job_id).stdout.splitlines()
+    assert sum(" epoch " in line for line in logs) == 3 and "status=succeeded" in logs[-1]
+    target = tmp_path / "downloaded.keras"
+    assert fitq_command(client, "model", job_id, "-o", str(target)).returncode == 0
+    assert keras.models.load_model(target, safe_mode=True).count_params() > 0
+    datasets = fitq_command(client, "datasets", "list", "--json").stdout
+    assert "train.csv" in datasets
+
+    missing = fitq_command(client, "show", "job_01AAAAAAAAAAAAAAAAAAAAAAAA")
+    assert missing.returncode == 1 and "404 not_found" in missing.stderr
