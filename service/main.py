@@ -19,6 +19,7 @@ from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import require_current
 from service.admin import router as admin_router
 from service.context import ServiceContext
+from service.dashboard import endpoints as dashboard
 from service.datasets.endpoints import router as datasets_router
 from service.errors import install_error_handlers
 from service.health import router as health_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(usage_router)
     app.include_router(admin_router)
     app.include_router(metrics_router)
+    dashboard.mount(app)
     limits = settings or get_settings()
 
     def limit_for(scope: Scope) -> int | None:

@@ -1,0 +1,108 @@
+"""The dashboard in a real browser: Debian's Chromium (/usr/bin/chromium, never a downloaded
+one) driven by Playwright against a real API and workers with keys on. It asks for the key,
+draws a finished job's curves, shows its results, and cancels a running job. The run saves
+a screenshot of the job page (docs/dashboard.png is one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE
+from tests.factories import tiny_arrays, tiny_job
+from tests.fuzz.api import create_key
+from tests.integration.conftest import FAST_RECOVERY, migrate
+from tests.processes import Stack, finished, poll_job
+from tests.services import IN_CI
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = os.environ.get("FITQ_DASHBOARD_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists() or shutil.which("chromium") is None:
+        message = "Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def secured_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    workdir = tmp_path_factory.mktemp("dashboard")
+    env = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY, "FITQ_AUTH": "on"}
+    migrate(env)
+    key = create_key(env, "dash")
+    stack = Stack(env, workdir)
+    try:
+        stack.start_api()
+        stack.start_worker("service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}")
+        stack.start_worker()
+        yield stack, key
+    finally:
+        stack.stop()
+
+
+def test_the_dashboard_draws_curves_and_cancels(
+    browser: object, secured_stack: tuple[Stack, str], tmp_path: Path
+) -> None:
+    stack, key = secured_stack
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
+        body = tiny_job(epochs=6)
+        body["fit"]["validation_split"] = 0.25
+        body["data"]["test"] = {k: v.tolist() for k, v in tiny_arrays(rows=16, seed=3).items()}
+        done_id = client.post("/v1/jobs", json=body).json()["id"]
+        done, _ = poll_job(client, done_id, finished, 120)
+        assert done["status"] == "succeeded", done["error"]
+
+        page = browser.new_page(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+        page.goto(stack.base_url + "/")
+        page.fill("#key", key)  # auth is on: the page asks, and keeps it in this tab only
+        page.click("#key-form button")
+        page.click(f"#jobs tr[data-id='{done_id}']")
+        loss = page.locator("svg[data-metric='loss'] polyline[data-name='loss']")
+        loss.wait_for()
+        assert len(loss.get_attribute("points").split()) == 6  # one point per epoch
+        assert page.locator("svg[data-metric='loss'] polyline[data-name='val_loss']").count() == 1
+        assert page.locator("svg[data-metric='mae']").count() == 1
+        assert page.text_content("#job-status") == "succeeded"
+        assert "test loss" in page.text_content("#test-results")
+        assert page.locator("#summary tbody tr").count() == 2
+        assert page.evaluate("sessionStorage.getItem('fitq_api_key')") == key
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        if SCREENSHOT:
+            shutil.copy(tmp_path / "dashboard.png", SCREENSHOT)
+
+        long = tiny_job(epochs=2000, train=tiny_arrays(rows=512))
+        running_id = client.post("/v1/jobs", json=long).json()["id"]
+        poll_job(client, running_id, lambda j: j["status"] == "running", 60)
+        page.goto(f"{stack.base_url}/#job/{running_id}")
+        page.click("#cancel")
+        page.wait_for_function(
+            "document.getElementById('job-status').textContent === 'cancelled'", timeout=30_000
+        )
+        job = client.get(f"/v1/jobs/{running_id}").json()
+        assert job["status"] == "cancelled" and job["progress"]["epoch"] < 2000
+
+
+def test_the_page_and_its_files_are_served_without_a_key(secured_stack: tuple[Stack, str]) -> None:
+    stack, _ = secured_stack
+    page = httpx.get(stack.base_url + "/")
+    assert page.status_code == 200 and "<title>fitq</title>" in page.text
+    script = httpx.get(stack.base_url + "/static/app.js")
+    assert script.status_code == 200 and "sessionStorage" in script.text
+    assert "http" not in page.text.replace("http://www.w3.org", "")  # no CDN: works offline
+    assert httpx.get(stack.base_url + "/v1/jobs").status_code == 401  # the data still needs a key
