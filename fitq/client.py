@@ -201,14 +201,7 @@ class Jobs:
 
     def list(self, status: str | None = None, page_size: int = 100) -> Iterator[JobRead]:
         """Every job, newest first, across pages."""
-        yield from _pages(
-            lambda after: self.client.call(
-                "GET",
-                "/v1/jobs",
-                JobList,
-                params=_params(status=status, limit=page_size, after=after),
-            )
-        )
+        yield from _pages(self.client, "/v1/jobs", JobList, status=status, limit=page_size)
 
     def cancel(self, job_id: str) -> JobRead:
         return self.client.call("POST", f"/v1/jobs/{job_id}/cancel", JobRead)
@@ -224,16 +217,14 @@ class Jobs:
         on_update: Callable[[JobRead], None] | None = None,
     ) -> JobRead:
         """Poll until the job is finished; ``on_update`` sees every view (a progress bar)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get(job_id)
-            if on_update is not None:
-                on_update(job)
-            if job.status in FINISHED:
-                return job
-            if deadline is not None and time.monotonic() >= deadline:
-                raise JobTimeout(f"job {job_id} still {job.status} after {timeout} s")
-            time.sleep(poll)
+        return _until(
+            lambda: self.get(job_id),
+            lambda job: job.status in FINISHED,
+            timeout,
+            poll,
+            f"job {job_id}",
+            on_update,
+        )
 
     def events(self, job_id: str, after: int = 0) -> Iterator[JobEventRead]:
         """The job's events after ``after``, in order, across pages."""
@@ -315,14 +306,7 @@ class Datasets:
         return self.client.call("GET", f"/v1/datasets/{dataset_id}", DatasetRead)
 
     def list(self, status: str | None = None, page_size: int = 100) -> Iterator[DatasetRead]:
-        yield from _pages(
-            lambda after: self.client.call(
-                "GET",
-                "/v1/datasets",
-                DatasetList,
-                params=_params(status=status, limit=page_size, after=after),
-            )
-        )
+        yield from _pages(self.client, "/v1/datasets", DatasetList, status=status, limit=page_size)
 
     def delete(self, dataset_id: str) -> None:
         self.client.request("DELETE", f"/v1/datasets/{dataset_id}")
@@ -330,25 +314,46 @@ class Datasets:
     def wait(
         self, dataset_id: str, timeout: float | None = None, poll: float = 0.25
     ) -> DatasetRead:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            dataset = self.get(dataset_id)
-            if dataset.status != "processing":
-                return dataset
-            if deadline is not None and time.monotonic() >= deadline:
-                raise JobTimeout(f"dataset {dataset_id} still processing after {timeout} s")
-            time.sleep(poll)
+        return _until(
+            lambda: self.get(dataset_id),
+            lambda dataset: dataset.status != "processing",
+            timeout,
+            poll,
+            f"dataset {dataset_id}",
+        )
 
 
 def _params(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _pages(fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+def _pages(client: Client, path: str, model: type[Any], **params: Any) -> Iterator[Any]:
+    """Every item of a paged list, following ``next_after``."""
     after: str | None = None
     while True:
-        page = fetch(after)
+        page = client.call("GET", path, model, params=_params(**params, after=after))
         yield from page.data
         if not page.has_more or page.next_after is None:
             return
         after = page.next_after
+
+
+def _until(
+    fetch: Callable[[], M],
+    done: Callable[[M], bool],
+    timeout: float | None,
+    poll: float,
+    what: str,
+    on_update: Callable[[M], None] | None = None,
+) -> M:
+    """Fetch every ``poll`` seconds until ``done``; ``JobTimeout`` past ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if on_update is not None:
+            on_update(value)
+        if done(value):
+            return value
+        if deadline is not None and time.monotonic() >= deadline:
+            raise JobTimeout(f"{what} not finished after {timeout} s")
+        time.sleep(poll)
