@@ -22,6 +22,7 @@ from fitq.spec.data import LabelEncoding
 from fitq.spec.inference import split_rows
 from fitq.spec.job import FitSpec, ModelSpec
 from worker.backend import visible_gpus
+from worker.pacing import Pacing, plan_pacing
 from worker.streaming import RowBatches, column_moments
 
 HistoryEpoch = dict[str, float | int | None]
@@ -136,7 +137,12 @@ def label_transform(
     return transform
 
 
-def compile_model(model: keras.Model, spec: CompileSpec, jit_compile: bool | None = None) -> None:
+def compile_model(
+    model: keras.Model,
+    spec: CompileSpec,
+    jit_compile: bool | None = None,
+    pacing: Pacing | None = None,
+) -> None:
     optimizer = OPTIMIZERS[spec.optimizer.type](**spec.optimizer.keras_kwargs())
     metrics = [name if name == "accuracy" else METRICS[name](name=name) for name in spec.metrics]
     loss = LOSSES[spec.loss.type](**spec.loss.keras_kwargs())
@@ -145,6 +151,8 @@ def compile_model(model: keras.Model, spec: CompileSpec, jit_compile: bool | Non
         optimizer=optimizer,
         metrics=metrics,
         jit_compile="auto" if jit_compile is None else jit_compile,
+        steps_per_execution=pacing.steps_per_execution if pacing else 1,
+        run_eagerly=pacing.run_eagerly if pacing else False,
     )
 
 
@@ -330,11 +338,15 @@ def train(
         # The saved model carries its Normalization, weights, optimizer state and compile.
         with distribution(devices):
             model = keras.models.load_model(resume.path, safe_mode=True)
+        pacing = _pacing(data, fit_spec, model, eager_allowed=False)
+        model.steps_per_execution = pacing.steps_per_execution
     else:
         normalizer = _normalizer(data.train, streamed) if execution.standardize else None
         with distribution(devices), dtype_policy(policy):
             model = build_model(model_spec, normalizer)
-            compile_model(model, compile_spec, jit_compile=fit_spec.jit_compile)
+            eager_allowed = not fit_spec.jit_compile and not devices
+            pacing = _pacing(data, fit_spec, model, eager_allowed)
+            compile_model(model, compile_spec, fit_spec.jit_compile, pacing)
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
     feed = (
         _StreamedFeed(data, fit_spec, seed, transform) if streamed else _MemoryFeed(data, transform)
@@ -364,7 +376,8 @@ def train(
         history=recorder.history,
         non_finite=recorder.non_finite,
         execution={
-            "steps_per_execution": 1,
+            "steps_per_execution": pacing.steps_per_execution,
+            "pacing": pacing.reason,
             "jit_compile": bool(getattr(model, "jit_compile", False)),
             "mixed_precision": model.dtype_policy.name if fit_spec.mixed_precision else None,
             "mirrored_over": list(devices) if devices else None,
@@ -396,6 +409,28 @@ def train(
         outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metrics}
     outcome.train_seconds = time.perf_counter() - started
     return outcome
+
+
+# Layers whose eager kernels give the traced graph's numbers bit for bit (tested); recurrent
+# layers do not (graph mode fuses their loop), so jobs with others stay traced.
+EAGER_EXACT = frozenset(
+    {"Dense", "Dropout", "Activation", "Flatten", "Reshape", "BatchNormalization",
+     "LayerNormalization", "Normalization"}
+)  # fmt: skip
+
+
+def _pacing(data: TrainingData, fit: FitSpec, model: keras.Model, eager_allowed: bool) -> Pacing:
+    exact = all(type(layer).__name__ in EAGER_EXACT for layer in model.layers)
+    eager_allowed = eager_allowed and exact
+    rows = data.train.count
+    held_out = split_rows(rows, fit.validation_split)[1] if fit.validation_split else 0
+    evaluated = held_out + sum(a.count for a in (data.validation, data.test) if a is not None)
+    pacing = plan_pacing(
+        rows - held_out, fit.batch_size, fit.epochs, model.count_params(), evaluated
+    )
+    if pacing.run_eagerly and not eager_allowed:
+        return plan_pacing(rows, fit.batch_size, max(fit.epochs, 10**6), model.count_params())
+    return pacing
 
 
 def _normalizer(train: Arrays, streamed: bool) -> keras.layers.Normalization:
