@@ -223,10 +223,8 @@ def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
                 f"job {job_id} has already {job.status}; only a queued or running job can be "
                 "cancelled",
             )
-        if job.status == JobStatus.queued:
-            repo.cancel_queued(session, job_id)
-        elif job.status == JobStatus.running:
-            repo.request_cancel(session, job_id)
+        if not JobStatus(job.status).finished:
+            repo.cancel(session, job_id, job.status)
     return get_job(ctx, tenant_id, job_id)
 
 

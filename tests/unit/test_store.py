@@ -142,3 +142,22 @@ def test_unsent_job_fails_broker_unavailable_only_while_queued(
         assert not repo.fail_unsent(session, running, "refused")
     assert load(sessions, queued).error_type == JobErrorType.broker_unavailable
     assert load(sessions, running).status == JobStatus.running
+
+
+def test_a_cancel_racing_a_claim_is_not_lost(pg_url: str) -> None:
+    """Read as queued, claimed by a worker before the cancel writes: the worker is asked to
+    stop instead (PostgreSQL, where the API and workers write concurrently)."""
+    from fitq.store.db import make_engine, make_session_factory
+
+    sessions = make_session_factory(make_engine(pg_url))
+    job_id = add_job(sessions)
+    with transaction(sessions) as api_side:
+        seen = repo.get_job_by_id(api_side, job_id)
+        assert seen is not None and seen.status == JobStatus.queued
+        with transaction(sessions) as worker_side:
+            assert repo.claim_job(worker_side, job_id, "w1", LEASE) == 1
+        repo.cancel(api_side, job_id, seen.status)
+    with transaction(sessions) as session:
+        job = repo.get_job_by_id(session, job_id)
+        assert job is not None
+        assert (job.status, job.cancel_requested) == (JobStatus.running, True)

@@ -30,6 +30,7 @@ from fitq.store.repository.events import (
 from fitq.store.repository.jobs import (
     add_idempotency_key,
     add_job,
+    cancel,
     cancel_queued,
     delete_idempotency_key,
     delete_job,
@@ -102,6 +103,7 @@ __all__ = [
     "add_idempotency_key",
     "add_job",
     "beat_worker",
+    "cancel",
     "cancel_queued",
     "claim_dataset",
     "claim_job",

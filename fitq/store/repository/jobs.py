@@ -62,6 +62,15 @@ def cancel_queued(session: Session, job_id: str) -> bool:
     return result.rowcount == 1
 
 
+def cancel(session: Session, job_id: str, seen: str) -> None:
+    """Cancel a job that was read as ``seen`` (queued or running): a queued job at once; a
+    running one, or a queued one a worker claimed since it was read, by asking its worker to
+    stop (the conditional update sees the claim, so the cancel is never lost)."""
+    if seen == JobStatus.queued and cancel_queued(session, job_id):
+        return
+    request_cancel(session, job_id)
+
+
 def request_cancel(session: Session, job_id: str) -> bool:
     """A running job is asked to stop; its worker notices within a fraction of a second."""
     result = _execute(

@@ -1,0 +1,126 @@
+"""API throughput with wrk against a minimal FastAPI JSON endpoint served the same way, in
+the same run: ``GET /v1/jobs/{id}`` (a finished seed-size job with its 10-epoch history) and
+``POST /v1/jobs`` referencing a stored dataset, each as a ratio of the baseline's req/s.
+
+    .venv/bin/python -m bench.api_throughput [--seconds 10] [--connections 32]
+
+wrk comes from Debian's package (``apt-get install wrk``; this command installs it when it
+can). Every server is one uvicorn process on loopback; fitq's runs on PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from bench.stack import redis_postgres_stack
+from tests.factories import tiny_job
+from tests.processes import child_env, finished, free_port, poll_job, spawn, wait_for
+
+BASELINE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+JOB = {"id": "job_x", "status": "succeeded", "history": [{"loss": 0.5, "mae": 0.4}] * 10}
+@app.get("/job")
+def job() -> dict:
+    return JOB
+"""
+
+
+def ensure_wrk() -> str:
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+    found = shutil.which("wrk")
+    if found is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    return found
+
+
+def wrk(binary: str, url: str, seconds: int, connections: int, script: Path | None = None) -> dict:
+    command = [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rate": rate,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    binary = ensure_wrk()
+    with ExitStack() as cleanup:
+        workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+        (workdir / "baseline_app.py").write_text(BASELINE_APP)
+        port = free_port()
+        command = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port),
+                   "--log-level", "warning", "--app-dir", str(workdir)]  # fmt: skip
+        baseline_server = spawn(command, child_env({}), workdir / "baseline.log")
+        cleanup.callback(baseline_server.stop)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(base_url + "/job"), 30, 0.1, "the baseline app")
+
+        stack = redis_postgres_stack(
+            cleanup, FITQ_MAX_ACTIVE_JOBS="1000000", FITQ_SWEEPER_ENABLED="false",
+            FITQ_LOG_FORMAT="json",
+        )  # fmt: skip
+        stack.start_worker()
+        with stack.client() as client:
+            first = client.post("/v1/jobs", json=tiny_job(epochs=10)).json()
+            job, _ = poll_job(client, first["id"], finished, 120)
+        dataset = job["spec"]["data"]["train"]["dataset_id"]
+        body = tiny_job(epochs=1)
+        body["data"] = {"train": {"dataset_id": dataset}}
+        script = workdir / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(json.dumps(body))}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+        )
+        baseline = wrk(binary, base_url + "/job", args.seconds, args.connections)
+        get = wrk(binary, f"{stack.base_url}/v1/jobs/{job['id']}", args.seconds, args.connections)
+        post = wrk(binary, f"{stack.base_url}/v1/jobs", args.seconds, args.connections, script)
+
+    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, one uvicorn process each, loopback")
+    print("| request | req/s | p99 (ms) | / baseline | non-2xx |")
+    print("|---|---|---|---|---|")
+    for label, result in (
+        ("minimal FastAPI JSON endpoint (baseline)", baseline),
+        ("GET /v1/jobs/{id} (seed-size job, 10-epoch history)", get),
+        ("POST /v1/jobs (data by dataset id)", post),
+    ):
+        ratio = result["rate"] / baseline["rate"]
+        print(
+            f"| {label} | {result['rate']:,.0f} | {result['p99_ms']:.1f} | {ratio:.2f}x "
+            f"| {result['non_2xx']} |"
+        )
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
