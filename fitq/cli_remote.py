@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fitq.client import Client, FitqAPIError
+from fitq.client import FINISHED, Client, FitqAPIError
 from fitq.schemas import JobRead
 
 CONFIG_FILE = Path.home() / ".config" / "fitq" / "config.toml"
@@ -195,7 +195,7 @@ def logs(
     with session(url, key) as client:
         after = print_events(client, job_id, 0)
         while follow:
-            finished = client.jobs.get(job_id).status in ("succeeded", "failed", "cancelled")
+            finished = client.jobs.get(job_id).status in FINISHED
             after = print_events(client, job_id, after)  # the final events land with the status
             if finished:
                 return

@@ -35,9 +35,10 @@ from fitq.schemas import (
     PredictResponse,
     Usage,
 )
+from fitq.statuses import JobStatus
 
 M = TypeVar("M", bound=BaseModel)
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+FINISHED = frozenset(status for status in JobStatus if status.finished)
 RETRY_STATUSES = frozenset({429, 503})
 
 

@@ -77,7 +77,7 @@ def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
     return isinstance(previous, int) and index >= 2 and loc[index - 2] == "layers"
 
 
-def _envelope(
+def envelope(
     status: int,
     type_: RequestErrorType,
     message: str,
@@ -96,7 +96,7 @@ def _envelope(
 
 async def _fitq_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FitqError)
-    return _envelope(exc.status_code, exc.type, exc.message, exc.details, exc.headers)
+    return envelope(exc.status_code, exc.type, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -104,7 +104,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     details = [_detail(e) for e in exc.errors()]
     first = details[0] if details else ErrorDetail(loc="body", message="invalid request")
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return _envelope(
+    return envelope(
         422, RequestErrorType.validation_error, f"{first.loc}: {first.message}{more}", details
     )
 
@@ -114,7 +114,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400:
         # FastAPI's answer to a body its parser gave up on (a broken multipart form): bad
         # input is a 422 everywhere in this API.
-        return _envelope(
+        return envelope(
             422,
             RequestErrorType.validation_error,
             f"expected a well-formed request body, received one that does not parse ({exc.detail})",
@@ -127,7 +127,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})  # a 401 carries WWW-Authenticate
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
-    return _envelope(exc.status_code, type_, str(exc.detail), [], headers)
+    return envelope(exc.status_code, type_, str(exc.detail), [], headers)
 
 
 def _allowed_methods(request: Request) -> str:
@@ -145,7 +145,7 @@ def _allowed_methods(request: Request) -> str:
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return _envelope(500, RequestErrorType.internal, "internal error; it has been logged", [])
+    return envelope(500, RequestErrorType.internal, "internal error; it has been logged", [])
 
 
 def install_error_handlers(app: FastAPI) -> None:

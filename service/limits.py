@@ -5,15 +5,15 @@ its bytes before anything parses it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fitq.errors import ErrorDetail, RequestErrorType
 from service import json_limits
+from service.errors import envelope
 
 LimitFor = Callable[[Scope], int | None]
 
@@ -36,9 +36,11 @@ class BodySizeLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_error(
+                scope,
+                receive,
                 send,
                 413,
-                "payload_too_large",
+                RequestErrorType.payload_too_large,
                 f"expected a body of at most {limit:,} bytes, received a larger one",
             )
             return
@@ -74,7 +76,8 @@ class JsonShapeLimit:
             try:
                 message = await receive()
             except PayloadTooLarge as exc:
-                await _send_error(send, 413, "payload_too_large", str(exc.detail))
+                too_large = RequestErrorType.payload_too_large
+                await _send_error(scope, receive, send, 413, too_large, str(exc.detail))
                 return
             if message["type"] != "http.request":
                 break  # the client went away; let the app see the disconnect
@@ -86,7 +89,8 @@ class JsonShapeLimit:
             # Off the event loop: a large body takes a few hundred milliseconds.
             await run_in_threadpool(_check_json, body, self.max_depth, self.max_items)
         except ValueError as exc:
-            await _send_error(send, 422, "validation_error", str(exc), loc="body")
+            invalid = RequestErrorType.validation_error
+            await _send_error(scope, receive, send, 422, invalid, str(exc), loc="body")
             return
         replayed = False
 
@@ -117,13 +121,11 @@ def _is_json(scope: Scope) -> bool:
 
 
 async def _send_error(
-    send: Send, status: int, type_: str, message: str, loc: str | None = None
-) -> None:
-    details = [{"loc": loc, "message": message, "received": None}] if loc else []
-    body: dict[str, Any] = {"error": {"type": type_, "message": message, "details": details}}
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json")]
-    if status == 413:
-        headers.append((b"connection", b"close"))  # the rest of the body is never read
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    scope: Scope, receive: Receive, send: Send, status: int, type_: RequestErrorType,
+    message: str, loc: str | None = None,
+) -> None:  # fmt: skip
+    """The API's error envelope, answered from middleware (outside FastAPI's handlers)."""
+    details = [ErrorDetail(loc=loc, message=message)] if loc else []
+    # A 413 leaves the rest of the body unread: the connection cannot be reused.
+    headers = {"Connection": "close"} if status == 413 else None
+    await envelope(status, type_, message, details, headers)(scope, receive, send)
