@@ -2,7 +2,7 @@
 the same run: ``GET /v1/jobs/{id}`` (a finished seed-size job with its 10-epoch history) and
 ``POST /v1/jobs`` referencing a stored dataset, each as a ratio of the baseline's req/s.
 
-    .venv/bin/python -m bench.api_throughput [--seconds 10] [--connections 32]
+    .venv/bin/python -m bench.api_throughput [--seconds 10] [--connections 32] [--profile]
 
 wrk comes from Debian's package (``apt-get install wrk``; this command installs it when it
 can). Every server is one uvicorn process on loopback; fitq's runs on PostgreSQL + Redis."""
@@ -16,13 +16,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench.profiling import Profile, start_recording, summarise
 from bench.stack import redis_postgres_stack
 from tests.factories import tiny_job
 from tests.processes import child_env, finished, free_port, poll_job, spawn, wait_for
@@ -35,6 +37,10 @@ JOB = {"id": "job_x", "status": "succeeded", "history": [{"loss": 0.5, "mae": 0.
 def job() -> dict:
     return JOB
 """
+
+
+# Both servers alike: one process, no access log (a line per request would measure logging).
+UVICORN_ARGS = ("--log-level", "warning", "--no-access-log")
 
 
 def ensure_wrk() -> str:
@@ -66,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the API process under each fitq route"
+    )
     args = parser.parse_args()
     binary = ensure_wrk()
     with ExitStack() as cleanup:
@@ -73,15 +82,14 @@ def main() -> None:
         (workdir / "baseline_app.py").write_text(BASELINE_APP)
         port = free_port()
         command = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port),
-                   "--log-level", "warning", "--app-dir", str(workdir)]  # fmt: skip
+                   *UVICORN_ARGS, "--app-dir", str(workdir)]  # fmt: skip
         baseline_server = spawn(command, child_env({}), workdir / "baseline.log")
         cleanup.callback(baseline_server.stop)
         base_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _up(base_url + "/job"), 30, 0.1, "the baseline app")
 
         stack = redis_postgres_stack(
-            cleanup, FITQ_MAX_ACTIVE_JOBS="1000000", FITQ_SWEEPER_ENABLED="false",
-            FITQ_LOG_FORMAT="json",
+            cleanup, UVICORN_ARGS, FITQ_MAX_ACTIVE_JOBS="1000000", FITQ_SWEEPER_ENABLED="false",
         )  # fmt: skip
         stack.start_worker()
         with stack.client() as client:
@@ -97,8 +105,12 @@ def main() -> None:
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
         baseline = wrk(binary, base_url + "/job", args.seconds, args.connections)
-        get = wrk(binary, f"{stack.base_url}/v1/jobs/{job['id']}", args.seconds, args.connections)
-        post = wrk(binary, f"{stack.base_url}/v1/jobs", args.seconds, args.connections, script)
+        api_pid = stack.api.process.pid if stack.api else 0
+        with profiled(api_pid, args.seconds, workdir / "get.txt", args.profile) as get_profile:
+            get = wrk(binary, f"{stack.base_url}/v1/jobs/{job['id']}", args.seconds,
+                      args.connections)  # fmt: skip
+        with profiled(api_pid, args.seconds, workdir / "post.txt", args.profile) as post_profile:
+            post = wrk(binary, f"{stack.base_url}/v1/jobs", args.seconds, args.connections, script)
 
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, one uvicorn process each, loopback")
     print("| request | req/s | p99 (ms) | / baseline | non-2xx |")
@@ -113,6 +125,22 @@ def main() -> None:
             f"| {label} | {result['rate']:,.0f} | {result['p99_ms']:.1f} | {ratio:.2f}x "
             f"| {result['non_2xx']} |"
         )
+    for label, profile in (("GET /v1/jobs/{id}", get_profile), ("POST /v1/jobs", post_profile)):
+        if profile:
+            print(f"\nWhere the API process spends {label} (py-spy, {profile[0].samples} samples)")
+            print(profile[0].table())
+
+
+@contextmanager
+def profiled(pid: int, seconds: int, out: Path, enabled: bool) -> Iterator[list[Profile]]:
+    """Yields a list that holds the profile of the block once it is done (empty if not
+    ``enabled``); the recording covers the block's first ``seconds``."""
+    found: list[Profile] = []
+    recorder = start_recording(pid, seconds, out) if enabled else None
+    yield found
+    if recorder is not None:
+        recorder.wait(timeout=seconds + 60)
+        found.append(summarise(out))
 
 
 def _up(url: str) -> bool:

@@ -15,8 +15,11 @@ from tests.processes import Stack
 from tests.services import postgres_database, redis_db
 
 
-def redis_postgres_stack(cleanup: ExitStack, **env: str) -> Stack:
-    """Started API; the caller starts the workers it needs. ``env`` adds FITQ_ settings."""
+def redis_postgres_stack(
+    cleanup: ExitStack, uvicorn_args: tuple[str, ...] = (), **env: str
+) -> Stack:
+    """Started API; the caller starts the workers it needs. ``env`` adds FITQ_ settings,
+    ``uvicorn_args`` flags to the API's uvicorn command."""
     workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
     settings = {
         "FITQ_DATA_DIR": str(workdir / "fitq"),
@@ -28,5 +31,5 @@ def redis_postgres_stack(cleanup: ExitStack, **env: str) -> Stack:
     migrate(settings)
     stack = Stack(settings, workdir)
     cleanup.callback(stack.stop)
-    stack.start_api()
+    stack.start_api(*uvicorn_args)
     return stack

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fitq.artifacts import ArtifactStore
 from fitq.settings import Settings
 from service.queue import TaskQueue
+from service.reads import StoreReads
 
 
 @dataclass
@@ -19,3 +20,4 @@ class ServiceContext:
     sessions: sessionmaker[Session]
     artifacts: ArtifactStore
     queue: TaskQueue
+    reads: StoreReads

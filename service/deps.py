@@ -11,12 +11,12 @@ from fastapi import Depends, Request
 from fitq import keys
 from fitq.errors import forbidden, unauthorized
 from fitq.keys import Role
-from fitq.store import repository as repo
-from fitq.store.db import transaction
 from service.context import ServiceContext
 
 
-def get_context(request: Request) -> ServiceContext:
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool,
+# a hop per dependency per request.
+async def get_context(request: Request) -> ServiceContext:
     context: ServiceContext = request.app.state.context
     return context
 
@@ -30,7 +30,7 @@ class Caller:
     role: Role
 
 
-def get_caller(request: Request, ctx: Context) -> Caller:
+async def get_caller(request: Request, ctx: Context) -> Caller:
     if ctx.settings.auth == "off":
         return Caller(ctx.settings.default_tenant, Role.admin)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -42,17 +42,17 @@ def get_caller(request: Request, ctx: Context) -> Caller:
             "expected an API key in 'Authorization: Bearer fitq_…', received a malformed one"
         )
     prefix, secret = parsed
-    with transaction(ctx.sessions) as session:
-        row = repo.get_api_key(session, prefix)
-        found = (
-            row is not None and row.revoked_at is None and keys.matches(secret, row.secret_sha256)
-        )
-        if not found or row is None:
-            raise unauthorized("the API key is unknown or revoked")
-        return Caller(row.tenant_id, Role(row.role))
+    row = await ctx.reads.api_key(prefix)
+    if (
+        row is None
+        or row["revoked_at"] is not None
+        or not keys.matches(secret, row["secret_sha256"])
+    ):
+        raise unauthorized("the API key is unknown or revoked")
+    return Caller(row["tenant_id"], Role(row["role"]))
 
 
-def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
+async def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
     # Every query filters by it: another tenant's ids answer 404, as unknown ones do.
     return caller.tenant_id
 
@@ -60,7 +60,7 @@ def get_tenant(caller: Annotated[Caller, Depends(get_caller)]) -> str:
 Tenant = Annotated[str, Depends(get_tenant)]
 
 
-def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+async def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     if caller.role != Role.admin:
         raise forbidden(
             "expected an admin key (fitq keys create --role admin), received a user key"

@@ -29,6 +29,7 @@ from service.limits import BodySizeLimit, JsonShapeLimit
 from service.metrics import ApiMetrics, RequestMetrics
 from service.metrics import router as metrics_router
 from service.queue import TaskQueue
+from service.reads import store_reads
 from service.sweeper import SweeperThread
 from service.usage import router as usage_router
 
@@ -49,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=make_session_factory(engine),
             artifacts=artifact_store(resolved),
             queue=TaskQueue(resolved),
+            reads=store_reads(engine),
         )
+        await ctx.reads.open()
         app.state.context = ctx
         app.state.metrics.watch_store(ctx.sessions, resolved)
         sweeper = SweeperThread(ctx) if resolved.sweeper_enabled else None
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if sweeper:
                 sweeper.stop()
             ctx.queue.close()
+            await ctx.reads.close()
             engine.dispose()
 
     app = FastAPI(title="fitq", version=__version__, lifespan=lifespan)

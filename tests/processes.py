@@ -106,11 +106,10 @@ class Stack:
             }
         )
 
-    def start_api(self) -> None:
+    def start_api(self, *uvicorn_args: str) -> None:
         port = free_port()
-        self.api = spawn(
-            api_command("127.0.0.1", port), child_env(self.env), self.workdir / "api.log"
-        )
+        command = [*api_command("127.0.0.1", port), *uvicorn_args]
+        self.api = spawn(command, child_env(self.env), self.workdir / "api.log")
         self.base_url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:

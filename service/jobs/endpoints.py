@@ -65,9 +65,11 @@ def list_jobs(
     return service.list_jobs(ctx, tenant, status=status, limit=limit, after=after)
 
 
-@router.get("/{job_id}", response_model=JobRead, responses=errors(404))
-def get_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
-    return service.get_job(ctx, tenant, job_id)
+@router.get("/{job_id}", response_model=JobRead, responses=errors(404, 503))
+async def get_job(job_id: str, ctx: Context, tenant: Tenant) -> Response:
+    """The job as it is now: poll it (a poll is one statement, served without a thread)."""
+    body = await service.read_job(ctx, tenant, job_id)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

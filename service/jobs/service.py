@@ -50,7 +50,7 @@ from service.datasets.service import (
     stored_data,
 )
 from service.jobs.limits import check_job_limits, check_job_quotas
-from service.jobs.presenter import job_read
+from service.jobs.presenter import job_document, job_read, render_json
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
 
@@ -265,6 +265,14 @@ def get_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
         job = _find_job(session, tenant_id, job_id)
         position = repo.queue_position(session, job) if job.status == JobStatus.queued else None
         return job_read(job, queue_position=position)
+
+
+async def read_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
+    """``GET /v1/jobs/{id}``'s body: one statement, no thread hop on PostgreSQL."""
+    row = await ctx.reads.job(tenant_id, job_id) if is_valid_id(job_id, JOB_PREFIX) else None
+    if row is None:
+        raise not_found("job", job_id)
+    return render_json(job_document(row, row["queue_position"]))
 
 
 def get_model_key(ctx: ServiceContext, tenant_id: str, job_id: str) -> str:
