@@ -16,6 +16,9 @@ from service.deps import Context, Tenant
 from service.jobs import service
 from service.openapi import errors
 
+# Job documents are rendered once, by the presenter, and sent as they are (no second
+# validation of the response model); the routes still declare JobRead for the schema.
+JSON = "application/json"
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 validate_router = APIRouter(tags=["jobs"])
 
@@ -30,7 +33,6 @@ def create_job(
     body: JobCreate,
     ctx: Context,
     tenant: Tenant,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -39,19 +41,19 @@ def create_job(
             description="Same key and body within 24 h: the same job; another body: 409.",
         ),
     ] = None,
-) -> JobRead:
-    job, created = service.create_job(ctx, tenant, body, idempotency_key)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return job
+) -> Response:
+    submitted = service.create_job(ctx, tenant, body, idempotency_key)
+    headers = {"Location": f"/v1/jobs/{submitted.job_id}"}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(submitted.document, status_code=202, media_type=JSON, headers=headers)
 
 
 @validate_router.post("/v1/validate", response_model=Validation, responses=errors(413, 422))
 def validate_job(body: JobCreate, ctx: Context, tenant: Tenant) -> Validation:
     """Every check ``POST /v1/jobs`` makes, without storing or queueing anything: the model
     summary (per layer: type, output shape, parameters) and the estimated work."""
-    return service.check_job(ctx, tenant, body).validation
+    return service.validate(ctx, tenant, body)
 
 
 @router.get("", response_model=JobList, responses=errors(422))
@@ -69,17 +71,17 @@ def list_jobs(
 async def get_job(job_id: str, ctx: Context, tenant: Tenant) -> Response:
     """The job as it is now: poll it (a poll is one statement, served without a thread)."""
     body = await service.read_job(ctx, tenant, job_id)
-    return Response(body, media_type="application/json")
+    return Response(body, media_type=JSON)
 
 
 @router.post(
     "/{job_id}/cancel", status_code=202, response_model=JobRead, responses=errors(404, 409)
 )
-def cancel_job(job_id: str, ctx: Context, tenant: Tenant) -> JobRead:
+def cancel_job(job_id: str, ctx: Context, tenant: Tenant) -> Response:
     """A queued job never starts; a running one stops at its next batch and ends
     ``cancelled`` with the history of its completed epochs. Repeating is harmless; a finished
     job answers 409."""
-    return service.cancel_job(ctx, tenant, job_id)
+    return Response(service.cancel_job(ctx, tenant, job_id), 202, media_type=JSON)
 
 
 @router.get("/{job_id}/events", response_model=EventList, responses=errors(404, 422))

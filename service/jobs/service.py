@@ -8,6 +8,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ from fitq.errors import (
     not_found,
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
-from fitq.schemas import EventList, JobEventRead, JobList, JobRead, PredictResponse
+from fitq.schemas import EventList, JobEventRead, JobList, PredictResponse
 from fitq.spec import (
     DatasetRef,
     InlineArrays,
@@ -50,7 +51,7 @@ from service.datasets.service import (
     stored_data,
 )
 from service.jobs.limits import check_job_limits, check_job_quotas
-from service.jobs.presenter import job_document, job_read, render_json
+from service.jobs.presenter import columns_of, job_document, job_read, render_json
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
 
@@ -62,7 +63,7 @@ class CheckedJob:
     referenced: dict[str, StoredData]
 
 
-def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJob:
+def check_job(ctx: ServiceContext, session: Session, tenant_id: str, body: JobCreate) -> CheckedJob:
     """Every check a job passes before anything is written: what ``/v1/validate`` answers."""
     sources = body.data.sources()
     inline = {s: src for s, src in sources.items() if isinstance(src, InlineArrays)}
@@ -74,8 +75,7 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
                 f"expected at most {ctx.settings.max_inline_rows} rows inline, "
                 f"received {len(arrays.x)}: upload larger data as a dataset",
             )
-    with transaction(ctx.sessions) as session:
-        resolved = {s: resolve_reference(session, tenant_id, s, r) for s, r in refs.items()}
+    resolved = {s: resolve_reference(session, tenant_id, s, r) for s, r in refs.items()}
     referenced = {s: stored for s, (stored, _) in resolved.items()}
     splits = {
         **{s: inline_split(a) for s, a in inline.items()},
@@ -96,6 +96,11 @@ def check_job(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> CheckedJo
     return CheckedJob(validation, inline, referenced)
 
 
+def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
+    with transaction(ctx.sessions) as session:
+        return check_job(ctx, session, tenant_id, body).validation
+
+
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
@@ -105,78 +110,64 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(ctx: ServiceContext, tenant_id: str, key: str, digest: str) -> str | None:
+def _replay(session: Session, tenant_id: str, key: str, digest: str) -> str | None:
     """The job an earlier request with this key created, if any (409 for another body)."""
-    with transaction(ctx.sessions) as session:
-        row = repo.get_idempotency_key(session, tenant_id, key)
-        if row is None:
-            return None
-        if row.created_at < utcnow() - IDEMPOTENCY_WINDOW:
-            repo.delete_idempotency_key(session, row)
-            return None
-        if row.request_hash != digest:
-            raise conflict(
-                f"Idempotency-Key {key!r} was used for another request body (job {row.job_id}); "
-                "expected the same body or a new key",
-            )
-        return row.job_id
+    row = repo.get_idempotency_key(session, tenant_id, key)
+    if row is None:
+        return None
+    if row.created_at < utcnow() - IDEMPOTENCY_WINDOW:
+        repo.delete_idempotency_key(session, row)
+        return None
+    if row.request_hash != digest:
+        raise conflict(
+            f"Idempotency-Key {key!r} was used for another request body (job {row.job_id}); "
+            "expected the same body or a new key",
+        )
+    return row.job_id
+
+
+class Submitted(NamedTuple):
+    job_id: str
+    document: bytes  # the JobRead, rendered
+    created: bool
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the one read transaction before a job is written decided."""
+
+    checked: CheckedJob
+    queue: str
+    stored_bytes: int
 
 
 def create_job(
     ctx: ServiceContext, tenant_id: str, body: JobCreate, idempotency_key: str | None = None
-) -> tuple[JobRead, bool]:
-    """Returns the job and whether this request created it (False: an idempotent replay)."""
+) -> Submitted:
+    """The new job's JobRead document, and whether this request created it (False: an
+    idempotent replay). Three round trips to the store on the common path: one read
+    transaction (replay, datasets, quotas, queue), one write transaction (job, first event,
+    idempotency key, queue position), then the broker."""
     digest = request_hash(body) if idempotency_key else ""
-    if idempotency_key and (earlier := _replay(ctx, tenant_id, idempotency_key, digest)):
-        return get_job(ctx, tenant_id, earlier), False
-
-    checked = check_job(ctx, tenant_id, body)
     with transaction(ctx.sessions) as session:
-        check_job_quotas(ctx.settings, session, tenant_id)
-        stored_bytes = repo.dataset_bytes(session, tenant_id)
-        queue = training_queue(session, ctx.settings, body.resources.gpus)
+        if idempotency_key and (earlier := _replay(session, tenant_id, idempotency_key, digest)):
+            return Submitted(earlier, read_job_now(ctx, tenant_id, earlier), created=False)
+        admitted = Admission(
+            checked=check_job(ctx, session, tenant_id, body),
+            queue=training_queue(session, ctx.settings, body.resources.gpus),
+            stored_bytes=_check_quotas(ctx, session, tenant_id),
+        )
+    checked = admitted.checked
     inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
-    ensure_storage(ctx, stored_bytes, inline_bytes)
+    ensure_storage(ctx, admitted.stored_bytes, inline_bytes)
     new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
     stored = checked.referenced | {s: stored_data(d) for s, d in new_datasets.items()}
-
-    spec = JobSpec(
-        model=body.model,
-        compile=body.compile,
-        fit=body.fit,
-        resources=ResourcesSpec(gpus=gpus_of_queue(queue)),
-        seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
-        data=StoredDataSpec(
-            **stored,
-            test_split=body.data.test_split,
-            shuffle_before_split=body.data.shuffle_before_split,
-            standardize=body.data.standardize,
-            label_encoding=checked.validation.label_encoding,
-        ),
-    )
-    cap = ctx.settings.max_runtime_seconds
-    job = Job(
-        id=new_id(JOB_PREFIX),
-        tenant_id=tenant_id,
-        status=JobStatus.queued,
-        queue=queue,
-        spec=spec.model_dump(mode="json"),
-        epochs=spec.fit.epochs,
-        history=[],
-        attempt=0,
-        sends=0,
-        epoch=0,
-        event_seq=0,
-        cancel_requested=False,
-        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
-    )
+    job = _new_job(ctx, tenant_id, body, admitted, stored)
     try:
         with transaction(ctx.sessions) as session:
             for dataset in new_datasets.values():
                 repo.add_dataset(session, dataset)
-            repo.add_job(session, job)
-            session.flush()
-            repo.add_event(session, job.id, "status", {"status": "queued"})
+            repo.add_job(session, job, {"status": "queued"})
             if idempotency_key:
                 repo.add_idempotency_key(
                     session,
@@ -184,20 +175,80 @@ def create_job(
                         tenant_id=tenant_id, key=idempotency_key, request_hash=digest, job_id=job.id
                     ),
                 )
+            session.flush()
+            position = repo.queue_position(session, job)
     except IntegrityError:
         # The same key, committed by a concurrent request a moment ago: answer as a replay.
-        if idempotency_key and (earlier := _replay(ctx, tenant_id, idempotency_key, digest)):
-            return get_job(ctx, tenant_id, earlier), False
+        if idempotency_key:
+            with transaction(ctx.sessions) as session:
+                earlier = _replay(session, tenant_id, idempotency_key, digest)
+            if earlier:
+                return Submitted(earlier, read_job_now(ctx, tenant_id, earlier), created=False)
         raise
     # The row is committed first; only then does its id go to the broker (rule 1).
-    send_job(ctx, job.id, job.queue, job.max_runtime_seconds)
-    return get_job(ctx, tenant_id, job.id), True
+    if not send_job(ctx, job.id, job.queue, job.max_runtime_seconds, count=False):
+        return Submitted(job.id, read_job_now(ctx, tenant_id, job.id), created=True)
+    return Submitted(job.id, render_json(job_document(columns_of(job), position)), created=True)
 
 
-def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
+def _check_quotas(ctx: ServiceContext, session: Session, tenant_id: str) -> int:
+    """429 past the tenant's active-job or GPU-second quota; returns its stored bytes."""
+    check_job_quotas(ctx.settings, session, tenant_id)
+    return repo.dataset_bytes(session, tenant_id)
+
+
+def _new_job(
+    ctx: ServiceContext,
+    tenant_id: str,
+    body: JobCreate,
+    admitted: Admission,
+    stored: dict[str, StoredData],
+) -> Job:
+    spec = JobSpec(
+        model=body.model,
+        compile=body.compile,
+        fit=body.fit,
+        resources=ResourcesSpec(gpus=gpus_of_queue(admitted.queue)),
+        seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
+        data=StoredDataSpec(
+            **stored,
+            test_split=body.data.test_split,
+            shuffle_before_split=body.data.shuffle_before_split,
+            standardize=body.data.standardize,
+            label_encoding=admitted.checked.validation.label_encoding,
+        ),
+    )
+    cap = ctx.settings.max_runtime_seconds
+    now = utcnow()
+    return Job(
+        id=new_id(JOB_PREFIX),
+        tenant_id=tenant_id,
+        status=JobStatus.queued,
+        queue=admitted.queue,
+        spec=spec.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+        epochs=spec.fit.epochs,
+        history=[],
+        attempt=0,
+        handbacks=0,
+        # Counted as sent before the send: the commit must come first, and a process that
+        # dies between the two leaves the job to the sweeper's next re-send.
+        sends=1,
+        last_sent_at=now,
+        epoch=0,
+        cancel_requested=False,
+        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
+    )
+
+
+def send_job(
+    ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None, *, count: bool = True
+) -> bool:
     """Send the job's id; a broker that refuses fails the job with ``broker_unavailable``.
     Celery's hard ``time_limit`` (runtime limit + grace) is the backstop behind the worker's
-    own deadline."""
+    own deadline. The send is counted (``sends``, ``last_sent_at``, for the sweeper's re-send
+    backoff) unless ``count=False``: the caller counted it in the row it committed."""
     limit = (
         max_runtime or ctx.settings.max_runtime_seconds
     ) + ctx.settings.time_limit_grace_seconds
@@ -207,12 +258,13 @@ def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | 
         with transaction(ctx.sessions) as session:
             repo.fail_unsent(session, job_id, str(exc))
         return False
-    with transaction(ctx.sessions) as session:
-        repo.mark_sent(session, job_id, utcnow())
+    if count:
+        with transaction(ctx.sessions) as session:
+            repo.mark_sent(session, job_id, utcnow())
     return True
 
 
-def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
+def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
     """Queued: cancelled at once. Running: the worker stops at its next batch. Finished: 409."""
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
@@ -225,7 +277,7 @@ def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
             )
         if not JobStatus(job.status).finished:
             repo.cancel(session, job_id, job.status)
-    return get_job(ctx, tenant_id, job_id)
+    return read_job_now(ctx, tenant_id, job_id)
 
 
 def delete_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> None:
@@ -260,11 +312,12 @@ def _find_job(session: Session, tenant_id: str, job_id: str) -> Job:
     return job
 
 
-def get_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> JobRead:
+def read_job_now(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
+    """The job's JobRead document, from a sync caller (in the thread pool)."""
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
         position = repo.queue_position(session, job) if job.status == JobStatus.queued else None
-        return job_read(job, queue_position=position)
+        return render_json(job_document(columns_of(job), position))
 
 
 async def read_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:

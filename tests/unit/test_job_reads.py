@@ -223,3 +223,23 @@ def test_an_api_key_is_read_by_prefix(sessions: sessionmaker[Session], store_url
     assert row["role"] == "user"
     assert row["revoked_at"] is None
     assert keys.matches(prefix[1], row["secret_sha256"])
+
+
+def test_the_created_job_is_answered_as_it_is_then_read(api: tuple[TestClient, Settings]) -> None:
+    """POST answers from the row it wrote (no second read): the same document a GET gives."""
+    client, _ = api
+    first = client.post("/v1/jobs", json=tiny_job(epochs=1))
+    second = client.post("/v1/jobs", json=tiny_job(epochs=1), headers={"Idempotency-Key": "k1"})
+    replay = client.post("/v1/jobs", json=tiny_job(epochs=1), headers={"Idempotency-Key": "k1"})
+    assert first.status_code == second.status_code == replay.status_code == 202
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    for created, position in ((first, 1), (second, 2)):
+        body = created.json()
+        assert created.headers["Location"] == f"/v1/jobs/{body['id']}"
+        assert body["progress"]["queue_position"] == position
+        assert body == client.get(created.headers["Location"]).json()
+    assert replay.json() == second.json()
+    events = client.get(f"/v1/jobs/{first.json()['id']}/events").json()["data"]
+    assert [(e["seq"], e["type"], e["data"]) for e in events] == [
+        (1, "status", {"status": "queued"})
+    ]

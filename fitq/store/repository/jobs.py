@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -15,8 +16,14 @@ from fitq.store.repository.events import add_event
 from fitq.store.types import utcnow
 
 
-def add_job(session: Session, job: Job) -> None:
+def add_job(session: Session, job: Job, first_event: dict[str, Any] | None = None) -> None:
+    """A new job, with its first ``status`` event (seq 1) written alongside it."""
     session.add(job)
+    if first_event is not None:
+        job.event_seq = 1
+        session.add(
+            JobEvent(job_id=job.id, tenant_id=job.tenant_id, seq=1, type="status", data=first_event)
+        )
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
