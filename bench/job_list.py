@@ -67,33 +67,47 @@ def timed(
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=200)
-    args = parser.parse_args()
+LABELS = {
+    "first": "first page, 20 jobs",
+    "deep": "page ~3,000 jobs deep (cursor)",
+    "queued": "first page of ?status=queued",
+}
+
+
+def run(jobs: int, requests: int) -> dict[str, dict[str, float]]:
+    """p50 and p99 (ms) of each request in ``LABELS``."""
     with ExitStack() as cleanup:
         stack = redis_postgres_stack(cleanup, FITQ_SWEEPER_ENABLED="false")
-        fill(stack.env["FITQ_DATABASE_URL"], args.jobs)
+        fill(stack.env["FITQ_DATABASE_URL"], jobs)
         with httpx.Client(base_url=stack.base_url, timeout=30) as client:
-            first = timed(client, "/v1/jobs", {"limit": 20}, args.requests)
+            first = timed(client, "/v1/jobs", {"limit": 20}, requests)
             cursor = client.get("/v1/jobs", params={"limit": 100}).json()["next_after"]
             for _ in range(30):  # ~3,000 jobs deep
                 cursor = client.get("/v1/jobs", params={"limit": 100, "after": cursor}).json()[
                     "next_after"
                 ]
-            deep = timed(client, "/v1/jobs", {"limit": 20, "after": cursor}, args.requests)
-            queued = timed(client, "/v1/jobs", {"limit": 20, "status": "queued"}, args.requests)
+            deep = timed(client, "/v1/jobs", {"limit": 20, "after": cursor}, requests)
+            queued = timed(client, "/v1/jobs", {"limit": 20, "status": "queued"}, requests)
+    return {
+        name: {
+            "p50_ms": statistics.median(seconds) * 1000,
+            "p99_ms": statistics.quantiles(seconds, n=100)[98] * 1000,
+        }
+        for name, seconds in (("first", first), ("deep", deep), ("queued", queued))
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    measured = run(args.jobs, args.requests)
     print(f"{args.jobs:,} jobs in PostgreSQL; {args.requests} sequential requests each; ms")
     print("| request | p50 | p99 |")
     print("|---|---|---|")
-    for label, seconds in (
-        ("first page, 20 jobs", first),
-        ("page ~3,000 jobs deep (cursor)", deep),
-        ("first page of ?status=queued", queued),
-    ):
-        p99 = statistics.quantiles(seconds, n=100)[98]
-        print(f"| {label} | {statistics.median(seconds) * 1000:.1f} | {p99 * 1000:.1f} |")
+    for name, label in LABELS.items():
+        print(f"| {label} | {measured[name]['p50_ms']:.1f} | {measured[name]['p99_ms']:.1f} |")
 
 
 if __name__ == "__main__":
