@@ -24,6 +24,7 @@ from fitq.spec.job import FitSpec, ModelSpec
 from worker.backend import visible_gpus
 from worker.pacing import Pacing, plan_pacing
 from worker.streaming import RowBatches, column_moments
+from worker.traced import Prepared, reuse_key, traced_models
 
 HistoryEpoch = dict[str, float | int | None]
 EpochHook = Callable[[list[HistoryEpoch]], None]
@@ -313,6 +314,8 @@ class Execution:
     resume: Resume | None = None
     # Mirror over these devices; None: every GPU of the process when it has more than one.
     devices: tuple[str, ...] | None = None
+    # Reuse a kept traced model of the same architecture (worker/traced.py).
+    reuse_traced: bool = True
 
 
 def train(
@@ -334,6 +337,8 @@ def train(
     policy = mixed_policy() if fit_spec.mixed_precision else None
     resume = execution.resume
     devices = mirrored_devices(execution.devices)
+    prepared: Prepared | None = None
+    key: str | None = None
     if resume is not None:
         # The saved model carries its Normalization, weights, optimizer state and compile.
         with distribution(devices):
@@ -346,7 +351,15 @@ def train(
             model = build_model(model_spec, normalizer)
             eager_allowed = not fit_spec.jit_compile and not devices
             pacing = _pacing(data, fit_spec, model, eager_allowed)
-            compile_model(model, compile_spec, fit_spec.jit_compile, pacing)
+            key = _reuse_key(model_spec, compile_spec, fit_spec, data, pacing, execution)
+            if streamed or devices or normalizer is not None or not execution.reuse_traced:
+                key = None  # see _reuse_key
+            prepared = traced_models.prepare(
+                model,
+                key,
+                lambda fresh: compile_model(fresh, compile_spec, fit_spec.jit_compile, pacing),
+            )
+            model = prepared.model
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
     feed = (
         _StreamedFeed(data, fit_spec, seed, transform) if streamed else _MemoryFeed(data, transform)
@@ -371,12 +384,15 @@ def train(
         callbacks=callbacks,
         verbose=0,
     )
+    if key is not None and prepared is not None and prepared.traced is not None:
+        traced_models.keep(key, prepared.traced)  # only after a fit that ended normally
     outcome = TrainingOutcome(
         model=model,
         history=recorder.history,
         non_finite=recorder.non_finite,
         execution={
             "steps_per_execution": pacing.steps_per_execution,
+            "traced": "reused" if prepared is not None and prepared.reused else "new",
             "pacing": pacing.reason,
             "jit_compile": bool(getattr(model, "jit_compile", False)),
             "mixed_precision": model.dtype_policy.name if fit_spec.mixed_precision else None,
@@ -431,6 +447,33 @@ def _pacing(data: TrainingData, fit: FitSpec, model: keras.Model, eager_allowed:
     if pacing.run_eagerly and not eager_allowed:
         return plan_pacing(rows, fit.batch_size, max(fit.epochs, 10**6), model.count_params())
     return pacing
+
+
+def _reuse_key(
+    model: ModelSpec,
+    compile_spec: CompileSpec,
+    fit: FitSpec,
+    data: TrainingData,
+    pacing: Pacing,
+    execution: Execution,
+) -> str | None:
+    """What a kept traced model must share with this job (None: never reused). Not kept:
+    eager jobs (nothing traced), streamed data, mirrored models, and models with a fitted
+    Normalization, whose adapted mean and variance a trace holds as constants."""
+    if pacing.run_eagerly:
+        return None
+    return reuse_key(
+        model=model.model_dump(mode="json"),
+        compile=compile_spec.model_dump(mode="json"),
+        batch_size=fit.batch_size,
+        jit_compile=fit.jit_compile,
+        mixed_precision=fit.mixed_precision,
+        policy=keras.config.dtype_policy().name,
+        steps_per_execution=pacing.steps_per_execution,
+        x=(data.train.x.shape[1:], str(data.train.x.dtype)),
+        y=(data.train.y.shape[1:], str(data.train.y.dtype)),
+        label_encoding=execution.label_encoding,
+    )
 
 
 def _normalizer(train: Arrays, streamed: bool) -> keras.layers.Normalization:
