@@ -109,7 +109,10 @@ def profiles(results: dict[str, Any]) -> str:
     parts = []
     for name, profile in found.items():
         label = api_throughput.LABELS[name]
-        parts.append(f"Where the API process spends {label} (py-spy, {profile.samples} samples):")
+        parts.append(
+            f"Where the API process spends {label} (py-spy, {profile.samples} wall-clock "
+            "samples of its threads, idle ones left out; self = where a sample ended):"
+        )
         parts.append("")
         parts.append(profile.table())
         parts.append("")

@@ -22,6 +22,10 @@ from typing import Any
 import keras
 import numpy as np
 
+# Larger models are not kept: their tracing is a small part of their training, while an idle
+# kept copy (and the fresh model built beside it for the next job) holds gigabytes.
+KEEP_MAX_PARAMS = 25_000_000
+
 
 @dataclass
 class Traced:
@@ -63,6 +67,8 @@ class TracedModels:
         return Prepared(fresh, reused=False, traced=Traced(fresh, start))
 
     def keep(self, key: str, traced: Traced) -> None:
+        if traced.model.count_params() > KEEP_MAX_PARAMS:
+            return  # an idle copy (weights and optimizer slots) would cost more than a trace
         self._kept[key] = traced
         self._kept.move_to_end(key)
         while len(self._kept) > self._size:

@@ -109,3 +109,11 @@ def test_another_architecture_or_a_fitted_normalizer_traces_anew() -> None:
     ]
     assert [o.execution["traced"] for o in standardized] == ["new", "new"]
     assert fitq_dropout(4).execution["traced"] == "reused"
+
+
+def test_a_model_over_the_size_limit_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import worker.traced
+
+    monkeypatch.setattr(worker.traced, "KEEP_MAX_PARAMS", 10)
+    traced_models.clear()
+    assert [fitq_dropout(seed).execution["traced"] for seed in (1, 2)] == ["new", "new"]
