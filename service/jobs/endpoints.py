@@ -63,8 +63,9 @@ def list_jobs(
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=200)] = None,
-) -> JobList:
-    return service.list_jobs(ctx, tenant, status=status, limit=limit, after=after)
+) -> Response:
+    page = service.list_jobs(ctx, tenant, status=status, limit=limit, after=after)
+    return Response(page, media_type=JSON)
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=errors(404, 503))

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from fitq.schemas import JobRead, JobResult
+from fitq.schemas import JobResult
 from fitq.spec import JobSpec
 from fitq.statuses import JobStatus
 from fitq.store.models import Job
@@ -116,8 +116,3 @@ def render_json(document: dict[str, Any]) -> bytes:
 
 def columns_of(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in JOB_COLUMNS}
-
-
-def job_read(job: Job, queue_position: int | None = None) -> JobRead:
-    """The typed JobRead, for responses FastAPI serialises (lists, create, cancel)."""
-    return JobRead.model_validate(job_document(columns_of(job), queue_position))

@@ -24,7 +24,7 @@ from fitq.errors import (
     not_found,
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
-from fitq.schemas import EventList, JobEventRead, JobList, PredictResponse
+from fitq.schemas import EventList, JobEventRead, PredictResponse
 from fitq.spec import (
     DatasetRef,
     InlineArrays,
@@ -51,7 +51,7 @@ from service.datasets.service import (
     stored_data,
 )
 from service.jobs.limits import check_job_limits, check_job_quotas
-from service.jobs.presenter import columns_of, job_document, job_read, render_json
+from service.jobs.presenter import columns_of, job_document, render_json
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
 
@@ -343,17 +343,15 @@ def list_jobs(
     status: JobStatus | None,
     limit: int,
     after: str | None,
-) -> JobList:
+) -> bytes:
+    """A page of JobList, rendered like a single job (no second validation)."""
     before_id = decode_cursor(after, JOB_PREFIX) if after else None
     with transaction(ctx.sessions) as session:
         rows = repo.list_jobs(session, tenant_id, status=status, limit=limit, before_id=before_id)
-        page = [job_read(row) for row in rows[:limit]]
+        page = [job_document(columns_of(row)) for row in rows[:limit]]
     has_more = len(rows) > limit
-    return JobList(
-        data=page,
-        has_more=has_more,
-        next_after=encode_cursor(page[-1].id) if has_more and page else None,
-    )
+    next_after = encode_cursor(page[-1]["id"]) if has_more and page else None
+    return render_json({"data": page, "has_more": has_more, "next_after": next_after})
 
 
 def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> PredictResponse:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fitq import keys
 from fitq.errors import JobErrorType
 from fitq.ids import JOB_PREFIX, new_id
-from fitq.schemas import JobError, JobRead, JobResult, Progress
+from fitq.schemas import JobError, JobList, JobRead, JobResult, Progress
 from fitq.settings import Settings
 from fitq.spec import JobSpec
 from fitq.statuses import JobStatus
@@ -243,3 +243,21 @@ def test_the_created_job_is_answered_as_it_is_then_read(api: tuple[TestClient, S
     assert [(e["seq"], e["type"], e["data"]) for e in events] == [
         (1, "status", {"status": "queued"})
     ]
+
+
+def test_a_listed_job_is_the_job_as_read(api: tuple[TestClient, Settings]) -> None:
+    """A page is a valid JobList whose jobs read as GET reads them (no queue position)."""
+    client, _ = api
+    created = [client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"] for _ in range(3)]
+    first = client.get("/v1/jobs", params={"limit": 2})
+    page = JobList.model_validate_json(first.content)
+    assert [job.id for job in page.data] == created[::-1][:2]
+    assert page.has_more and page.next_after is not None
+    for listed in first.json()["data"]:
+        read = client.get(f"/v1/jobs/{listed['id']}").json()
+        assert read["progress"].pop("queue_position") >= 1
+        assert listed["progress"].pop("queue_position") is None
+        assert listed == read
+    rest = client.get("/v1/jobs", params={"limit": 2, "after": page.next_after}).json()
+    assert [job["id"] for job in rest["data"]] == created[:1]
+    assert rest["has_more"] is False and rest["next_after"] is None

@@ -46,7 +46,6 @@ from fitq.store.repository.jobs import (
 )
 from fitq.store.repository.keys import (
     add_api_key,
-    get_api_key,
     list_api_keys,
     revoke_api_key,
 )
@@ -121,7 +120,6 @@ __all__ = [
     "fail_unsent",
     "finish_dataset",
     "finish_job",
-    "get_api_key",
     "get_dataset",
     "get_dataset_by_id",
     "get_idempotency_key",

@@ -14,10 +14,6 @@ def add_api_key(session: Session, key: ApiKey) -> None:
     session.add(key)
 
 
-def get_api_key(session: Session, prefix: str) -> ApiKey | None:
-    return session.get(ApiKey, prefix)
-
-
 def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.tenant_id, ApiKey.created_at)))
 
