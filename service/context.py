@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
+from anyio import CapacityLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,3 +23,8 @@ class ServiceContext:
     artifacts: ArtifactStore
     queue: TaskQueue
     reads: StoreReads
+    # A submission is Python work under the GIL between short store round trips: a few at a
+    # time per core finish sooner than FastAPI's 40 threads contending (BENCHMARKS.md).
+    submissions: CapacityLimiter = field(
+        default_factory=lambda: CapacityLimiter(2 * (os.cpu_count() or 1))
+    )

@@ -1,10 +1,13 @@
 """``/v1/jobs``: HTTP in and out only; the use cases are in ``service.jobs.service``.
-Handlers are plain ``def``: FastAPI runs them in its thread pool, off the event loop."""
+Handlers are plain ``def`` (FastAPI runs them in its thread pool, off the event loop), except
+the job read, which is async end to end, and the submission, which runs in the thread pool
+under its own limit (``ServiceContext.submissions``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
@@ -29,7 +32,7 @@ validate_router = APIRouter(tags=["jobs"])
     response_model=JobRead,
     responses=errors(403, 409, 413, 422, 429, 503),
 )
-def create_job(
+async def create_job(
     body: JobCreate,
     ctx: Context,
     tenant: Tenant,
@@ -42,7 +45,9 @@ def create_job(
         ),
     ] = None,
 ) -> Response:
-    submitted = service.create_job(ctx, tenant, body, idempotency_key)
+    submitted = await to_thread.run_sync(
+        service.create_job, ctx, tenant, body, idempotency_key, limiter=ctx.submissions
+    )
     headers = {"Location": f"/v1/jobs/{submitted.job_id}"}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
