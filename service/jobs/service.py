@@ -149,14 +149,18 @@ def create_job(
     transaction (replay, datasets, quotas, queue), one write transaction (job, first event,
     idempotency key, queue position), then the broker."""
     digest = request_hash(body) if idempotency_key else ""
+    admitted: Admission | None = None
     with transaction(ctx.sessions) as session:
-        if idempotency_key and (earlier := _replay(session, tenant_id, idempotency_key, digest)):
-            return Submitted(earlier, read_job_now(ctx, tenant_id, earlier), created=False)
-        admitted = Admission(
-            checked=check_job(ctx, session, tenant_id, body),
-            queue=training_queue(session, ctx.settings, body.resources.gpus),
-            stored_bytes=_check_quotas(ctx, session, tenant_id),
-        )
+        earlier = _replay(session, tenant_id, idempotency_key, digest) if idempotency_key else None
+        if earlier is None:
+            admitted = Admission(
+                checked=check_job(ctx, session, tenant_id, body),
+                queue=training_queue(session, ctx.settings, body.resources.gpus),
+                stored_bytes=_check_quotas(ctx, session, tenant_id),
+            )
+    if admitted is None:  # an earlier request with this key made the job
+        assert earlier is not None
+        return Submitted(earlier, read_job_now(ctx, tenant_id, earlier), created=False)
     checked = admitted.checked
     inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
     ensure_storage(ctx, admitted.stored_bytes, inline_bytes)
