@@ -12,7 +12,7 @@ import pytest
 from fitq.spec import JobCreate
 from tests import hand_run
 from tests.factories import cnn_job, lstm_job, tiny_arrays, tiny_job
-from tests.unit.test_training import run_job
+from tests.unit.test_training import hand_run_tiny, run_job
 from worker.traced import traced_models
 from worker.training import Arrays, Execution, TrainingData, TrainingOutcome, train
 
@@ -67,9 +67,23 @@ def hand_dropout(seed: int) -> dict[str, Any]:
     return {"history": history.history, "scores": scores}
 
 
+def fitq_mixed_xla(seed: int) -> TrainingOutcome:
+    arrays, test = tiny_arrays(), tiny_arrays(rows=20, seed=1)
+    body = tiny_job(epochs=3, seed=seed, train=arrays, test=test)
+    body["fit"].update(mixed_precision=True, jit_compile=True)
+    return run_job(body)
+
+
+def hand_mixed_xla(seed: int) -> dict[str, Any]:
+    arrays, test = tiny_arrays(), tiny_arrays(rows=20, seed=1)
+    history, scores = hand_run_tiny(arrays, test, seed, policy="mixed_bfloat16", jit_compile=True)
+    return {"history": history, "scores": scores}
+
+
 KINDS: dict[str, tuple[Callable[[int], TrainingOutcome], Callable[[int], dict[str, Any]]]] = {
     "dense+dropout, validation data": (fitq_dropout, hand_dropout),
     "cnn": (lambda seed: run_job(cnn_job(seed=seed)), lambda seed: hand_run.cnn(seed=seed)),
+    "mixed precision + XLA": (fitq_mixed_xla, hand_mixed_xla),
     "lstm, validation split": (
         lambda seed: run_job(lstm_job(seed=seed)),
         lambda seed: hand_run.lstm(seed=seed),
