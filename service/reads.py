@@ -17,12 +17,12 @@ from psycopg import AsyncConnection, OperationalError
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, Select, and_, bindparam, case, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine, Select, and_, bindparam, case, select
 from starlette.concurrency import run_in_threadpool
 
 from fitq.errors import FitqError, RequestErrorType
 from fitq.statuses import JobStatus
+from fitq.store import repository as repo
 from fitq.store.models import ApiKey, Job
 from service.jobs.presenter import JOB_COLUMNS
 
@@ -31,16 +31,7 @@ Compiled = tuple[str, dict[str, Any]]  # psycopg SQL and the values of its liter
 
 
 def _job_statement() -> Select[Any]:
-    ahead = aliased(Job)
-    waiting = (
-        select(func.count())
-        .where(
-            ahead.queue == Job.queue,
-            ahead.status == JobStatus.queued.value,
-            ahead.id < Job.id,
-        )
-        .scalar_subquery()
-    )
+    waiting = repo.jobs_ahead(Job.queue, Job.id).scalar_subquery()
     position = case((Job.status == JobStatus.queued.value, waiting + 1), else_=None)
     columns = [getattr(Job, name) for name in JOB_COLUMNS]
     return select(*columns, position.label("queue_position")).where(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from fitq.errors import JobErrorType
 from fitq.statuses import JobStatus
@@ -41,14 +41,20 @@ def list_jobs(
     return _newest_first(session, Job, tenant_id, status, limit, before_id)
 
 
-def queue_position(session: Session, job: Job) -> int:
-    """1 for the next job its queue will hand out (ids order jobs as they were created)."""
-    ahead = session.scalar(
+def jobs_ahead(queue: Any, job_id: Any) -> Select[tuple[int]]:
+    """How many queued jobs the queue hands out before ``job_id`` (ids order jobs as they were
+    created). ``queue`` and ``job_id`` are values, or an outer jobs row's columns (correlated)."""
+    ahead = aliased(Job)
+    return (
         select(func.count())
-        .select_from(Job)
-        .where(Job.queue == job.queue, Job.status == JobStatus.queued, Job.id < job.id)
+        .select_from(ahead)
+        .where(ahead.queue == queue, ahead.status == JobStatus.queued.value, ahead.id < job_id)
     )
-    return int(ahead or 0) + 1
+
+
+def queue_position(session: Session, job: Job) -> int:
+    """1 for the next job its queue will hand out."""
+    return int(session.scalar(jobs_ahead(job.queue, job.id)) or 0) + 1
 
 
 def cancel_queued(session: Session, job_id: str) -> bool:
