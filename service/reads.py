@@ -84,10 +84,15 @@ class ThreadedReads:
         return None
 
 
+# How long a read waits for a pooled connection before the store counts as down (503).
+POOL_WAIT_SECONDS = 5.0
+
+
 class PostgresReads:
     """An async psycopg pool of autocommit connections; statements are prepared server-side
     after their first use. A connection found broken (the server restarted) is retried once
-    on a fresh one; a store that stays down answers 503."""
+    on a fresh one; a store that stays down answers 503 once the pool has waited
+    ``POOL_WAIT_SECONDS`` for a connection, twice."""
 
     def __init__(self, engine: Engine, max_size: int = 10) -> None:
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -97,6 +102,7 @@ class PostgresReads:
             max_size=max_size,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
+            timeout=POOL_WAIT_SECONDS,
             open=False,
         )
         self._job = _compiled(JOB, engine)
