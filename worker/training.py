@@ -351,9 +351,9 @@ def train(
             model = build_model(model_spec, normalizer)
             eager_allowed = not fit_spec.jit_compile and not devices
             pacing = _pacing(data, fit_spec, model, eager_allowed)
-            key = _reuse_key(model_spec, compile_spec, fit_spec, data, pacing, execution)
-            if streamed or devices or normalizer is not None or not execution.reuse_traced:
-                key = None  # see _reuse_key
+            key = _reuse_key(
+                model_spec, compile_spec, fit_spec, data, pacing, execution, streamed, devices
+            )
             prepared = traced_models.prepare(
                 model,
                 key,
@@ -456,11 +456,20 @@ def _reuse_key(
     data: TrainingData,
     pacing: Pacing,
     execution: Execution,
+    streamed: bool,
+    devices: tuple[str, ...] | None,
 ) -> str | None:
     """What a kept traced model must share with this job (None: never reused). Not kept:
     eager jobs (nothing traced), streamed data, mirrored models, and models with a fitted
-    Normalization, whose adapted mean and variance a trace holds as constants."""
-    if pacing.run_eagerly:
+    Normalization (``standardize``), whose adapted mean and variance a trace holds as
+    constants."""
+    if (
+        pacing.run_eagerly
+        or streamed
+        or devices
+        or execution.standardize
+        or not execution.reuse_traced
+    ):
         return None
     return reuse_key(
         model=model.model_dump(mode="json"),
