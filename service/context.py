@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from anyio import CapacityLimiter
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq.artifacts import ArtifactStore
 from fitq.settings import Settings
+from service.jobs.group_commit import GroupCommit
+from service.jobs.submission_store import SubmissionStore
 from service.queue import TaskQueue
 from service.reads import StoreReads
 
@@ -22,9 +23,10 @@ class ServiceContext:
     sessions: sessionmaker[Session]
     artifacts: ArtifactStore
     queue: TaskQueue
+    # The hot paths' store access: on PostgreSQL both run on ``pool`` (``service.pg``).
     reads: StoreReads
-    # A submission is Python work under the GIL between short store round trips: a few at a
-    # time per core finish sooner than FastAPI's 40 threads contending (BENCHMARKS.md).
-    submissions: CapacityLimiter = field(
-        default_factory=lambda: CapacityLimiter(2 * (os.cpu_count() or 1))
-    )
+    submission_store: SubmissionStore
+    pool: AsyncConnectionPool | None = None
+    # Submissions' writes and sends, batched under load (set once the context exists: it
+    # sends through ``service.jobs.service.send_jobs``, which takes the context).
+    group_commit: GroupCommit = field(init=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.types import Scope
@@ -25,9 +26,13 @@ from service.errors import install_error_handlers
 from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
 from service.jobs.endpoints import validate_router
+from service.jobs.group_commit import GroupCommit
+from service.jobs.service import send_jobs
+from service.jobs.submission_store import submission_store
 from service.limits import BodySizeLimit, JsonShapeLimit
 from service.metrics import ApiMetrics, RequestMetrics
 from service.metrics import router as metrics_router
+from service.pg import pool_for
 from service.queue import TaskQueue
 from service.reads import store_reads
 from service.sweeper import SweeperThread
@@ -44,15 +49,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resolved.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(resolved.resolved_database_url)
         require_current(engine)
+        pool = pool_for(engine)
         ctx = ServiceContext(
             settings=resolved,
             engine=engine,
             sessions=make_session_factory(engine),
             artifacts=artifact_store(resolved),
             queue=TaskQueue(resolved),
-            reads=store_reads(engine),
+            reads=store_reads(engine, pool),
+            submission_store=submission_store(engine, pool),
+            pool=pool,
         )
-        await ctx.reads.open()
+        ctx.group_commit = GroupCommit(ctx.submission_store, partial(send_jobs, ctx))
+        if pool is not None:
+            await pool.open()
         app.state.context = ctx
         app.state.metrics.watch_store(ctx.sessions, resolved)
         sweeper = SweeperThread(ctx) if resolved.sweeper_enabled else None
@@ -71,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if sweeper:
                 sweeper.stop()
             ctx.queue.close()
-            await ctx.reads.close()
+            if pool is not None:
+                await pool.close()
             engine.dispose()
 
     app = FastAPI(title="fitq", version=__version__, lifespan=lifespan)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any, NamedTuple
 
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -28,6 +30,12 @@ class BrokerUnavailable(Exception):
     pass
 
 
+class TrainMessage(NamedTuple):
+    job_id: str
+    queue: str
+    time_limit: float | None  # Celery's hard limit, seconds
+
+
 class TaskQueue:
     def __init__(self, settings: Settings) -> None:
         prepare_broker(settings)
@@ -39,12 +47,30 @@ class TaskQueue:
     ) -> None:
         self._send(TRAIN_TASK, job_id, queue, time_limit=time_limit)
 
+    def send_train_many(self, messages: Sequence[TrainMessage]) -> None:
+        """Several jobs' ids in one broker round trip where the transport can batch (kombu's
+        ``Producer.batch``, Redis: one pipeline), one by one elsewhere."""
+        try:
+            with self._app.producer_or_acquire() as producer:
+                batch = producer.batch() if hasattr(producer, "batch") else nullcontext()
+                with batch:
+                    for job_id, queue, time_limit in messages:
+                        self._app.send_task(
+                            TRAIN_TASK, args=[job_id], queue=queue, time_limit=time_limit,
+                            ignore_result=True, producer=producer,
+                        )  # fmt: skip
+        except Exception as exc:  # kombu raises OperationalError and friends after its retries
+            log.warning("could not send %d train messages: %r", len(messages), exc)
+            raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
+
     def send_ingest(self, dataset_id: str) -> None:
         self._send(INGEST_TASK, dataset_id, DATASETS_QUEUE)
 
     def _send(self, task: str, id_: str, queue: str, time_limit: float | None = None) -> None:
         try:
-            self._app.send_task(task, args=[id_], queue=queue, time_limit=time_limit)
+            self._app.send_task(
+                task, args=[id_], queue=queue, time_limit=time_limit, ignore_result=True
+            )
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
             log.warning("could not send %s(%s) to %s: %r", task, id_, queue, exc)
             raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc

@@ -27,10 +27,10 @@ from service.queue import BrokerUnavailable
 
 
 def resolve_reference(
-    session: Session, tenant_id: str, split: str, ref: DatasetRef
+    dataset: Dataset | None, split: str, ref: DatasetRef
 ) -> tuple[StoredData, SplitData]:
-    """The caller's ready dataset, as the job stores it and as the submit checks see it."""
-    dataset = repo.get_dataset(session, tenant_id, ref.dataset_id)
+    """The caller's ready dataset (``dataset``: the tenant's row with the referenced id, if
+    any), as the job stores it and as the submit checks see it."""
     loc = f"data.{split}.dataset_id"
     if dataset is None:
         raise SpecError(

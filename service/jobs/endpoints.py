@@ -1,13 +1,12 @@
 """``/v1/jobs``: HTTP in and out only; the use cases are in ``service.jobs.service``.
 Handlers are plain ``def`` (FastAPI runs them in its thread pool, off the event loop), except
-the job read, which is async end to end, and the submission, which runs in the thread pool
-under its own limit (``ServiceContext.submissions``)."""
+the hot paths — the job read, the submission and its dry run — which are async end to end on
+PostgreSQL (``service.pg``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
@@ -45,9 +44,7 @@ async def create_job(
         ),
     ] = None,
 ) -> Response:
-    submitted = await to_thread.run_sync(
-        service.create_job, ctx, tenant, body, idempotency_key, limiter=ctx.submissions
-    )
+    submitted = await service.create_job(ctx, tenant, body, idempotency_key)
     headers = {"Location": f"/v1/jobs/{submitted.job_id}"}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
@@ -55,10 +52,10 @@ async def create_job(
 
 
 @validate_router.post("/v1/validate", response_model=Validation, responses=errors(413, 422))
-def validate_job(body: JobCreate, ctx: Context, tenant: Tenant) -> Validation:
+async def validate_job(body: JobCreate, ctx: Context, tenant: Tenant) -> Validation:
     """Every check ``POST /v1/jobs`` makes, without storing or queueing anything: the model
     summary (per layer: type, output shape, parameters) and the estimated work."""
-    return service.validate(ctx, tenant, body)
+    return await service.validate(ctx, tenant, body)
 
 
 @router.get("", response_model=JobList, responses=errors(422))

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.orm import Session
-
 from fitq.errors import SpecError, quota_exceeded
 from fitq.settings import Settings
 from fitq.spec import FitSpec
 from fitq.spec.inference import ModelSummary
-from fitq.store import repository as repo
-from fitq.store.types import utcnow
 
 DAY = timedelta(days=1)
 
@@ -70,9 +66,10 @@ def longest_sequence(summary: ModelSummary) -> tuple[int, int] | None:
     return longest
 
 
-def check_job_quotas(settings: Settings, session: Session, tenant_id: str) -> None:
-    active = repo.active_jobs(session, tenant_id)
-    if active >= settings.max_active_jobs:
+def check_job_quotas(settings: Settings, active_jobs: int, gpu_seconds: float | None) -> None:
+    """429 past the tenant's active-job quota, or its GPU-second quota (``gpu_seconds``: used
+    in the last 24 hours, counted only when ``FITQ_MAX_GPU_SECONDS_PER_DAY`` is set)."""
+    if active_jobs >= settings.max_active_jobs:
         raise quota_exceeded(
             429,
             f"expected at most {settings.max_active_jobs} queued or running jobs "
@@ -80,13 +77,11 @@ def check_job_quotas(settings: Settings, session: Session, tenant_id: str) -> No
             retry_after=30,
         )
     cap = settings.max_gpu_seconds_per_day
-    if cap is not None:
-        used = repo.gpu_seconds_since(session, tenant_id, utcnow() - DAY)
-        if used >= cap:
-            raise quota_exceeded(
-                429,
-                f"expected at most {cap:,.0f} GPU-seconds in 24 hours "
-                f"(FITQ_MAX_GPU_SECONDS_PER_DAY), received a job after {used:,.0f} were used; "
-                "retry as older jobs leave the 24-hour window",
-                retry_after=600,
-            )
+    if cap is not None and gpu_seconds is not None and gpu_seconds >= cap:
+        raise quota_exceeded(
+            429,
+            f"expected at most {cap:,.0f} GPU-seconds in 24 hours "
+            f"(FITQ_MAX_GPU_SECONDS_PER_DAY), received a job after {gpu_seconds:,.0f} were "
+            "used; retry as older jobs leave the 24-hour window",
+            retry_after=600,
+        )

@@ -1,17 +1,19 @@
-"""Job use cases: create (validate, store data, commit, then send the id), read, list.
-Commits happen here, once per use case; queries live in the repository."""
+"""Job use cases: create (check, store data, commit, then send the id), read, list, cancel.
+Commits happen here, once per use case; queries live in the repository, and the
+submission's two store calls in ``service.jobs.submission_store``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy.exc import IntegrityError
+from anyio import to_thread
 from sqlalchemy.orm import Session
 
 from fitq.artifacts import job_prefix
@@ -24,7 +26,9 @@ from fitq.errors import (
     not_found,
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
+from fitq.liveness import live_since
 from fitq.schemas import EventList, JobEventRead, PredictResponse
+from fitq.settings import Settings
 from fitq.spec import (
     DatasetRef,
     InlineArrays,
@@ -39,9 +43,10 @@ from fitq.spec import (
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
-from fitq.store.models import IdempotencyKey, Job
+from fitq.store.models import Dataset, Job
+from fitq.store.repository import gpu_seconds
 from fitq.store.types import utcnow
-from service.capacity import training_queue
+from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
 from service.datasets.service import (
     ensure_storage,
@@ -50,10 +55,11 @@ from service.datasets.service import (
     store_inline,
     stored_data,
 )
-from service.jobs.limits import check_job_limits, check_job_quotas
-from service.jobs.presenter import columns_of, job_document, render_json
+from service.jobs.limits import DAY, check_job_limits, check_job_quotas
+from service.jobs.presenter import JOB_COLUMNS, columns_of, job_document, render_json
+from service.jobs.submission_store import DuplicateKey, FactsQuery, NewRows, row_of
 from service.pagination import decode_cursor, encode_cursor
-from service.queue import BrokerUnavailable
+from service.queue import BrokerUnavailable, TrainMessage
 
 
 @dataclass(frozen=True)
@@ -63,19 +69,24 @@ class CheckedJob:
     referenced: dict[str, StoredData]
 
 
-def check_job(ctx: ServiceContext, session: Session, tenant_id: str, body: JobCreate) -> CheckedJob:
-    """Every check a job passes before anything is written: what ``/v1/validate`` answers."""
+def referenced_ids(body: JobCreate) -> list[str]:
+    return [src.dataset_id for src in body.data.sources().values() if isinstance(src, DatasetRef)]
+
+
+def check_job(settings: Settings, datasets: Mapping[str, Dataset], body: JobCreate) -> CheckedJob:
+    """Every check a job passes before anything is written: what ``/v1/validate`` answers.
+    ``datasets``: the tenant's datasets among those the body references, by id."""
     sources = body.data.sources()
     inline = {s: src for s, src in sources.items() if isinstance(src, InlineArrays)}
     refs = {s: src for s, src in sources.items() if isinstance(src, DatasetRef)}
     for split, arrays in inline.items():
-        if len(arrays.x) > ctx.settings.max_inline_rows:
+        if len(arrays.x) > settings.max_inline_rows:
             raise SpecError(
                 f"data.{split}.x",
-                f"expected at most {ctx.settings.max_inline_rows} rows inline, "
+                f"expected at most {settings.max_inline_rows} rows inline, "
                 f"received {len(arrays.x)}: upload larger data as a dataset",
             )
-    resolved = {s: resolve_reference(session, tenant_id, s, r) for s, r in refs.items()}
+    resolved = {s: resolve_reference(datasets.get(r.dataset_id), s, r) for s, r in refs.items()}
     referenced = {s: stored for s, (stored, _) in resolved.items()}
     splits = {
         **{s: inline_split(a) for s, a in inline.items()},
@@ -87,18 +98,28 @@ def check_job(ctx: ServiceContext, session: Session, tenant_id: str, body: JobCr
         body.fit,
         splits,
         test_split=body.data.test_split,
-        max_params=ctx.settings.max_params,
+        max_params=settings.max_params,
         standardize=body.data.standardize,
     )
     check_job_limits(
-        ctx.settings, body.fit, validation.model_summary, validation.estimated_work.samples_x_epochs
+        settings, body.fit, validation.model_summary, validation.estimated_work.samples_x_epochs
     )
     return CheckedJob(validation, inline, referenced)
 
 
-def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
-    with transaction(ctx.sessions) as session:
-        return check_job(ctx, session, tenant_id, body).validation
+async def checked_job(
+    settings: Settings, datasets: Mapping[str, Dataset], body: JobCreate
+) -> CheckedJob:
+    """``check_job``; off the event loop when inline arrays must be scanned (value ranges,
+    classes), on it otherwise (a spec's checks take microseconds)."""
+    if any(isinstance(src, InlineArrays) for src in body.data.sources().values()):
+        return await to_thread.run_sync(check_job, settings, datasets, body)
+    return check_job(settings, datasets, body)
+
+
+async def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
+    facts = await ctx.submission_store.facts(FactsQuery(tenant_id, referenced_ids(body)))
+    return (await checked_job(ctx.settings, facts.datasets, body)).validation
 
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -110,20 +131,17 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(session: Session, tenant_id: str, key: str, digest: str) -> str | None:
-    """The job an earlier request with this key created, if any (409 for another body)."""
-    row = repo.get_idempotency_key(session, tenant_id, key)
-    if row is None:
+def _replay(earlier: Mapping[str, Any] | None, key: str, digest: str) -> str | None:
+    """The job an earlier request with this key created within the window, if any (409 for
+    another body). An expired key is replaced when the new job is written."""
+    if earlier is None or earlier["created_at"] < utcnow() - IDEMPOTENCY_WINDOW:
         return None
-    if row.created_at < utcnow() - IDEMPOTENCY_WINDOW:
-        repo.delete_idempotency_key(session, row)
-        return None
-    if row.request_hash != digest:
+    if earlier["request_hash"] != digest:
         raise conflict(
-            f"Idempotency-Key {key!r} was used for another request body (job {row.job_id}); "
-            "expected the same body or a new key",
+            f"Idempotency-Key {key!r} was used for another request body "
+            f"(job {earlier['job_id']}); expected the same body or a new key",
         )
-    return row.job_id
+    return str(earlier["job_id"])
 
 
 class Submitted(NamedTuple):
@@ -132,140 +150,179 @@ class Submitted(NamedTuple):
     created: bool
 
 
-@dataclass(frozen=True)
-class Admission:
-    """What the one read transaction before a job is written decided."""
-
-    checked: CheckedJob
-    queue: str
-    stored_bytes: int
-
-
-def create_job(
+async def create_job(
     ctx: ServiceContext, tenant_id: str, body: JobCreate, idempotency_key: str | None = None
 ) -> Submitted:
     """The new job's JobRead document, and whether this request created it (False: an
-    idempotent replay). Three round trips to the store on the common path: one read
-    transaction (replay, datasets, quotas, queue), one write transaction (job, first event,
-    idempotency key, queue position), then the broker."""
+    idempotent replay). Three round trips on the common path: the facts (replay, datasets,
+    usage, live queues), the rows (job, first event, idempotency key, queue position), then
+    the broker. The rows and the send go through the group commit, shared with whatever
+    other submissions are waiting; on PostgreSQL all of it runs on the event loop."""
+    settings = ctx.settings
     digest = request_hash(body) if idempotency_key else ""
-    admitted: Admission | None = None
-    with transaction(ctx.sessions) as session:
-        earlier = _replay(session, tenant_id, idempotency_key, digest) if idempotency_key else None
-        if earlier is None:
-            admitted = Admission(
-                checked=check_job(ctx, session, tenant_id, body),
-                queue=training_queue(session, ctx.settings, body.resources.gpus),
-                stored_bytes=_check_quotas(ctx, session, tenant_id),
-            )
-    if admitted is None:  # an earlier request with this key made the job
-        assert earlier is not None
-        return Submitted(earlier, read_job_now(ctx, tenant_id, earlier), created=False)
-    checked = admitted.checked
-    inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
-    ensure_storage(ctx, admitted.stored_bytes, inline_bytes)
-    new_datasets = {s: store_inline(ctx.artifacts, tenant_id, a) for s, a in checked.inline.items()}
+    now = utcnow()
+    cap = settings.max_gpu_seconds_per_day
+    facts = await ctx.submission_store.facts(
+        FactsQuery(
+            tenant_id,
+            referenced_ids(body),
+            idempotency_key,
+            live_since=live_since(settings, now) if body.resources.gpus is None else None,
+            gpu_since=now - DAY if cap is not None else None,
+        )
+    )
+    if idempotency_key:
+        earlier = _replay(facts.idempotency, idempotency_key, digest)
+        if earlier is not None:
+            return Submitted(earlier, await read_job(ctx, tenant_id, earlier), created=False)
+    checked = await checked_job(settings, facts.datasets, body)
+    queue = training_queue(body.resources.gpus, queues_served(facts.live_queues))
+    used = gpu_seconds(facts.gpu_use, now - DAY, now) if cap is not None else None
+    check_job_quotas(settings, facts.active_jobs, used)
+    new_datasets: dict[str, Dataset] = {}
+    if checked.inline:
+        inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
+        ensure_storage(ctx, facts.stored_bytes, inline_bytes)
+        new_datasets = await to_thread.run_sync(_store_inline, ctx, tenant_id, checked.inline)
     stored = checked.referenced | {s: stored_data(d) for s, d in new_datasets.items()}
-    job = _new_job(ctx, tenant_id, body, admitted, stored)
+    job = _new_job(ctx, tenant_id, body, queue, checked.validation, stored, now)
+    rows = NewRows(
+        job=job,
+        first_event=_first_event(job),
+        idempotency=_idempotency_row(tenant_id, idempotency_key, digest, job["id"], now),
+        idempotency_expired_before=now - IDEMPOTENCY_WINDOW,
+        datasets=[row_of(d) for d in new_datasets.values()],
+    )
+    message = TrainMessage(job["id"], queue, time_limit(ctx, job["max_runtime_seconds"]))
     try:
-        with transaction(ctx.sessions) as session:
-            for dataset in new_datasets.values():
-                repo.add_dataset(session, dataset)
-            repo.add_job(session, job, {"status": "queued"})
-            if idempotency_key:
-                repo.add_idempotency_key(
-                    session,
-                    IdempotencyKey(
-                        tenant_id=tenant_id, key=idempotency_key, request_hash=digest, job_id=job.id
-                    ),
-                )
-            session.flush()
-            position = repo.queue_position(session, job)
-    except IntegrityError:
+        written = await ctx.group_commit.write(rows, message)
+    except DuplicateKey:
         # The same key, committed by a concurrent request a moment ago: answer as a replay.
-        if idempotency_key:
-            with transaction(ctx.sessions) as session:
-                earlier = _replay(session, tenant_id, idempotency_key, digest)
-            if earlier:
-                return Submitted(earlier, read_job_now(ctx, tenant_id, earlier), created=False)
-        raise
-    # The row is committed first; only then does its id go to the broker (rule 1).
-    if not send_job(ctx, job.id, job.queue, job.max_runtime_seconds, count=False):
-        return Submitted(job.id, read_job_now(ctx, tenant_id, job.id), created=True)
-    return Submitted(job.id, render_json(job_document(columns_of(job), position)), created=True)
+        assert idempotency_key is not None
+        again = await ctx.submission_store.facts(
+            FactsQuery(tenant_id, idempotency_key=idempotency_key)
+        )
+        earlier = _replay(again.idempotency, idempotency_key, digest)
+        if earlier is None:  # taken, then expired and replaced, within this request
+            raise conflict(
+                f"Idempotency-Key {idempotency_key!r} is in use by a concurrent request; retry"
+            ) from None
+        return Submitted(earlier, await read_job(ctx, tenant_id, earlier), created=False)
+    if not written.sent:  # failed as broker_unavailable: answer what is stored
+        return Submitted(job["id"], await read_job(ctx, tenant_id, job["id"]), created=True)
+    return Submitted(job["id"], render_json(job_document(job, written.position)), created=True)
 
 
-def _check_quotas(ctx: ServiceContext, session: Session, tenant_id: str) -> int:
-    """429 past the tenant's active-job or GPU-second quota; returns its stored bytes."""
-    check_job_quotas(ctx.settings, session, tenant_id)
-    return repo.dataset_bytes(session, tenant_id)
+def _store_inline(
+    ctx: ServiceContext, tenant_id: str, inline: Mapping[str, InlineArrays]
+) -> dict[str, Dataset]:
+    """Inline arrays written to the artifact store (files first: a row never points at a
+    file that is not there), as dataset rows not yet committed."""
+    return {split: store_inline(ctx.artifacts, tenant_id, a) for split, a in inline.items()}
 
 
 def _new_job(
     ctx: ServiceContext,
     tenant_id: str,
     body: JobCreate,
-    admitted: Admission,
+    queue: str,
+    validation: Validation,
     stored: dict[str, StoredData],
-) -> Job:
+    now: datetime,
+) -> dict[str, Any]:
+    """The job's row, every column the presenter reads set."""
     spec = JobSpec(
         model=body.model,
         compile=body.compile,
         fit=body.fit,
-        resources=ResourcesSpec(gpus=gpus_of_queue(admitted.queue)),
+        resources=ResourcesSpec(gpus=gpus_of_queue(queue)),
         seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
         data=StoredDataSpec(
             **stored,
             test_split=body.data.test_split,
             shuffle_before_split=body.data.shuffle_before_split,
             standardize=body.data.standardize,
-            label_encoding=admitted.checked.validation.label_encoding,
+            label_encoding=validation.label_encoding,
         ),
     )
     cap = ctx.settings.max_runtime_seconds
-    now = utcnow()
-    return Job(
-        id=new_id(JOB_PREFIX),
-        tenant_id=tenant_id,
-        status=JobStatus.queued,
-        queue=admitted.queue,
-        spec=spec.model_dump(mode="json"),
-        created_at=now,
-        updated_at=now,
-        epochs=spec.fit.epochs,
-        history=[],
-        attempt=0,
-        handbacks=0,
+    return {
+        **dict.fromkeys(JOB_COLUMNS),
+        "id": new_id(JOB_PREFIX),
+        "tenant_id": tenant_id,
+        "status": JobStatus.queued.value,
+        "queue": queue,
+        "spec": spec.model_dump(mode="json"),
+        "created_at": now,
+        "updated_at": now,
+        "epochs": spec.fit.epochs,
+        "history": [],
+        "attempt": 0,
+        "handbacks": 0,
+        "epoch": 0,
+        "cancel_requested": False,
+        "max_runtime_seconds": min(spec.fit.max_runtime_seconds or cap, cap),
         # Counted as sent before the send: the commit must come first, and a process that
         # dies between the two leaves the job to the sweeper's next re-send.
-        sends=1,
-        last_sent_at=now,
-        epoch=0,
-        cancel_requested=False,
-        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
-    )
+        "sends": 1,
+        "last_sent_at": now,
+        "event_seq": 1,  # the first event, written with it
+    }
 
 
-def send_job(
-    ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None, *, count: bool = True
-) -> bool:
-    """Send the job's id; a broker that refuses fails the job with ``broker_unavailable``.
-    Celery's hard ``time_limit`` (runtime limit + grace) is the backstop behind the worker's
-    own deadline. The send is counted (``sends``, ``last_sent_at``, for the sweeper's re-send
-    backoff) unless ``count=False``: the caller counted it in the row it committed."""
-    limit = (
-        max_runtime or ctx.settings.max_runtime_seconds
-    ) + ctx.settings.time_limit_grace_seconds
+def _first_event(job: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job["id"],
+        "tenant_id": job["tenant_id"],
+        "seq": 1,
+        "time": job["created_at"],
+        "type": "status",
+        "data": {"status": "queued"},
+    }
+
+
+def _idempotency_row(
+    tenant_id: str, key: str | None, digest: str, job_id: str, now: datetime
+) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    return {
+        "tenant_id": tenant_id,
+        "key": key,
+        "request_hash": digest,
+        "job_id": job_id,
+        "created_at": now,
+    }
+
+
+def time_limit(ctx: ServiceContext, max_runtime: float | None) -> float:
+    """Celery's hard ``time_limit`` (runtime limit + grace): the backstop behind the worker's
+    own deadline."""
+    return (max_runtime or ctx.settings.max_runtime_seconds) + ctx.settings.time_limit_grace_seconds
+
+
+def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
+    """Send the job's id (a re-send: the sweeper's); a broker that refuses fails the job with
+    ``broker_unavailable``. The send is counted (``sends``, ``last_sent_at``, for the
+    sweeper's re-send backoff)."""
+    if not send_jobs(ctx, [TrainMessage(job_id, queue, time_limit(ctx, max_runtime))])[0]:
+        return False
+    with transaction(ctx.sessions) as session:
+        repo.mark_sent(session, job_id, utcnow())
+    return True
+
+
+def send_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
+    """Send committed jobs' ids, in one broker round trip; if the broker refuses, each job
+    fails with ``broker_unavailable``. New jobs were counted as sent in the rows committed."""
     try:
-        ctx.queue.send_train(job_id, queue, time_limit=limit)
+        ctx.queue.send_train_many(messages)
     except BrokerUnavailable as exc:
         with transaction(ctx.sessions) as session:
-            repo.fail_unsent(session, job_id, str(exc))
-        return False
-    if count:
-        with transaction(ctx.sessions) as session:
-            repo.mark_sent(session, job_id, utcnow())
-    return True
+            for message in messages:
+                repo.fail_unsent(session, message.job_id, str(exc))
+        return [False] * len(messages)
+    return [True] * len(messages)
 
 
 def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:

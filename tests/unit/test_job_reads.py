@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +27,8 @@ from fitq.store.db import make_engine, transaction
 from fitq.store.models import ApiKey, Job
 from fitq.store.types import utcnow
 from service.jobs.presenter import job_document, render_json
-from service.reads import store_reads
+from service.pg import pool_for
+from service.reads import StoreReads, store_reads
 from tests.factories import tiny_job
 from worker.runner import JobRunner
 
@@ -106,6 +109,21 @@ def add(sessions: sessionmaker[Session], spec: dict[str, Any], **fields: Any) ->
     return job.id
 
 
+@asynccontextmanager
+async def opened_reads(store_url: str) -> AsyncIterator[StoreReads]:
+    """The reads the API would use on this store, their pool opened (PostgreSQL)."""
+    engine = make_engine(store_url)
+    pool = pool_for(engine)
+    if pool is not None:
+        await pool.open()
+    try:
+        yield store_reads(engine, pool)
+    finally:
+        if pool is not None:
+            await pool.close()
+        engine.dispose()
+
+
 def test_every_state_reads_as_the_typed_job(
     sessions: sessionmaker[Session], store_url: str, finished_job: dict[str, Any]
 ) -> None:
@@ -160,18 +178,14 @@ def test_every_state_reads_as_the_typed_job(
             )
         ],
     }
-    reads = store_reads(make_engine(store_url))
 
     async def read_all() -> dict[str, dict[str, Any] | None]:
-        await reads.open()
-        try:
+        async with opened_reads(store_url) as reads:
             every = [job_id for group in ids.values() for job_id in group]
             found = {job_id: await reads.job("t1", job_id) for job_id in every}
             found["other tenant"] = await reads.job("t2", queued[0])
             found["unknown"] = await reads.job("t1", new_id(JOB_PREFIX))
             return found
-        finally:
-            await reads.close()
 
     rows = asyncio.run(read_all())
     assert rows.pop("other tenant") is None
@@ -208,14 +222,10 @@ def test_an_api_key_is_read_by_prefix(sessions: sessionmaker[Session], store_url
         )
     prefix = keys.parse(issued.key)
     assert prefix is not None
-    reads = store_reads(make_engine(store_url))
 
     async def read() -> tuple[Any, Any]:
-        await reads.open()
-        try:
+        async with opened_reads(store_url) as reads:
             return await reads.api_key(prefix[0]), await reads.api_key("fitq_nope")
-        finally:
-            await reads.close()
 
     row, missing = asyncio.run(read())
     assert missing is None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from fitq.statuses import JobStatus
@@ -12,44 +14,58 @@ from fitq.store.models import ApiKey, Dataset, Job
 from fitq.store.types import utcnow
 
 
-def active_jobs(session: Session, tenant_id: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(
-                Job.tenant_id == tenant_id,
-                Job.status.in_([JobStatus.queued, JobStatus.running]),
-            )
+def active_jobs_count(tenant_id: Any) -> Select[tuple[int]]:
+    """Queued or running jobs of the tenant (a value or a bind parameter)."""
+    return (
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.tenant_id == tenant_id,
+            or_(Job.status == JobStatus.queued.value, Job.status == JobStatus.running.value),
         )
-        or 0
     )
+
+
+def dataset_bytes_total(tenant_id: Any) -> Select[tuple[int]]:
+    return select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(
+        Dataset.tenant_id == tenant_id
+    )
+
+
+def active_jobs(session: Session, tenant_id: str) -> int:
+    return int(session.scalar(active_jobs_count(tenant_id)) or 0)
 
 
 def dataset_bytes(session: Session, tenant_id: str) -> int:
-    total = session.scalar(
-        select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.tenant_id == tenant_id)
+    return int(session.scalar(dataset_bytes_total(tenant_id)) or 0)
+
+
+GpuUse = tuple[int, datetime, datetime | None]  # gpus, started_at, finished_at
+
+
+def gpu_use_since(tenant_id: Any, since: Any) -> Select[GpuUse]:
+    """The runs that can have held GPUs after ``since`` (values or bind parameters)."""
+    return select(Job.gpus, Job.started_at, Job.finished_at).where(  # type: ignore[return-value]
+        Job.tenant_id == tenant_id,
+        Job.gpus > 0,
+        Job.started_at.is_not(None),
+        or_(Job.finished_at.is_(None), Job.finished_at > since),
     )
-    return int(total or 0)
 
 
-def gpu_seconds_since(session: Session, tenant_id: str, since: datetime) -> float:
-    """GPU-seconds the tenant's jobs held after ``since``: GPUs x the part of each job's run
-    (its last start to its end, or now) that falls after ``since``."""
-    now = utcnow()
-    rows = session.execute(
-        select(Job.gpus, Job.started_at, Job.finished_at).where(
-            Job.tenant_id == tenant_id,
-            Job.gpus > 0,
-            Job.started_at.is_not(None),
-            or_(Job.finished_at.is_(None), Job.finished_at > since),
-        )
-    ).all()
+def gpu_seconds(runs: Iterable[GpuUse], since: datetime, now: datetime) -> float:
+    """GPUs x the part of each run (its last start to its end, or now) after ``since``."""
     total = 0.0
-    for gpus, started, finished in rows:
+    for gpus, started, finished in runs:
         held = (min(finished or now, now) - max(started, since)).total_seconds()
         total += gpus * max(held, 0.0)
     return total
+
+
+def gpu_seconds_since(session: Session, tenant_id: str, since: datetime) -> float:
+    """GPU-seconds the tenant's jobs held after ``since``."""
+    runs = session.execute(gpu_use_since(tenant_id, since)).tuples()
+    return gpu_seconds(runs, since, utcnow())
 
 
 def tenant_ids(session: Session) -> list[str]:

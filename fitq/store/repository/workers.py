@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from fitq.store.models import WorkerBeat
@@ -41,6 +42,12 @@ def live_workers(session: Session, since: datetime) -> list[WorkerBeat]:
             select(WorkerBeat).where(WorkerBeat.heartbeat_at >= since).order_by(WorkerBeat.name)
         )
     )
+
+
+def live_worker_queues(since: Any) -> Select[tuple[str]]:
+    """The comma-separated queues of each worker heard from after ``since`` (a value or a
+    bind parameter)."""
+    return select(WorkerBeat.queues).where(WorkerBeat.heartbeat_at >= since)
 
 
 def prune_workers(session: Session, before: datetime) -> int:

@@ -1,0 +1,100 @@
+"""Group commit for job submissions: the submissions that arrive while a write is in flight
+share the next one — one transaction for their rows, then one broker round trip for their
+messages — as PostgreSQL's own group commit shares a WAL flush.
+
+Nothing waits to fill a batch: a lone submission is written at once, and batches grow only
+under load, when each transaction and each broker hop would otherwise be paid per job. The
+order of rule 1 holds per batch: rows committed, then ids sent. One submission's bad row (an
+idempotency key a concurrent request took) never fails the others: a batch that fails is
+retried one submission at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from anyio import to_thread
+
+from service.jobs.submission_store import NewRows, SubmissionStore
+from service.queue import TrainMessage
+
+log = logging.getLogger(__name__)
+
+# Sends the messages of committed jobs; False for each one the broker refused (the job is
+# then failed as ``broker_unavailable``). Runs in a worker thread.
+Send = Callable[[Sequence[TrainMessage]], list[bool]]
+
+MAX_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Written:
+    position: int  # in its queue, 1: next out
+    sent: bool
+
+
+@dataclass
+class _Pending:
+    rows: NewRows
+    message: TrainMessage
+    done: asyncio.Future[Written] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def settle(self, outcome: Written | BaseException) -> None:
+        if self.done.done():  # the request went away; the job stands
+            return
+        if isinstance(outcome, BaseException):
+            self.done.set_exception(outcome)
+        else:
+            self.done.set_result(outcome)
+
+
+class GroupCommit:
+    def __init__(self, store: SubmissionStore, send: Send, max_batch: int = MAX_BATCH) -> None:
+        self._store = store
+        self._send = send
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0  # written so far, for tests and metrics
+        self.largest = 0
+
+    async def write(self, rows: NewRows, message: TrainMessage) -> Written:
+        """Commits the job's rows, then sends its message; with whatever else is waiting."""
+        pending = _Pending(rows, message)
+        self._pending.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        # Shielded: a request that goes away does not cancel the batch its job is in.
+        return await asyncio.shield(pending.done)
+
+    async def _write_all(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                await self._write(batch)
+            except BaseException as exc:  # settle every waiter, whatever went wrong
+                for pending in batch:
+                    pending.settle(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            positions = await self._store.insert([p.rows for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].settle(exc)
+                return
+            for pending in batch:  # find the one that failed; the others are written
+                await self._write([pending])
+            return
+        self.batches += 1
+        self.largest = max(self.largest, len(batch))
+        sent = await to_thread.run_sync(self._send, [p.message for p in batch])
+        for pending, position, ok in zip(batch, positions, sent, strict=True):
+            pending.settle(Written(position, ok))

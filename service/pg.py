@@ -1,0 +1,111 @@
+"""The API's async PostgreSQL pool, for the statements on its hot paths (the job poll, the
+API-key check, the job submission): psycopg straight from the event loop, no thread and no
+ORM. The statements are written once, in SQLAlchemy Core, and compiled here for psycopg; the
+same statements run through SQLAlchemy on SQLite (the embedded default)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, OperationalError
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import Engine, Table
+from sqlalchemy.sql.expression import Executable
+
+from fitq.errors import FitqError, RequestErrorType
+from fitq.store.types import FiniteJSON
+
+Compiled = tuple[str, dict[str, Any]]  # psycopg SQL and the values of its literal binds
+
+# How long a statement waits for a pooled connection before the store counts as down (503).
+POOL_WAIT_SECONDS = 5.0
+
+
+def pool_for(engine: Engine) -> AsyncConnectionPool | None:
+    """The async pool on PostgreSQL, None elsewhere (the hot paths then use the engine)."""
+    return async_pool(engine) if engine.dialect.name == "postgresql" else None
+
+
+def async_pool(engine: Engine, max_size: int = 10) -> AsyncConnectionPool:
+    """Autocommit connections (a single read needs no transaction; writes open their own),
+    rows as dicts, JSON in and out by orjson; opened and closed by the app's lifespan."""
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=_configure,
+        timeout=POOL_WAIT_SECONDS,
+        open=False,
+    )
+
+
+async def _configure(connection: AsyncConnection[Any]) -> None:
+    set_json_loads(orjson.loads, connection)
+    set_json_dumps(orjson.dumps, connection)
+
+
+def compiled(statement: Executable, engine: Engine) -> Compiled:
+    """The statement as psycopg's ``%(name)s`` SQL, with the values of its literal binds."""
+    found = statement.compile(dialect=engine.dialect)
+    defaults = {k: v for k, v in found.params.items() if v is not None}
+    return str(found), defaults
+
+
+def unavailable(exc: Exception) -> FitqError:
+    return FitqError(503, RequestErrorType.unavailable, f"the job store is unavailable: {exc}")
+
+
+class InsertOf:
+    """``INSERT`` of whole rows of one table, as SQLAlchemy would bind them: column defaults
+    filled in, JSON columns as JSONB (non-finite floats null), enums as their values."""
+
+    def __init__(self, table: Table) -> None:
+        serial = table.autoincrement_column  # the database's to number
+        self.columns = [column.key for column in table.columns if column is not serial]
+        self._json = {c.key for c in table.columns if isinstance(c.type, FiniteJSON)}
+        self._defaults = {c.key: c.default for c in table.columns if c.default is not None}
+        names = ", ".join(self.columns)
+        values = ", ".join(f"%({name})s" for name in self.columns)
+        self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({values})"
+
+    def values(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise ValueError(f"expected columns of the table, received {sorted(unknown)}")
+        bound: dict[str, Any] = {}
+        for name in self.columns:
+            value = row.get(name)
+            default = self._defaults.get(name)
+            if value is None and default is not None:
+                value = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+            if name in self._json:  # orjson writes NaN and ±Infinity as null, as FiniteJSON
+                value = None if value is None else Jsonb(value)
+            elif isinstance(value, Enum):
+                value = value.value
+            bound[name] = value
+        return bound
+
+
+async def execute_one(
+    pool: AsyncConnectionPool, statement: Compiled, params: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """One prepared statement's first row. A connection found broken (the server restarted)
+    is retried once on a fresh one; a store that stays down answers 503 once the pool has
+    waited ``POOL_WAIT_SECONDS`` for a connection, twice."""
+    sql, defaults = statement
+    for attempt in (1, 2):
+        try:
+            async with pool.connection() as connection:
+                cursor = await connection.execute(sql, {**defaults, **params}, prepare=True)
+                return await cursor.fetchone()  # type: ignore[no-any-return]
+        except OperationalError as exc:
+            if attempt == 2:
+                raise unavailable(exc) from exc
+    return None

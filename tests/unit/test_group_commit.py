@@ -1,0 +1,105 @@
+"""Concurrent submissions share transactions and broker round trips (group commit), and
+each still gets what a lone submission gets: its own job, its queue position, its message,
+its idempotent replay — on SQLite and PostgreSQL, with a real Redis broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi import FastAPI
+
+from fitq.queues import TRAIN_QUEUE
+from fitq.settings import Settings
+from fitq.store.db import make_engine, make_session_factory, transaction
+from fitq.store.models import Job
+from service.main import create_app
+from tests.factories import tiny_job
+from tests.services import redis_db
+
+CONCURRENT = 40
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    with redis_db() as url:
+        yield url
+
+
+@pytest.fixture
+def app(sessions: Any, store_url: str, broker: str, tmp_path: Path) -> FastAPI:
+    settings = Settings(
+        data_dir=tmp_path / "fitq",
+        database_url=store_url,
+        broker_url=broker,
+        sweeper_enabled=False,
+        auth="off",
+        max_active_jobs=10_000,
+    )
+    return create_app(settings)
+
+
+async def _submit_all(app: FastAPI, requests: list[dict[str, Any]]) -> list[httpx.Response]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fitq") as client:
+            dataset = await _dataset(client)
+            body = tiny_job(epochs=1)
+            body["data"] = {"train": {"dataset_id": dataset}}
+
+            async def submit(headers: dict[str, str]) -> httpx.Response:
+                return await client.post("/v1/jobs", json=body, headers=headers)
+
+            return await asyncio.gather(*(submit(r) for r in requests))
+
+
+async def _dataset(client: httpx.AsyncClient) -> str:
+    first = await client.post("/v1/jobs", json=tiny_job(epochs=1))
+    assert first.status_code == 202, first.text
+    return str(first.json()["spec"]["data"]["train"]["dataset_id"])
+
+
+def _stored_jobs(store_url: str) -> dict[str, Job]:
+    with transaction(make_session_factory(make_engine(store_url))) as session:
+        return {job.id: job for job in session.query(Job)}
+
+
+def test_concurrent_submissions_are_batched_and_each_answered_as_alone(
+    app: FastAPI, store_url: str, broker: str
+) -> None:
+    responses = asyncio.run(_submit_all(app, [{}] * CONCURRENT))
+    commits = app.state.context.group_commit
+    assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
+    assert commits.largest > 1  # batched: fewer transactions than jobs
+    assert commits.batches < CONCURRENT + 1
+    answered = sorted((r.json()["id"], r.json()["progress"]["queue_position"]) for r in responses)
+    # The first job (it stored the dataset) is ahead of all of them, in creation order.
+    assert [position for _, position in answered] == list(range(2, CONCURRENT + 2))
+    stored = _stored_jobs(store_url)
+    assert {job_id for job_id, _ in answered} <= set(stored)
+    assert all(job.sends == 1 and job.status == "queued" for job in stored.values())
+    messages = redis.Redis.from_url(broker).llen(TRAIN_QUEUE)
+    assert messages == CONCURRENT + 1  # every id sent once, after its row was committed
+
+
+def test_one_idempotency_key_in_a_batch_makes_one_job_and_fails_no_other(
+    app: FastAPI, store_url: str, broker: str
+) -> None:
+    """Ten requests with one key, ten without, all at once: the batch that holds the key
+    twice is written one submission at a time; the key's requests answer one job."""
+    requests = [{"Idempotency-Key": "same"}] * 10 + [{}] * 10
+    responses = asyncio.run(_submit_all(app, requests))
+    assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
+    keyed = {r.json()["id"] for r in responses[:10]}
+    assert len(keyed) == 1
+    replayed = [r.headers.get("Idempotent-Replayed") == "true" for r in responses[:10]]
+    assert replayed.count(False) == 1
+    unkeyed = {r.json()["id"] for r in responses[10:]}
+    assert len(unkeyed) == 10 and not keyed & unkeyed
+    assert len(_stored_jobs(store_url)) == 1 + 1 + 10  # the dataset's first job, the keyed, ten
+    assert redis.Redis.from_url(broker).llen(TRAIN_QUEUE) == 12
