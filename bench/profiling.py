@@ -46,9 +46,10 @@ def py_spy() -> str:
 
 
 def start_recording(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy samples ``pid`` (and its threads) for ``seconds`` into ``out`` (raw format)."""
+    """py-spy samples ``pid`` for ``seconds`` into ``out`` (raw format): the thread holding the
+    GIL, so a sample is Python doing work, not a thread waiting on a socket or a lock."""
     command = [py_spy(), "record", "-p", str(pid), "-d", str(int(seconds)), "-f", "raw",
-               "-o", str(out), "--nonblocking", "--rate", "200"]  # fmt: skip
+               "-o", str(out), "--nonblocking", "--rate", "200", "--gil"]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

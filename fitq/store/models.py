@@ -61,6 +61,7 @@ class Job(Base):
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
         Index("ix_jobs_tenant_status_id", "tenant_id", "status", "id"),
         Index("ix_jobs_status_lease", "status", "lease_until"),
+        Index("ix_jobs_queue_status_id", "queue", "status", "id"),  # queue positions
     )
 
 

@@ -3,7 +3,8 @@ share the next one — one transaction for their rows, then one broker round tri
 messages — as PostgreSQL's own group commit shares a WAL flush.
 
 Nothing waits to fill a batch: a lone submission is written at once, and batches grow only
-under load, when each transaction and each broker hop would otherwise be paid per job. The
+under load, when each transaction and each broker hop would otherwise be paid per job. Two
+batches may be in flight at once (``WRITERS``), each its own transaction. The
 order of rule 1 holds per batch: rows committed, then ids sent. One submission's bad row (an
 idempotency key a concurrent request took) never fails the others: a batch that fails is
 retried one submission at a time."""
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 Send = Callable[[Sequence[TrainMessage]], list[bool]]
 
 MAX_BATCH = 64
+# Batches in flight at once: one commits while another is being sent, and a slow commit
+# (the disk's flush) does not hold every submission behind it.
+WRITERS = 2
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,19 @@ class _Pending:
 
 
 class GroupCommit:
-    def __init__(self, store: SubmissionStore, send: Send, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: SubmissionStore,
+        send: Send,
+        max_batch: int = MAX_BATCH,
+        writers: int = WRITERS,
+    ) -> None:
         self._store = store
         self._send = send
         self._max_batch = max_batch
+        self._max_writers = writers
         self._pending: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
         self.batches = 0  # written so far, for tests and metrics
         self.largest = 0
 
@@ -66,8 +77,10 @@ class GroupCommit:
         """Commits the job's rows, then sends its message; with whatever else is waiting."""
         pending = _Pending(rows, message)
         self._pending.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all())
+        if len(self._writers) < self._max_writers:
+            writer = asyncio.create_task(self._write_all())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         # Shielded: a request that goes away does not cancel the batch its job is in.
         return await asyncio.shield(pending.done)
 

@@ -9,6 +9,7 @@ run in the thread pool. The checks on the facts are the use case's (``service.jo
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,13 +18,27 @@ from typing import Any, Protocol
 from psycopg import AsyncConnection, OperationalError
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, Table, and_, bindparam, delete, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 from starlette.concurrency import run_in_threadpool
 
+from fitq.statuses import JobStatus
 from fitq.store import repository as repo
-from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
+from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent, WorkerBeat
 from service.pg import Compiled, InsertOf, compiled, unavailable
 
 Row = Mapping[str, Any]
@@ -33,25 +48,46 @@ Row = Mapping[str, Any]
 DATASET_COLUMNS = ("id", "status", "rows", "x_shape", "y_shape", "stats", "labels")
 
 
-def _statements() -> dict[str, Executable]:
+def _idempotency_key() -> ColumnElement[bool]:
+    return and_(
+        IdempotencyKey.tenant_id == bindparam("tenant_id"),
+        IdempotencyKey.key == bindparam("key"),
+    )
+
+
+def facts_statement(datasets: int) -> Select[Any]:
+    """Everything a submission's checks read, in one statement: a row per referenced dataset
+    of the tenant (or one row without), each with the tenant's usage, the live workers'
+    queues (``;``-joined, when ``live_since`` is set) and the idempotency key's earlier use
+    (when ``key`` is set). Binds: ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
     tenant = bindparam("tenant_id")
-    key = and_(IdempotencyKey.tenant_id == tenant, IdempotencyKey.key == bindparam("key"))
+
+    def earlier(column: Any) -> Any:
+        return select(column).where(_idempotency_key()).scalar_subquery()
+
+    live = select(func.aggregate_strings(WorkerBeat.queues, ";")).where(
+        WorkerBeat.heartbeat_at >= bindparam("live_since")
+    )
+    ids = [bindparam(f"dataset_{i}") for i in range(datasets)]
+    referenced = and_(Dataset.tenant_id == tenant, Dataset.id.in_(ids)) if ids else false()
+    one_row = select(literal(1).label("one")).subquery("one")
+    return select(
+        repo.active_jobs_count(tenant).scalar_subquery().label("active_jobs"),
+        repo.dataset_bytes_total(tenant).scalar_subquery().label("stored_bytes"),
+        live.scalar_subquery().label("live_queues"),
+        earlier(IdempotencyKey.request_hash).label("key_request_hash"),
+        earlier(IdempotencyKey.job_id).label("key_job_id"),
+        earlier(IdempotencyKey.created_at).label("key_created_at"),
+        *(getattr(Dataset, name) for name in DATASET_COLUMNS),
+    ).select_from(one_row.outerjoin(Dataset, referenced))
+
+
+def _statements() -> dict[str, Executable]:
     return {
-        "idempotency": select(
-            IdempotencyKey.request_hash, IdempotencyKey.job_id, IdempotencyKey.created_at
-        ).where(key),
         "expired_idempotency": delete(IdempotencyKey).where(
-            key, IdempotencyKey.created_at < bindparam("expired_before")
+            _idempotency_key(), IdempotencyKey.created_at < bindparam("expired_before")
         ),
-        "dataset": select(*(getattr(Dataset, name) for name in DATASET_COLUMNS)).where(
-            Dataset.tenant_id == tenant, Dataset.id == bindparam("dataset_id")
-        ),
-        "usage": select(
-            repo.active_jobs_count(tenant).scalar_subquery().label("active_jobs"),
-            repo.dataset_bytes_total(tenant).scalar_subquery().label("stored_bytes"),
-        ),
-        "live_queues": repo.live_worker_queues(bindparam("live_since")),
-        "gpu_use": repo.gpu_use_since(tenant, bindparam("gpu_since")),
+        "gpu_use": repo.gpu_use_since(bindparam("tenant_id"), bindparam("gpu_since")),
         "jobs_ahead": repo.jobs_ahead(bindparam("queue"), bindparam("job_id")),
     }
 
@@ -59,10 +95,30 @@ def _statements() -> dict[str, Executable]:
 STATEMENTS = _statements()
 
 
-def _positions() -> Executable:
-    """Jobs ahead of each of the jobs ``ids`` in its queue (PostgreSQL: ``= ANY(array)``)."""
-    ahead = repo.jobs_ahead(Job.queue, Job.id).scalar_subquery()
-    return select(Job.id, ahead.label("ahead")).where(Job.id == func.any(bindparam("ids")))
+def _queued_statements() -> dict[str, Executable]:
+    """A batch's queue positions in two statements, whatever its size: per queue, the queued
+    jobs before the batch's first id (one count), then the queued ids from there on (the
+    batch and whatever committed beside it: a few). ``repo.jobs_ahead`` per job, in bulk."""
+    queued = and_(Job.status == JobStatus.queued.value, Job.queue == func.any(bindparam("queues")))
+    return {
+        "queued_before": select(Job.queue, func.count().label("ahead"))
+        .where(queued, Job.id < bindparam("first_id"))
+        .group_by(Job.queue),
+        "queued_from": select(Job.id, Job.queue)
+        .where(queued, Job.id >= bindparam("first_id"))
+        .order_by(Job.id),
+    }
+
+
+def _positions(before: list[Row], since: list[Row], ids: Sequence[str]) -> list[int]:
+    """Each job's queue position from ``_queued_statements``' rows: the queued jobs of its
+    queue before the batch, plus those from the batch's first id up to and with itself."""
+    ahead: Counter[str] = Counter({row["queue"]: int(row["ahead"]) for row in before})
+    positions: dict[str, int] = {}
+    for row in since:
+        ahead[row["queue"]] += 1
+        positions[row["id"]] = ahead[row["queue"]]
+    return [positions.get(job_id, 1) for job_id in ids]  # 1: claimed already, or cancelled
 
 
 @dataclass(frozen=True)
@@ -72,6 +128,15 @@ class FactsQuery:
     idempotency_key: str | None = None
     live_since: datetime | None = None  # the live workers' queues are read when set
     gpu_since: datetime | None = None  # the GPU runs are read when set
+
+
+def _facts_params(query: FactsQuery) -> dict[str, Any]:
+    return {
+        "tenant_id": query.tenant_id,
+        "key": query.idempotency_key,
+        "live_since": query.live_since,
+        **{f"dataset_{i}": dataset_id for i, dataset_id in enumerate(query.dataset_ids)},
+    }
 
 
 @dataclass(frozen=True)
@@ -122,21 +187,14 @@ class ThreadedSubmissions:
         return await run_in_threadpool(self._insert, jobs)
 
     def _facts(self, query: FactsQuery) -> Facts:
-        tenant = {"tenant_id": query.tenant_id}
+        statement = facts_statement(len(query.dataset_ids))
         with self._engine.connect() as connection:
-
-            def rows(name: str, **params: Any) -> list[Row]:
-                found = connection.execute(STATEMENTS[name], {**tenant, **params})  # type: ignore[call-overload]
-                return [dict(row) for row in found.mappings()]
-
-            idempotency = (
-                rows("idempotency", key=query.idempotency_key) if query.idempotency_key else []
-            )
-            datasets = [d for i in query.dataset_ids for d in rows("dataset", dataset_id=i)]
-            usage = rows("usage")[0]
-            live = rows("live_queues", live_since=query.live_since) if query.live_since else []
-            gpu = rows("gpu_use", gpu_since=query.gpu_since) if query.gpu_since else []
-        return _facts(idempotency, datasets, usage, live, gpu)
+            rows = connection.execute(statement, _facts_params(query)).mappings().all()
+            gpu = []
+            if query.gpu_since is not None:
+                params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
+                gpu = connection.execute(STATEMENTS["gpu_use"], params).mappings().all()  # type: ignore[call-overload]
+        return _facts(rows, gpu)
 
     def _insert(self, jobs: Sequence[NewRows]) -> list[int]:
         try:
@@ -170,43 +228,31 @@ class PostgresSubmissions:
 
     def __init__(self, pool: AsyncConnectionPool, engine: Engine) -> None:
         self._pool = pool
+        self._engine = engine
+        self._facts_by_count: dict[int, Compiled] = {}
         self._sql: dict[str, Compiled] = {n: compiled(s, engine) for n, s in STATEMENTS.items()}
-        self._sql["positions"] = compiled(_positions(), engine)
+        self._sql |= {n: compiled(s, engine) for n, s in _queued_statements().items()}
         self._inserts = {t.name: InsertOf(t) for t in _tables()}
 
     async def facts(self, query: FactsQuery) -> Facts:
-        tenant = {"tenant_id": query.tenant_id}
+        statement = self._facts_sql(len(query.dataset_ids))
         try:
-            async with self._pool.connection() as connection, connection.pipeline():
-                idempotency = (
-                    await self._rows(connection, "idempotency", tenant, key=query.idempotency_key)
-                    if query.idempotency_key
-                    else None
-                )
-                datasets = [
-                    await self._rows(connection, "dataset", tenant, dataset_id=i)
-                    for i in query.dataset_ids
-                ]
-                usage = await self._rows(connection, "usage", tenant)
-                live = (
-                    await self._rows(connection, "live_queues", live_since=query.live_since)
-                    if query.live_since
-                    else None
-                )
-                gpu = (
-                    await self._rows(connection, "gpu_use", tenant, gpu_since=query.gpu_since)
-                    if query.gpu_since
-                    else None
-                )
-                return _facts(
-                    await idempotency.fetchall() if idempotency is not None else [],
-                    [row for cursor in datasets for row in await cursor.fetchall()],
-                    (await usage.fetchall())[0],
-                    await live.fetchall() if live is not None else [],
-                    await gpu.fetchall() if gpu is not None else [],
-                )
+            async with self._pool.connection() as connection:
+                cursor = await self._execute(connection, statement, _facts_params(query))
+                rows = await cursor.fetchall()
+                gpu = []
+                if query.gpu_since is not None:
+                    params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
+                    cursor = await self._execute(connection, self._sql["gpu_use"], params)
+                    gpu = await cursor.fetchall()
         except OperationalError as exc:
             raise unavailable(exc) from exc
+        return _facts(rows, gpu)
+
+    def _facts_sql(self, datasets: int) -> Compiled:
+        if datasets not in self._facts_by_count:  # at most one per split (train, validation, test)
+            self._facts_by_count[datasets] = compiled(facts_statement(datasets), self._engine)
+        return self._facts_by_count[datasets]
 
     async def insert(self, jobs: Sequence[NewRows]) -> list[int]:
         by_table: dict[str, list[Row]] = {}
@@ -231,15 +277,25 @@ class PostgresSubmissions:
                                 values = [statement.values(row) for row in by_table[table.name]]
                                 await cursor.executemany(statement.sql, values)
                 ids = [rows.job["id"] for rows in jobs]
-                ahead = await self._rows(connection, "positions", ids=ids)
-                found = {row["id"]: row["ahead"] for row in await ahead.fetchall()}
+                queued = {"queues": sorted({rows.job["queue"] for rows in jobs}),
+                          "first_id": min(ids)}  # fmt: skip
+                before = await self._rows(connection, "queued_before", queued)
+                since = await self._rows(connection, "queued_from", queued)
+                positions = _positions(await before.fetchall(), await since.fetchall(), ids)
         except UniqueViolation as exc:
             if exc.diag.table_name == IdempotencyKey.__tablename__:
                 raise DuplicateKey from exc
             raise
         except OperationalError as exc:
             raise unavailable(exc) from exc
-        return [int(found[job_id] or 0) + 1 for job_id in ids]
+        return positions
+
+    @staticmethod
+    async def _execute(
+        connection: AsyncConnection[Any], statement: Compiled, params: Mapping[str, Any]
+    ) -> Any:
+        sql, defaults = statement
+        return await connection.execute(sql, {**defaults, **params}, prepare=True)
 
     async def _rows(
         self,
@@ -275,15 +331,27 @@ def _key_of(idempotency: Row) -> dict[str, Any]:
     return {"tenant_id": idempotency["tenant_id"], "key": idempotency["key"]}
 
 
-def _facts(
-    idempotency: list[Row], datasets: list[Row], usage: Row, live: list[Row], gpu: list[Row]
-) -> Facts:
+def _facts(rows: Sequence[Row], gpu: Sequence[Row]) -> Facts:
+    """``facts_statement``'s rows (one per dataset found, or one) and the GPU runs read."""
+    first = rows[0]
     return Facts(
-        idempotency=idempotency[0] if idempotency else None,
-        datasets={row["id"]: Dataset(**row) for row in datasets},
-        active_jobs=int(usage["active_jobs"] or 0),
-        stored_bytes=int(usage["stored_bytes"] or 0),
-        live_queues=[row["queues"] for row in live],
+        idempotency=(
+            {
+                "request_hash": first["key_request_hash"],
+                "job_id": first["key_job_id"],
+                "created_at": first["key_created_at"],
+            }
+            if first["key_job_id"] is not None
+            else None
+        ),
+        datasets={
+            row["id"]: Dataset(**{name: row[name] for name in DATASET_COLUMNS})
+            for row in rows
+            if row["id"] is not None
+        },
+        active_jobs=int(first["active_jobs"] or 0),
+        stored_bytes=int(first["stored_bytes"] or 0),
+        live_queues=(first["live_queues"] or "").split(";") if first["live_queues"] else [],
         gpu_use=[(row["gpus"], row["started_at"], row["finished_at"]) for row in gpu],
     )
 
