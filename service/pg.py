@@ -5,9 +5,9 @@ same statements run through SQLAlchemy on SQLite (the embedded default)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from psycopg import AsyncConnection, OperationalError
@@ -20,6 +20,7 @@ from sqlalchemy.sql.expression import Executable
 from fitq.errors import FitqError, RequestErrorType
 from fitq.store.types import FiniteJSON
 
+T = TypeVar("T")
 Compiled = tuple[str, dict[str, Any]]  # psycopg SQL and the values of its literal binds
 
 # How long a statement waits for a pooled connection before the store counts as down (503).
@@ -96,16 +97,27 @@ class InsertOf:
 async def execute_one(
     pool: AsyncConnectionPool, statement: Compiled, params: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """One prepared statement's first row. A connection found broken (the server restarted)
-    is retried once on a fresh one; a store that stays down answers 503 once the pool has
-    waited ``POOL_WAIT_SECONDS`` for a connection, twice."""
+    """One prepared statement's first row (see ``reading``)."""
     sql, defaults = statement
-    for attempt in (1, 2):
-        try:
-            async with pool.connection() as connection:
-                cursor = await connection.execute(sql, {**defaults, **params}, prepare=True)
-                return await cursor.fetchone()  # type: ignore[no-any-return]
-        except OperationalError as exc:
-            if attempt == 2:
-                raise unavailable(exc) from exc
-    return None
+
+    async def one() -> dict[str, Any] | None:
+        async with pool.connection() as connection:
+            cursor = await connection.execute(sql, {**defaults, **params}, prepare=True)
+            return await cursor.fetchone()  # type: ignore[no-any-return]
+
+    return await reading(pool, one)
+
+
+async def reading(pool: AsyncConnectionPool, read: Callable[[], Awaitable[T]]) -> T:
+    """Runs a read, and once more if the store broke its connection (a restart leaves the
+    pool's idle connections broken: they are checked and replaced before the retry). A
+    store that stays down answers 503 once the pool has waited ``POOL_WAIT_SECONDS`` for a
+    connection, twice. Writes are not retried: a commit that broke may have happened."""
+    try:
+        return await read()
+    except OperationalError:
+        await pool.check()
+    try:
+        return await read()
+    except OperationalError as exc:
+        raise unavailable(exc) from exc

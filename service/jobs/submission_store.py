@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent, WorkerBeat
-from service.pg import Compiled, InsertOf, compiled, unavailable
+from service.pg import Compiled, InsertOf, compiled, reading, unavailable
 
 Row = Mapping[str, Any]
 
@@ -236,7 +236,8 @@ class PostgresSubmissions:
 
     async def facts(self, query: FactsQuery) -> Facts:
         statement = self._facts_sql(len(query.dataset_ids))
-        try:
+
+        async def read() -> Facts:
             async with self._pool.connection() as connection:
                 cursor = await self._execute(connection, statement, _facts_params(query))
                 rows = await cursor.fetchall()
@@ -245,9 +246,9 @@ class PostgresSubmissions:
                     params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
                     cursor = await self._execute(connection, self._sql["gpu_use"], params)
                     gpu = await cursor.fetchall()
-        except OperationalError as exc:
-            raise unavailable(exc) from exc
-        return _facts(rows, gpu)
+            return _facts(rows, gpu)
+
+        return await reading(self._pool, read)
 
     def _facts_sql(self, datasets: int) -> Compiled:
         if datasets not in self._facts_by_count:  # at most one per split (train, validation, test)
