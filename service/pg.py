@@ -5,8 +5,7 @@ same statements run through SQLAlchemy on SQLite (the embedded default)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from enum import Enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -18,7 +17,6 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.sql.expression import Executable
 
 from fitq.errors import FitqError, RequestErrorType
-from fitq.store.types import FiniteJSON
 
 T = TypeVar("T")
 Compiled = tuple[str, dict[str, Any]]  # psycopg SQL and the values of its literal binds
@@ -63,35 +61,35 @@ def unavailable(exc: Exception) -> FitqError:
     return FitqError(503, RequestErrorType.unavailable, f"the job store is unavailable: {exc}")
 
 
-class InsertOf:
-    """``INSERT`` of whole rows of one table, as SQLAlchemy would bind them: column defaults
-    filled in, JSON columns as JSONB (non-finite floats null), enums as their values."""
+class RecordsetInsert:
+    """``INSERT`` of many rows of one table from one JSON parameter (an array of objects,
+    ``jsonb_populate_recordset``): one bind however many rows, each row completed as
+    SQLAlchemy would complete it (column defaults). orjson writes the parameter: datetimes
+    as ISO 8601, enums as their values, NaN and ±Infinity as null (as ``FiniteJSON``)."""
 
     def __init__(self, table: Table) -> None:
         serial = table.autoincrement_column  # the database's to number
         self.columns = [column.key for column in table.columns if column is not serial]
-        self._json = {c.key for c in table.columns if isinstance(c.type, FiniteJSON)}
         self._defaults = {c.key: c.default for c in table.columns if c.default is not None}
+        self.param = table.name
         names = ", ".join(self.columns)
-        values = ", ".join(f"%({name})s" for name in self.columns)
-        self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({values})"
+        self.sql = (
+            f"INSERT INTO {table.name} ({names}) SELECT {names} "
+            f"FROM jsonb_populate_recordset(NULL::{table.name}, %({self.param})s)"
+        )
 
-    def values(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> Jsonb:
+        return Jsonb([self._complete(row) for row in rows])
+
+    def _complete(self, row: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise ValueError(f"expected columns of the table, received {sorted(unknown)}")
-        bound: dict[str, Any] = {}
-        for name in self.columns:
-            value = row.get(name)
-            default = self._defaults.get(name)
-            if value is None and default is not None:
-                value = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
-            if name in self._json:  # orjson writes NaN and ±Infinity as null, as FiniteJSON
-                value = None if value is None else Jsonb(value)
-            elif isinstance(value, Enum):
-                value = value.value
-            bound[name] = value
-        return bound
+        complete = dict(row)
+        for name, default in self._defaults.items():
+            if complete.get(name) is None:
+                complete[name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+        return complete
 
 
 async def execute_one(

@@ -190,7 +190,8 @@ async def create_job(
         job=job,
         first_event=_first_event(job),
         idempotency=_idempotency_row(tenant_id, idempotency_key, digest, job["id"], now),
-        idempotency_expired_before=now - IDEMPOTENCY_WINDOW,
+        # The key's earlier use, when there was one, is past the window: replace it.
+        idempotency_expired_before=now - IDEMPOTENCY_WINDOW if facts.idempotency else None,
         datasets=[row_of(d) for d in new_datasets.values()],
     )
     message = TrainMessage(job["id"], queue, time_limit(ctx, job["max_runtime_seconds"]))

@@ -9,8 +9,8 @@ run in the thread pool. The checks on the facts are the use case's (``service.jo
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal,
     select,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent, WorkerBeat
-from service.pg import Compiled, InsertOf, compiled, reading, unavailable
+from service.pg import Compiled, RecordsetInsert, compiled, reading, unavailable
 
 Row = Mapping[str, Any]
 
@@ -95,30 +96,38 @@ def _statements() -> dict[str, Executable]:
 STATEMENTS = _statements()
 
 
-def _queued_statements() -> dict[str, Executable]:
-    """A batch's queue positions in two statements, whatever its size: per queue, the queued
-    jobs before the batch's first id (one count), then the queued ids from there on (the
-    batch and whatever committed beside it: a few). ``repo.jobs_ahead`` per job, in bulk."""
-    queued = and_(Job.status == JobStatus.queued.value, Job.queue == func.any(bindparam("queues")))
-    return {
-        "queued_before": select(Job.queue, func.count().label("ahead"))
-        .where(queued, Job.id < bindparam("first_id"))
-        .group_by(Job.queue),
-        "queued_from": select(Job.id, Job.queue)
-        .where(queued, Job.id >= bindparam("first_id"))
-        .order_by(Job.id),
-    }
+def _queued_statement() -> Select[Any]:
+    """Per queue of a batch (``queues``), the queued jobs before the batch's first id (a
+    count) and the ids from there on (the few committed beside the batch): its positions,
+    whatever its size, without a count per job (``repo.jobs_ahead`` in bulk). PostgreSQL."""
+    first = bindparam("first_id")
+    return (
+        select(
+            Job.queue,
+            func.count().filter(Job.id < first).label("before"),
+            func.array_agg(aggregate_order_by(Job.id, Job.id))
+            .filter(Job.id >= first)
+            .label("since"),
+        )
+        .where(Job.status == JobStatus.queued.value, Job.queue == func.any(bindparam("queues")))
+        .group_by(Job.queue)
+    )
 
 
-def _positions(before: list[Row], since: list[Row], ids: Sequence[str]) -> list[int]:
-    """Each job's queue position from ``_queued_statements``' rows: the queued jobs of its
-    queue before the batch, plus those from the batch's first id up to and with itself."""
-    ahead: Counter[str] = Counter({row["queue"]: int(row["ahead"]) for row in before})
+def _positions(queued: Sequence[Row], jobs: Sequence[NewRows]) -> list[int]:
+    """Each new job's position from ``_queued_statement``'s rows, read in the snapshot before
+    the batch's rows: the queued jobs of its queue before the batch, plus those (committed
+    or the batch's own) from the batch's first id up to and with itself."""
+    before = {row["queue"]: int(row["before"]) for row in queued}
+    since = {row["queue"]: row["since"] or [] for row in queued}
+    ours: dict[str, list[str]] = {}
+    for rows in jobs:
+        ours.setdefault(rows.job["queue"], []).append(rows.job["id"])
     positions: dict[str, int] = {}
-    for row in since:
-        ahead[row["queue"]] += 1
-        positions[row["id"]] = ahead[row["queue"]]
-    return [positions.get(job_id, 1) for job_id in ids]  # 1: claimed already, or cancelled
+    for queue, ids in ours.items():
+        for index, job_id in enumerate(sorted({*since.get(queue, []), *ids})):
+            positions[job_id] = before.get(queue, 0) + index + 1
+    return [positions[rows.job["id"]] for rows in jobs]
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ class NewRows:
     job: Row
     first_event: Row
     idempotency: Row | None = None
-    idempotency_expired_before: datetime | None = None
+    idempotency_expired_before: datetime | None = None  # delete the key's older row first
     datasets: Sequence[Row] = ()
 
 
@@ -223,16 +232,15 @@ class ThreadedSubmissions:
 
 
 class PostgresSubmissions:
-    """On the app's async psycopg pool (``service.pg``), each call pipelined into one round
-    trip: the reads on an autocommit connection, the writes in one transaction."""
+    """On the app's async psycopg pool (``service.pg``): each call is one statement."""
 
     def __init__(self, pool: AsyncConnectionPool, engine: Engine) -> None:
         self._pool = pool
         self._engine = engine
         self._facts_by_count: dict[int, Compiled] = {}
         self._sql: dict[str, Compiled] = {n: compiled(s, engine) for n, s in STATEMENTS.items()}
-        self._sql |= {n: compiled(s, engine) for n, s in _queued_statements().items()}
-        self._inserts = {t.name: InsertOf(t) for t in _tables()}
+        self._inserts = {t.name: RecordsetInsert(t) for t in _tables()}
+        self._write = self._write_statement()
 
     async def facts(self, query: FactsQuery) -> Facts:
         statement = self._facts_sql(len(query.dataset_ids))
@@ -255,41 +263,43 @@ class PostgresSubmissions:
             self._facts_by_count[datasets] = compiled(facts_statement(datasets), self._engine)
         return self._facts_by_count[datasets]
 
+    def _write_statement(self) -> Compiled:
+        """One statement writes a batch: each table's rows from one JSON parameter (a
+        data-modifying CTE each), and reads the queues as they were before (the CTEs' rows
+        are not in the statement's snapshot; ``_positions`` adds them)."""
+        inserts = ",\n".join(f"{name}_new AS ({i.sql})" for name, i in self._inserts.items())
+        sql, defaults = compiled(_queued_statement(), self._engine)
+        return f"WITH {inserts}\n{sql}", defaults
+
     async def insert(self, jobs: Sequence[NewRows]) -> list[int]:
-        by_table: dict[str, list[Row]] = {}
+        by_table: dict[str, list[Row]] = {name: [] for name in self._inserts}
         for rows in jobs:
             for table, row in _rows_in_order(rows):
-                by_table.setdefault(table.name, []).append(row)
+                by_table[table.name].append(row)
+        ids = [rows.job["id"] for rows in jobs]
+        params: dict[str, Any] = {n: self._inserts[n].rows(r) for n, r in by_table.items()}
+        params |= {"queues": sorted({rows.job["queue"] for rows in jobs}), "first_id": min(ids)}
+        expired = [r for r in jobs if r.idempotency and r.idempotency_expired_before]
         try:
-            async with self._pool.connection() as connection, connection.pipeline():
-                async with connection.transaction():
-                    for rows in jobs:
-                        if rows.idempotency_expired_before is not None and rows.idempotency:
-                            await self._rows(
-                                connection,
-                                "expired_idempotency",
-                                _key_of(rows.idempotency),
-                                expired_before=rows.idempotency_expired_before,
-                            )
-                    async with connection.cursor() as cursor:
-                        for table in _tables():  # datasets, jobs, events, keys: in that order
-                            if table.name in by_table:
-                                statement = self._inserts[table.name]
-                                values = [statement.values(row) for row in by_table[table.name]]
-                                await cursor.executemany(statement.sql, values)
-                ids = [rows.job["id"] for rows in jobs]
-                queued = {"queues": sorted({rows.job["queue"] for rows in jobs}),
-                          "first_id": min(ids)}  # fmt: skip
-                before = await self._rows(connection, "queued_before", queued)
-                since = await self._rows(connection, "queued_from", queued)
-                positions = _positions(await before.fetchall(), await since.fetchall(), ids)
+            async with self._pool.connection() as connection:
+                # One statement is its own transaction; replacing an expired key needs two.
+                async with connection.transaction() if expired else nullcontext():
+                    for rows in expired:
+                        assert rows.idempotency is not None
+                        key = {
+                            **_key_of(rows.idempotency),
+                            "expired_before": rows.idempotency_expired_before,
+                        }
+                        await self._execute(connection, self._sql["expired_idempotency"], key)
+                    cursor = await self._execute(connection, self._write, params)
+                    queued = await cursor.fetchall()
         except UniqueViolation as exc:
             if exc.diag.table_name == IdempotencyKey.__tablename__:
                 raise DuplicateKey from exc
             raise
         except OperationalError as exc:
             raise unavailable(exc) from exc
-        return positions
+        return _positions(queued, jobs)
 
     @staticmethod
     async def _execute(
@@ -297,16 +307,6 @@ class PostgresSubmissions:
     ) -> Any:
         sql, defaults = statement
         return await connection.execute(sql, {**defaults, **params}, prepare=True)
-
-    async def _rows(
-        self,
-        connection: AsyncConnection[Any],
-        name: str,
-        params: Mapping[str, Any] | None = None,
-        **more: Any,
-    ) -> Any:
-        sql, defaults = self._sql[name]
-        return await connection.execute(sql, {**defaults, **(params or {}), **more}, prepare=True)
 
 
 def row_of(entity: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from fastapi import FastAPI
 from fitq.queues import TRAIN_QUEUE
 from fitq.settings import Settings
 from fitq.store.db import make_engine, make_session_factory, transaction
-from fitq.store.models import Job
+from fitq.store.models import IdempotencyKey, Job
+from fitq.store.types import utcnow
 from service.main import create_app
 from tests.factories import tiny_job
 from tests.services import redis_db
@@ -117,3 +119,20 @@ def test_one_idempotency_key_in_a_batch_makes_one_job_and_fails_no_other(
     assert len(unkeyed) == 10 and not keyed & unkeyed
     assert len(_stored_jobs(store_url)) == 1 + 1 + 10  # the dataset's first job, the keyed, ten
     assert redis.Redis.from_url(broker).llen(TRAIN_QUEUE) == 12
+
+
+def test_a_key_past_its_window_is_replaced_by_the_new_job(
+    app: FastAPI, store_url: str, broker: str
+) -> None:
+    (first,) = asyncio.run(_submit_all(app, [{"Idempotency-Key": "old"}]))
+    sessions = make_session_factory(make_engine(store_url))
+    with transaction(sessions) as session:
+        key = session.get(IdempotencyKey, ("default", "old"))
+        assert key is not None and key.job_id == first.json()["id"]
+        key.created_at = utcnow() - timedelta(hours=25)
+    (second,) = asyncio.run(_submit_all(app, [{"Idempotency-Key": "old"}]))
+    assert second.status_code == 202 and "Idempotent-Replayed" not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+    with transaction(sessions) as session:
+        key = session.get(IdempotencyKey, ("default", "old"))
+        assert key is not None and key.job_id == second.json()["id"]
