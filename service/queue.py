@@ -58,6 +58,8 @@ class TaskQueue:
                         self._app.send_task(
                             TRAIN_TASK, args=[job_id], queue=queue, time_limit=time_limit,
                             ignore_result=True, producer=producer,
+                            # What Celery's saferepr would write, without its cost.
+                            argsrepr=f"['{job_id}']", kwargsrepr="{}",
                         )  # fmt: skip
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
             log.warning("could not send %d train messages: %r", len(messages), exc)

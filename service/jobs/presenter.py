@@ -63,6 +63,12 @@ def _spec(job_id: str, stored: dict[str, Any]) -> dict[str, Any]:
     return rendered
 
 
+def remember_spec(job_id: str, dumped: dict[str, Any]) -> None:
+    """A new job's spec as ``JobSpec.model_dump(mode="json")`` just wrote it: what ``_spec``
+    would render from it (no field has an alias), so its first read skips the validation."""
+    _specs.put(job_id, dumped)
+
+
 def _result(row: Mapping[str, Any]) -> dict[str, Any] | None:
     stored = row["result"]
     if stored is None:

@@ -56,7 +56,13 @@ from service.datasets.service import (
     stored_data,
 )
 from service.jobs.limits import DAY, check_job_limits, check_job_quotas
-from service.jobs.presenter import JOB_COLUMNS, columns_of, job_document, render_json
+from service.jobs.presenter import (
+    JOB_COLUMNS,
+    columns_of,
+    job_document,
+    remember_spec,
+    render_json,
+)
 from service.jobs.submission_store import DuplicateKey, FactsQuery, NewRows, row_of
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable, TrainMessage
@@ -247,13 +253,16 @@ def _new_job(
         ),
     )
     cap = ctx.settings.max_runtime_seconds
+    job_id = new_id(JOB_PREFIX)
+    dumped = spec.model_dump(mode="json")
+    remember_spec(job_id, dumped)
     return {
         **dict.fromkeys(JOB_COLUMNS),
-        "id": new_id(JOB_PREFIX),
+        "id": job_id,
         "tenant_id": tenant_id,
         "status": JobStatus.queued.value,
         "queue": queue,
-        "spec": spec.model_dump(mode="json"),
+        "spec": dumped,
         "created_at": now,
         "updated_at": now,
         "epochs": spec.fit.epochs,
