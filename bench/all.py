@@ -59,6 +59,11 @@ def table(results: dict[str, Any]) -> str:
     api = results["api"]
     base = api["baseline"]["rate"]
     get, post = api["get"]["rate"] / base, api["post"]["rate"] / base
+    cpu = {
+        name: f", API CPU {api[name]['api_cpu_ms']:.2f} ms/request"
+        if "api_cpu_ms" in api[name] else ""
+        for name in ("get", "post")
+    }  # fmt: skip
     t, m = results["workers"]["throughput"], results["workers"]["many_jobs"]
     listing = results["list"]["first"]
     same = "bit-identical" if seed["identical"] and tiny["identical"] else "**differ**"
@@ -76,10 +81,11 @@ def table(results: dict[str, Any]) -> str:
                                                     else "; **numbers differ**"),
          "bench.service_vs_keras"),
         ("4a. `GET /v1/jobs/{id}` under wrk", f"{base:,.0f} req/s (minimal FastAPI)",
-         f"{api['get']['rate']:,.0f} req/s, p99 {api['get']['p99_ms']:.0f} ms", f"{get:.2f}x",
+         f"{api['get']['rate']:,.0f} req/s, p99 {api['get']['p99_ms']:.0f} ms{cpu['get']}",
+         f"{get:.2f}x",
          "≥ 0.5x", _met(get >= 0.5), "bench.api_throughput"),
         ("4b. `POST /v1/jobs` by dataset id under wrk", f"{base:,.0f} req/s (minimal FastAPI)",
-         f"{api['post']['rate']:,.0f} req/s, p99 {api['post']['p99_ms']:.0f} ms",
+         f"{api['post']['rate']:,.0f} req/s, p99 {api['post']['p99_ms']:.0f} ms{cpu['post']}",
          f"{post:.2f}x", "≥ 0.3x", _met(post >= 0.3), "bench.api_throughput"),
         (f"5. training throughput, {t['rows']:,} x 784, {t['epochs']} epochs",
          f"{t['bare_samples_per_s']:,.0f} samples/s (bare `model.fit`)",
@@ -110,8 +116,8 @@ def profiles(results: dict[str, Any]) -> str:
     for name, profile in found.items():
         label = api_throughput.LABELS[name]
         parts.append(
-            f"Where the API process spends {label} (py-spy, {profile.samples} wall-clock "
-            "samples of its threads, idle ones left out; self = where a sample ended):"
+            f"Where the API process spends {label} (py-spy, {profile.samples} samples of the "
+            "thread holding the GIL; self = where a sample ended):"
         )
         parts.append("")
         parts.append(profile.table())

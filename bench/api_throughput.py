@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,17 +111,54 @@ def run(seconds: int, connections: int, profile: bool = False) -> dict[str, Any]
         }
         api_pid = stack.api.process.pid if stack.api else 0
         with profiled(api_pid, seconds, workdir / "get.txt", profile) as get_profile:
-            measured["get"] = wrk(
-                binary, f"{stack.base_url}/v1/jobs/{job['id']}", seconds, connections
-            )
+            measured["get"] = with_cpu(
+                api_pid, lambda: wrk(binary, f"{stack.base_url}/v1/jobs/{job['id']}", seconds, connections)
+            )  # fmt: skip
         with profiled(api_pid, seconds, workdir / "post.txt", profile) as post_profile:
-            measured["post"] = wrk(
-                binary, f"{stack.base_url}/v1/jobs", seconds, connections, script
-            )
+            measured["post"] = with_cpu(
+                api_pid, lambda: wrk(binary, f"{stack.base_url}/v1/jobs", seconds, connections, script)
+            )  # fmt: skip
     for name, found in (("get", get_profile), ("post", post_profile)):
         if found:
             measured["profiles"][name] = found[0]
     return measured
+
+
+def with_cpu(api_pid: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """wrk's figures, with the CPU the API process and PostgreSQL's processes used meanwhile:
+    ``api_cpu_ms`` per request, and each one's share of a core (``api_cores``, ``pg_cores``)."""
+    before_api, before_pg, started = _cpu(api_pid), _postgres_cpu(), time.monotonic()
+    result = run()
+    elapsed = time.monotonic() - started
+    api, pg = _cpu(api_pid) - before_api, _postgres_cpu() - before_pg
+    requests = result["rate"] * elapsed
+    return result | {
+        "api_cpu_ms": 1000 * api / requests if requests else float("nan"),
+        "api_cores": api / elapsed,
+        "pg_cores": pg / elapsed,
+    }
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process alive now (the server and its backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu(int(entry.name))
+            except OSError:
+                continue
+    return total
 
 
 LABELS = {
@@ -139,14 +178,20 @@ def main() -> None:
     args = parser.parse_args()
     measured = run(args.seconds, args.connections, args.profile)
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, one uvicorn process each, loopback")
-    print("| request | req/s | p99 (ms) | / baseline | non-2xx |")
-    print("|---|---|---|---|---|")
+    print("| request | req/s | p99 (ms) | / baseline | non-2xx | API CPU/request | PostgreSQL |")
+    print("|---|---|---|---|---|---|---|")
     for name, label in LABELS.items():
         result = measured[name]
         ratio = result["rate"] / measured["baseline"]["rate"]
+        cpu = (
+            f"{result['api_cpu_ms']:.2f} ms ({result['api_cores']:.2f} cores) "
+            f"| {result['pg_cores']:.2f} cores"
+            if "api_cpu_ms" in result
+            else "| "
+        )
         print(
             f"| {label} | {result['rate']:,.0f} | {result['p99_ms']:.1f} | {ratio:.2f}x "
-            f"| {result['non_2xx']} |"
+            f"| {result['non_2xx']} | {cpu} |"
         )
     for name, profile in measured["profiles"].items():
         print(f"\nWhere the API process spends {LABELS[name]} (py-spy, {profile.samples} samples)")
