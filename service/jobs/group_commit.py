@@ -6,8 +6,8 @@ Nothing waits to fill a batch: a lone submission is written at once, and batches
 under load, when each transaction and each broker hop would otherwise be paid per job. Two
 batches may be in flight at once (``WRITERS``), each its own transaction. The
 order of rule 1 holds per batch: rows committed, then ids sent. One submission's bad row (an
-idempotency key a concurrent request took) never fails the others: a batch that fails is
-retried one submission at a time."""
+idempotency key a concurrent request took) never fails the others: such a batch is retried
+one submission at a time. A store that fails fails the batch's submissions at once (503)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from anyio import to_thread
 
-from service.jobs.submission_store import NewRows, SubmissionStore
+from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionStore
 from service.queue import TrainMessage
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,11 @@ class _Pending:
             self.done.set_result(outcome)
 
 
+def _consume(done: asyncio.Future[Written]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 class GroupCommit:
     def __init__(
         self,
@@ -76,6 +81,8 @@ class GroupCommit:
     async def write(self, rows: NewRows, message: TrainMessage) -> Written:
         """Commits the job's rows, then sends its message; with whatever else is waiting."""
         pending = _Pending(rows, message)
+        # Its outcome is consumed even when the request went away (no "never retrieved").
+        pending.done.add_done_callback(_consume)
         self._pending.append(pending)
         if len(self._writers) < self._max_writers:
             writer = asyncio.create_task(self._write_all())
@@ -99,12 +106,16 @@ class GroupCommit:
     async def _write(self, batch: list[_Pending]) -> None:
         try:
             positions = await self._store.insert([p.rows for p in batch])
-        except Exception as exc:
+        except DuplicateKey as exc:
             if len(batch) == 1:
                 batch[0].settle(exc)
                 return
-            for pending in batch:  # find the one that failed; the others are written
+            for pending in batch:  # find the one whose key is taken; the others are written
                 await self._write([pending])
+            return
+        except Exception as exc:  # the store itself failed (503): every one of them, at once
+            for pending in batch:
+                pending.settle(exc)
             return
         self.batches += 1
         self.largest = max(self.largest, len(batch))

@@ -5,7 +5,7 @@ its idempotent replay — on SQLite and PostgreSQL, with a real Redis broker."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,16 @@ import pytest
 import redis
 from fastapi import FastAPI
 
+from fitq.errors import FitqError, RequestErrorType
 from fitq.queues import TRAIN_QUEUE
 from fitq.settings import Settings
 from fitq.store.db import make_engine, make_session_factory, transaction
 from fitq.store.models import IdempotencyKey, Job
 from fitq.store.types import utcnow
+from service.jobs.group_commit import GroupCommit, Written
+from service.jobs.submission_store import DuplicateKey, NewRows
 from service.main import create_app
+from service.queue import TrainMessage
 from tests.factories import tiny_job
 from tests.services import redis_db
 
@@ -136,3 +140,60 @@ def test_a_key_past_its_window_is_replaced_by_the_new_job(
     with transaction(sessions) as session:
         key = session.get(IdempotencyKey, ("default", "old"))
         assert key is not None and key.job_id == second.json()["id"]
+
+
+class _StoreThatFails:
+    """A store whose writes fail as told: the batching logic alone, no database."""
+
+    def __init__(self, error: Callable[[list[str]], Exception | None]) -> None:
+        self.error = error
+        self.batches: list[list[str]] = []
+
+    async def facts(self, query: Any) -> Any:
+        raise NotImplementedError
+
+    async def insert(self, jobs: Any) -> list[int]:
+        ids = [rows.job["id"] for rows in jobs]
+        self.batches.append(ids)
+        failure = self.error(ids)
+        if failure is not None:
+            raise failure
+        return list(range(1, len(ids) + 1))
+
+
+def _write_all(store: _StoreThatFails, count: int) -> tuple[list[Any], list[str]]:
+    sent: list[str] = []
+
+    def send(messages: Any) -> list[bool]:
+        sent.extend(m.job_id for m in messages)
+        return [True] * len(messages)
+
+    async def run() -> list[Any]:
+        commit = GroupCommit(store, send)  # type: ignore[arg-type]
+        writes = [
+            commit.write(NewRows(job={"id": f"job_{i}", "queue": "cpu"}, first_event={}),
+                         TrainMessage(f"job_{i}", "cpu", 60.0))
+            for i in range(count)
+        ]  # fmt: skip
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    return asyncio.run(run()), sent
+
+
+def test_a_store_that_fails_fails_each_submission_of_the_batch_once() -> None:
+    """No retry one at a time when the store is down: that would wait out the pool per job."""
+    store = _StoreThatFails(lambda ids: FitqError(503, RequestErrorType.unavailable, "down"))
+    results, sent = _write_all(store, 8)
+    assert all(isinstance(r, FitqError) and r.status_code == 503 for r in results)
+    assert sum(len(batch) for batch in store.batches) == 8
+    assert sent == []
+
+
+def test_a_taken_key_fails_its_submission_alone() -> None:
+    store = _StoreThatFails(
+        lambda ids: DuplicateKey() if len(ids) > 1 or ids == ["job_3"] else None
+    )
+    results, sent = _write_all(store, 8)
+    assert isinstance(results[3], DuplicateKey)
+    assert all(isinstance(r, Written) and r.sent for i, r in enumerate(results) if i != 3)
+    assert sorted(sent) == sorted(f"job_{i}" for i in range(8) if i != 3)
