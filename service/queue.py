@@ -45,7 +45,7 @@ class TaskQueue:
     def send_train(
         self, job_id: str, queue: str = TRAIN_QUEUE, time_limit: float | None = None
     ) -> None:
-        self._send(TRAIN_TASK, job_id, queue, time_limit=time_limit)
+        self.send_train_many([TrainMessage(job_id, queue, time_limit)])
 
     def send_train_many(self, messages: Sequence[TrainMessage]) -> None:
         """Several jobs' ids in one broker round trip where the transport can batch (kombu's
@@ -68,11 +68,9 @@ class TaskQueue:
     def send_ingest(self, dataset_id: str) -> None:
         self._send(INGEST_TASK, dataset_id, DATASETS_QUEUE)
 
-    def _send(self, task: str, id_: str, queue: str, time_limit: float | None = None) -> None:
+    def _send(self, task: str, id_: str, queue: str) -> None:
         try:
-            self._app.send_task(
-                task, args=[id_], queue=queue, time_limit=time_limit, ignore_result=True
-            )
+            self._app.send_task(task, args=[id_], queue=queue, ignore_result=True)
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
             log.warning("could not send %s(%s) to %s: %r", task, id_, queue, exc)
             raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc

@@ -3,9 +3,10 @@ idempotency key, the referenced datasets, the tenant's usage, the live queues) a
 (the rows of one or more jobs — each job, its first event, its idempotency key and any inline
 datasets — in one transaction, answering each job's queue position).
 
-On PostgreSQL both run on the app's async psycopg pool, pipelined: one round trip each, no
-thread, no ORM. Elsewhere (SQLite, the embedded default) the same SQLAlchemy Core statements
-run in the thread pool. The checks on the facts are the use case's (``service.jobs.service``)."""
+On PostgreSQL each is one statement on the app's async psycopg pool: no thread, no ORM (a
+batch's rows go in as one JSON parameter per table). Elsewhere (SQLite, the embedded default)
+the same SQLAlchemy Core statements run in the thread pool, a row at a time. The checks on
+the facts are the use case's (``service.jobs.service``); batching is ``GroupCommit``'s."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection, OperationalError
@@ -56,6 +58,7 @@ def _idempotency_key() -> ColumnElement[bool]:
     )
 
 
+@lru_cache(maxsize=8)
 def facts_statement(datasets: int) -> Select[Any]:
     """Everything a submission's checks read, in one statement: a row per referenced dataset
     of the tenant (or one row without), each with the tenant's usage, the live workers'

@@ -28,11 +28,9 @@ from fitq.store.repository.events import (
     list_events,
 )
 from fitq.store.repository.jobs import (
-    add_idempotency_key,
     add_job,
     cancel,
     cancel_queued,
-    delete_idempotency_key,
     delete_job,
     fail_queued,
     fail_unsent,
@@ -108,7 +106,6 @@ __all__ = [
     "add_api_key",
     "add_dataset",
     "add_event",
-    "add_idempotency_key",
     "add_job",
     "beat_worker",
     "cancel",
@@ -119,7 +116,6 @@ __all__ = [
     "dataset_bytes_total",
     "datasets_by_status",
     "delete_dataset",
-    "delete_idempotency_key",
     "delete_job",
     "expired_datasets",
     "expired_leases",

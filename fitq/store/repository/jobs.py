@@ -16,14 +16,8 @@ from fitq.store.repository.events import add_event
 from fitq.store.types import utcnow
 
 
-def add_job(session: Session, job: Job, first_event: dict[str, Any] | None = None) -> None:
-    """A new job, with its first ``status`` event (seq 1) written alongside it."""
+def add_job(session: Session, job: Job) -> None:
     session.add(job)
-    if first_event is not None:
-        job.event_seq = 1
-        session.add(
-            JobEvent(job_id=job.id, tenant_id=job.tenant_id, seq=1, type="status", data=first_event)
-        )
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
@@ -105,14 +99,6 @@ def delete_job(session: Session, job: Job) -> None:
 
 def get_idempotency_key(session: Session, tenant_id: str, key: str) -> IdempotencyKey | None:
     return session.get(IdempotencyKey, (tenant_id, key))
-
-
-def add_idempotency_key(session: Session, row: IdempotencyKey) -> None:
-    session.add(row)
-
-
-def delete_idempotency_key(session: Session, row: IdempotencyKey) -> None:
-    session.delete(row)
 
 
 def mark_sent(session: Session, job_id: str, now: datetime) -> None:
