@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from psycopg import AsyncConnection, OperationalError
+from psycopg import AsyncConnection, AsyncCursor, OperationalError
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
@@ -57,6 +57,14 @@ def compiled(statement: Executable, engine: Engine) -> Compiled:
     return str(found), defaults
 
 
+async def execute(
+    connection: AsyncConnection[Any], statement: Compiled, params: Mapping[str, Any]
+) -> AsyncCursor[Any]:
+    """A compiled statement with its literal binds and ``params``, prepared server-side."""
+    sql, defaults = statement
+    return await connection.execute(sql, {**defaults, **params}, prepare=True)
+
+
 def unavailable(exc: Exception) -> FitqError:
     return FitqError(503, RequestErrorType.unavailable, f"the job store is unavailable: {exc}")
 
@@ -96,11 +104,10 @@ async def execute_one(
     pool: AsyncConnectionPool, statement: Compiled, params: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """One prepared statement's first row (see ``reading``)."""
-    sql, defaults = statement
 
     async def one() -> dict[str, Any] | None:
         async with pool.connection() as connection:
-            cursor = await connection.execute(sql, {**defaults, **params}, prepare=True)
+            cursor = await execute(connection, statement, params)
             return await cursor.fetchone()  # type: ignore[no-any-return]
 
     return await reading(pool, one)

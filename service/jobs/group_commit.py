@@ -12,7 +12,6 @@ one submission at a time. A store that fails fails the batch's submissions at on
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,8 +19,6 @@ from anyio import to_thread
 
 from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionStore
 from service.queue import TrainMessage
-
-log = logging.getLogger(__name__)
 
 # Sends the messages of committed jobs; False for each one the broker refused (the job is
 # then failed as ``broker_unavailable``). Runs in a worker thread.

@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-from psycopg import AsyncConnection, OperationalError
+from psycopg import OperationalError
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent, WorkerBeat
-from service.pg import Compiled, RecordsetInsert, compiled, reading, unavailable
+from service.pg import Compiled, RecordsetInsert, compiled, execute, reading, unavailable
 
 Row = Mapping[str, Any]
 
@@ -250,12 +250,12 @@ class PostgresSubmissions:
 
         async def read() -> Facts:
             async with self._pool.connection() as connection:
-                cursor = await self._execute(connection, statement, _facts_params(query))
+                cursor = await execute(connection, statement, _facts_params(query))
                 rows = await cursor.fetchall()
                 gpu = []
                 if query.gpu_since is not None:
                     params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
-                    cursor = await self._execute(connection, self._sql["gpu_use"], params)
+                    cursor = await execute(connection, self._sql["gpu_use"], params)
                     gpu = await cursor.fetchall()
             return _facts(rows, gpu)
 
@@ -293,8 +293,8 @@ class PostgresSubmissions:
                             **_key_of(rows.idempotency),
                             "expired_before": rows.idempotency_expired_before,
                         }
-                        await self._execute(connection, self._sql["expired_idempotency"], key)
-                    cursor = await self._execute(connection, self._write, params)
+                        await execute(connection, self._sql["expired_idempotency"], key)
+                    cursor = await execute(connection, self._write, params)
                     queued = await cursor.fetchall()
         except UniqueViolation as exc:
             if exc.diag.table_name == IdempotencyKey.__tablename__:
@@ -303,13 +303,6 @@ class PostgresSubmissions:
         except OperationalError as exc:
             raise unavailable(exc) from exc
         return _positions(queued, jobs)
-
-    @staticmethod
-    async def _execute(
-        connection: AsyncConnection[Any], statement: Compiled, params: Mapping[str, Any]
-    ) -> Any:
-        sql, defaults = statement
-        return await connection.execute(sql, {**defaults, **params}, prepare=True)
 
 
 def row_of(entity: Any) -> dict[str, Any]:
