@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sweeper:
                 sweeper.stop()
-            ctx.queue.close()
+            await ctx.queue.aclose()
             if pool is not None:
                 await pool.close()
             engine.dispose()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any, NamedTuple
 
+from anyio import to_thread
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 
@@ -22,6 +23,7 @@ from fitq.queues import (
     prepare_broker,
 )
 from fitq.settings import Settings
+from service.redis_publish import RedisTrainPublisher
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,13 @@ class TaskQueue:
         prepare_broker(settings)
         self._app = Celery("fitq-api")
         self._app.conf.update(celery_config(settings))
+        url = settings.resolved_broker_url
+        # On Redis, the submissions' messages go out from the event loop (service.redis_publish).
+        self._train_publisher = (
+            RedisTrainPublisher(self._app, url, settings.send_timeout_seconds)
+            if url.startswith(("redis://", "rediss://"))
+            else None
+        )
 
     def send_train(
         self, job_id: str, queue: str = TRAIN_QUEUE, time_limit: float | None = None
@@ -62,6 +71,18 @@ class TaskQueue:
                             argsrepr=f"['{job_id}']", kwargsrepr="{}",
                         )  # fmt: skip
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
+            log.warning("could not send %d train messages: %r", len(messages), exc)
+            raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
+
+    async def send_train_async(self, messages: Sequence[TrainMessage]) -> None:
+        """``send_train_many`` for the event loop: on Redis without a thread (the hot path of
+        a submission), elsewhere Celery's send in a worker thread."""
+        if self._train_publisher is None:
+            await to_thread.run_sync(self.send_train_many, messages)
+            return
+        try:
+            await self._train_publisher.send(messages)
+        except Exception as exc:  # redis-py raises after the publisher's retries
             log.warning("could not send %d train messages: %r", len(messages), exc)
             raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
 
@@ -99,6 +120,12 @@ class TaskQueue:
             return True
         except Exception:
             return False
+
+    async def aclose(self) -> None:
+        """``close``, and the event loop's Redis client."""
+        if self._train_publisher is not None:
+            await self._train_publisher.close()
+        self.close()
 
     def close(self) -> None:
         self._app.close()

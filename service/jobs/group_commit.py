@@ -12,17 +12,15 @@ one submission at a time. A store that fails fails the batch's submissions at on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-
-from anyio import to_thread
 
 from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionStore
 from service.queue import TrainMessage
 
 # Sends the messages of committed jobs; False for each one the broker refused (the job is
-# then failed as ``broker_unavailable``). Runs in a worker thread.
-Send = Callable[[Sequence[TrainMessage]], list[bool]]
+# then failed as ``broker_unavailable``).
+Send = Callable[[Sequence[TrainMessage]], Awaitable[list[bool]]]
 
 MAX_BATCH = 64
 # Batches in flight at once: one commits while another is being sent, and a slow commit
@@ -116,6 +114,6 @@ class GroupCommit:
             return
         self.batches += 1
         self.largest = max(self.largest, len(batch))
-        sent = await to_thread.run_sync(self._send, [p.message for p in batch])
+        sent = await self._send([p.message for p in batch])
         for pending, position, ok in zip(batch, positions, sent, strict=True):
             pending.settle(Written(position, ok))

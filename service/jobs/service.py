@@ -315,24 +315,32 @@ def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | 
     """Send the job's id (a re-send: the sweeper's); a broker that refuses fails the job with
     ``broker_unavailable``. The send is counted (``sends``, ``last_sent_at``, for the
     sweeper's re-send backoff)."""
-    if not send_jobs(ctx, [TrainMessage(job_id, queue, time_limit(ctx, max_runtime))])[0]:
+    message = TrainMessage(job_id, queue, time_limit(ctx, max_runtime))
+    try:
+        ctx.queue.send_train_many([message])
+    except BrokerUnavailable as exc:
+        _fail_unsent(ctx, [message], str(exc))
         return False
     with transaction(ctx.sessions) as session:
         repo.mark_sent(session, job_id, utcnow())
     return True
 
 
-def send_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
+async def send_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
     """Send committed jobs' ids, in one broker round trip; if the broker refuses, each job
     fails with ``broker_unavailable``. New jobs were counted as sent in the rows committed."""
     try:
-        ctx.queue.send_train_many(messages)
+        await ctx.queue.send_train_async(messages)
     except BrokerUnavailable as exc:
-        with transaction(ctx.sessions) as session:
-            for message in messages:
-                repo.fail_unsent(session, message.job_id, str(exc))
+        await to_thread.run_sync(_fail_unsent, ctx, messages, str(exc))
         return [False] * len(messages)
     return [True] * len(messages)
+
+
+def _fail_unsent(ctx: ServiceContext, messages: Sequence[TrainMessage], reason: str) -> None:
+    with transaction(ctx.sessions) as session:
+        for message in messages:
+            repo.fail_unsent(session, message.job_id, reason)
 
 
 def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:

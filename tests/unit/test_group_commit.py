@@ -164,7 +164,7 @@ class _StoreThatFails:
 def _write_all(store: _StoreThatFails, count: int) -> tuple[list[Any], list[str]]:
     sent: list[str] = []
 
-    def send(messages: Any) -> list[bool]:
+    async def send(messages: Any) -> list[bool]:
         sent.extend(m.job_id for m in messages)
         return [True] * len(messages)
 
