@@ -157,3 +157,17 @@ class WorkerBeat(Base):
     queues: Mapped[str] = mapped_column(String(255))  # comma-separated
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobCount(Base):
+    """Jobs counted by kind, kept by triggers on ``jobs`` (PostgreSQL only, migration 0009):
+    ``active`` — a tenant's queued + running jobs (``name``: the tenant), ``queued`` — a
+    queue's queued jobs (``name``: the queue). A submission reads these instead of counting
+    rows, which costs as many index entries as there are jobs waiting. Elsewhere (SQLite)
+    the table does not exist and the counts are computed."""
+
+    __tablename__ = "job_counts"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jobs: Mapped[int] = mapped_column(BigInteger, default=0)

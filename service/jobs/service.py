@@ -338,8 +338,8 @@ async def send_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> li
 
 
 def _fail_unsent(ctx: ServiceContext, messages: Sequence[TrainMessage], reason: str) -> None:
-    with transaction(ctx.sessions) as session:
-        for message in messages:
+    for message in messages:  # a job per transaction, as every change of a job's status
+        with transaction(ctx.sessions) as session:
             repo.fail_unsent(session, message.job_id, reason)
 
 

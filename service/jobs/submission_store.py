@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
-from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent, WorkerBeat
+from fitq.store.models import Dataset, IdempotencyKey, Job, JobCount, JobEvent, WorkerBeat
 from service.pg import Compiled, RecordsetInsert, compiled, execute, reading, unavailable
 
 Row = Mapping[str, Any]
@@ -59,12 +59,14 @@ def _idempotency_key() -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=8)
-def facts_statement(datasets: int) -> Select[Any]:
+def facts_statement(datasets: int, kept_counts: bool = False) -> Select[Any]:
     """Everything a submission's checks read, in one statement: a row per referenced dataset
     of the tenant (or one row without), each with the tenant's usage, the live workers'
     queues (``;``-joined, when ``live_since`` is set) and the idempotency key's earlier use
-    (when ``key`` is set). Binds: ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
+    (when ``key`` is set). ``kept_counts``: the active jobs as the triggers keep them
+    (PostgreSQL), not counted. Binds: ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
     tenant = bindparam("tenant_id")
+    active = repo.kept_count("active", tenant) if kept_counts else repo.active_jobs_count(tenant)
 
     def earlier(column: Any) -> Any:
         return select(column).where(_idempotency_key()).scalar_subquery()
@@ -76,7 +78,7 @@ def facts_statement(datasets: int) -> Select[Any]:
     referenced = and_(Dataset.tenant_id == tenant, Dataset.id.in_(ids)) if ids else false()
     one_row = select(literal(1).label("one")).subquery("one")
     return select(
-        repo.active_jobs_count(tenant).scalar_subquery().label("active_jobs"),
+        active.scalar_subquery().label("active_jobs"),
         repo.dataset_bytes_total(tenant).scalar_subquery().label("stored_bytes"),
         live.scalar_subquery().label("live_queues"),
         earlier(IdempotencyKey.request_hash).label("key_request_hash"),
@@ -100,29 +102,30 @@ STATEMENTS = _statements()
 
 
 def _queued_statement() -> Select[Any]:
-    """Per queue of a batch (``queues``), the queued jobs before the batch's first id (a
-    count) and the ids from there on (the few committed beside the batch): its positions,
-    whatever its size, without a count per job (``repo.jobs_ahead`` in bulk). PostgreSQL."""
-    first = bindparam("first_id")
-    return (
-        select(
-            Job.queue,
-            func.count().filter(Job.id < first).label("before"),
-            func.array_agg(aggregate_order_by(Job.id, Job.id))
-            .filter(Job.id >= first)
-            .label("since"),
+    """Per queue of a batch (``queues``), its queued jobs (the kept count) and the queued ids
+    from the batch's first id on (the few committed beside the batch, a short index range):
+    its positions, whatever its size and however long the queue, without a count per job
+    (``repo.jobs_ahead`` in bulk). PostgreSQL (``JobCount``)."""
+    since = (
+        select(func.array_agg(aggregate_order_by(Job.id, Job.id)))
+        .where(
+            Job.queue == JobCount.name,
+            Job.status == JobStatus.queued.value,
+            Job.id >= bindparam("first_id"),
         )
-        .where(Job.status == JobStatus.queued.value, Job.queue == func.any(bindparam("queues")))
-        .group_by(Job.queue)
+        .scalar_subquery()
     )
+    return select(
+        JobCount.name.label("queue"), JobCount.jobs.label("queued"), since.label("since")
+    ).where(JobCount.kind == "queued", JobCount.name == func.any(bindparam("queues")))
 
 
 def _positions(queued: Sequence[Row], jobs: Sequence[NewRows]) -> list[int]:
     """Each new job's position from ``_queued_statement``'s rows, read in the snapshot before
-    the batch's rows: the queued jobs of its queue before the batch, plus those (committed
-    or the batch's own) from the batch's first id up to and with itself."""
-    before = {row["queue"]: int(row["before"]) for row in queued}
+    the batch's rows: the queued jobs of its queue before the batch's first id, plus those
+    (committed or the batch's own) from there up to and with itself."""
     since = {row["queue"]: row["since"] or [] for row in queued}
+    before = {row["queue"]: int(row["queued"]) - len(since[row["queue"]]) for row in queued}
     ours: dict[str, list[str]] = {}
     for rows in jobs:
         ours.setdefault(rows.job["queue"], []).append(rows.job["id"])
@@ -263,7 +266,8 @@ class PostgresSubmissions:
 
     def _facts_sql(self, datasets: int) -> Compiled:
         if datasets not in self._facts_by_count:  # at most one per split (train, validation, test)
-            self._facts_by_count[datasets] = compiled(facts_statement(datasets), self._engine)
+            statement = facts_statement(datasets, kept_counts=True)
+            self._facts_by_count[datasets] = compiled(statement, self._engine)
         return self._facts_by_count[datasets]
 
     def _write_statement(self) -> Compiled:

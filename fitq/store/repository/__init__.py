@@ -83,6 +83,7 @@ from fitq.store.repository.usage import (
     gpu_seconds_since,
     gpu_use_since,
     jobs_by_status,
+    kept_count,
     queued_by_queue,
     tenant_ids,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "job_control",
     "jobs_ahead",
     "jobs_by_status",
+    "kept_count",
     "list_api_keys",
     "list_datasets",
     "list_events",

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from fitq.statuses import JobStatus
-from fitq.store.models import ApiKey, Dataset, Job
+from fitq.store.models import ApiKey, Dataset, Job, JobCount
 from fitq.store.types import utcnow
 
 
@@ -24,6 +24,12 @@ def active_jobs_count(tenant_id: Any) -> Select[tuple[int]]:
             or_(Job.status == JobStatus.queued.value, Job.status == JobStatus.running.value),
         )
     )
+
+
+def kept_count(kind: str, name: Any) -> Select[tuple[int]]:
+    """A count the triggers keep (``JobCount``, PostgreSQL): ``active`` jobs of a tenant is
+    ``active_jobs_count``, ``queued`` jobs of a queue; no row means none."""
+    return select(JobCount.jobs).where(JobCount.kind == kind, JobCount.name == name)
 
 
 def dataset_bytes_total(tenant_id: Any) -> Select[tuple[int]]:
