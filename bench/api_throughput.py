@@ -39,6 +39,9 @@ JOB = {"id": "job_x", "status": "succeeded", "history": [{"loss": 0.5, "mae": 0.
 @app.get("/job")
 def job() -> dict:
     return JOB
+@app.get("/job-async")
+async def job_async() -> dict:
+    return JOB
 """
 
 
@@ -107,6 +110,9 @@ def run(seconds: int, connections: int, profile: bool = False) -> dict[str, Any]
         )
         measured: dict[str, Any] = {
             "baseline": wrk(binary, base_url + "/job", seconds, connections),
+            # For reference, not the ratios' base: a plain ``def`` runs in FastAPI's thread
+            # pool, whose hop costs more on some machines than others.
+            "baseline_async": wrk(binary, base_url + "/job-async", seconds, connections),
             "profiles": {},
         }
         api_pid = stack.api.process.pid if stack.api else 0
@@ -163,6 +169,7 @@ def _postgres_cpu() -> float:
 
 LABELS = {
     "baseline": "minimal FastAPI JSON endpoint (baseline)",
+    "baseline_async": "the same endpoint as `async def` (reference)",
     "get": "GET /v1/jobs/{id} (seed-size job, 10-epoch history)",
     "post": "POST /v1/jobs (data by dataset id)",
 }
