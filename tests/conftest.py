@@ -40,6 +40,8 @@ def _truncate(factory: sessionmaker[Session]) -> None:
     with factory() as session, session.begin():
         session.execute(text("DELETE FROM jobs"))
         session.execute(text("DELETE FROM datasets"))
+        # A live worker left by one test would route the next one's jobs to its queues.
+        session.execute(text("DELETE FROM workers"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

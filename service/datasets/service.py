@@ -5,7 +5,7 @@ resolved for the caller's tenant."""
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -26,8 +26,28 @@ from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable
 
 
+class StoredDataset(Protocol):
+    """What a job's checks read of a stored dataset: a ``Dataset`` row, or its columns of the
+    same names as a submission read them (``service.jobs.submission_store.DatasetFacts``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def rows(self) -> int | None: ...
+    @property
+    def x_shape(self) -> list[int] | None: ...
+    @property
+    def y_shape(self) -> list[int] | None: ...
+    @property
+    def stats(self) -> dict[str, Any] | None: ...
+    @property
+    def labels(self) -> list[str] | None: ...
+
+
 def resolve_reference(
-    dataset: Dataset | None, split: str, ref: DatasetRef
+    dataset: StoredDataset | None, split: str, ref: DatasetRef
 ) -> tuple[StoredData, SplitData]:
     """The caller's ready dataset (``dataset``: the tenant's row with the referenced id, if
     any), as the job stores it and as the submit checks see it."""
@@ -41,7 +61,7 @@ def resolve_reference(
     return stored_data(dataset), _split_of(dataset)
 
 
-def _split_of(dataset: Dataset) -> SplitData:
+def _split_of(dataset: StoredDataset) -> SplitData:
     assert dataset.x_shape is not None and dataset.y_shape is not None
     stats = dataset.stats or {}
 
@@ -99,7 +119,7 @@ def store_inline(artifacts: ArtifactStore, tenant_id: str, arrays: InlineArrays)
     )
 
 
-def stored_data(dataset: Dataset) -> StoredData:
+def stored_data(dataset: StoredDataset) -> StoredData:
     assert dataset.x_shape is not None and dataset.y_shape is not None
     return StoredData(
         dataset_id=dataset.id,

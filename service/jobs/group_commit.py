@@ -1,6 +1,6 @@
 """Group commit for job submissions: the submissions that arrive while a write is in flight
 share the next one — one transaction for their rows, then one broker round trip for their
-messages — as PostgreSQL's own group commit shares a WAL flush.
+messages — as PostgreSQL's own group commit shares a WAL flush (``service.batching``).
 
 Nothing waits to fill a batch: a lone submission is written at once, and batches grow only
 under load, when each transaction and each broker hop would otherwise be paid per job. Two
@@ -11,10 +11,10 @@ one submission at a time. A store that fails fails the batch's submissions at on
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from service.batching import Batcher
 from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionStore
 from service.queue import TrainMessage
 
@@ -34,26 +34,7 @@ class Written:
     sent: bool
 
 
-@dataclass
-class _Pending:
-    rows: NewRows
-    message: TrainMessage
-    done: asyncio.Future[Written] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def settle(self, outcome: Written | BaseException) -> None:
-        if self.done.done():  # the request went away; the job stands
-            return
-        if isinstance(outcome, BaseException):
-            self.done.set_exception(outcome)
-        else:
-            self.done.set_result(outcome)
-
-
-def _consume(done: asyncio.Future[Written]) -> None:
-    if not done.cancelled():
-        done.exception()
+Submission = tuple[NewRows, TrainMessage]
 
 
 class GroupCommit:
@@ -66,54 +47,27 @@ class GroupCommit:
     ) -> None:
         self._store = store
         self._send = send
-        self._max_batch = max_batch
-        self._max_writers = writers
-        self._pending: list[_Pending] = []
-        self._writers: set[asyncio.Task[None]] = set()
+        self._batcher: Batcher[Submission, Written] = Batcher(self._write, max_batch, writers)
         self.batches = 0  # written so far, for tests and metrics
         self.largest = 0
 
     async def write(self, rows: NewRows, message: TrainMessage) -> Written:
         """Commits the job's rows, then sends its message; with whatever else is waiting."""
-        pending = _Pending(rows, message)
-        # Its outcome is consumed even when the request went away (no "never retrieved").
-        pending.done.add_done_callback(_consume)
-        self._pending.append(pending)
-        if len(self._writers) < self._max_writers:
-            writer = asyncio.create_task(self._write_all())
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
-        # Shielded: a request that goes away does not cancel the batch its job is in.
-        return await asyncio.shield(pending.done)
+        return await self._batcher.submit((rows, message))
 
-    async def _write_all(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                await self._write(batch)
-            except BaseException as exc:  # settle every waiter, whatever went wrong
-                for pending in batch:
-                    pending.settle(exc)
-                if not isinstance(exc, Exception):
-                    raise
-
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: Sequence[Submission]) -> list[Written | BaseException]:
         try:
-            positions = await self._store.insert([p.rows for p in batch])
+            positions = await self._store.insert([rows for rows, _ in batch])
         except DuplicateKey as exc:
             if len(batch) == 1:
-                batch[0].settle(exc)
-                return
-            for pending in batch:  # find the one whose key is taken; the others are written
-                await self._write([pending])
-            return
+                return [exc]
+            outcomes: list[Written | BaseException] = []
+            for one in batch:  # find the one whose key is taken; the others are written
+                outcomes += await self._write([one])
+            return outcomes
         except Exception as exc:  # the store itself failed (503): every one of them, at once
-            for pending in batch:
-                pending.settle(exc)
-            return
+            return [exc] * len(batch)
         self.batches += 1
         self.largest = max(self.largest, len(batch))
-        sent = await self._send([p.message for p in batch])
-        for pending, position, ok in zip(batch, positions, sent, strict=True):
-            pending.settle(Written(position, ok))
+        sent = await self._send([message for _, message in batch])
+        return [Written(p, ok) for p, ok in zip(positions, sent, strict=True)]

@@ -49,6 +49,7 @@ from fitq.store.types import utcnow
 from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
 from service.datasets.service import (
+    StoredDataset,
     ensure_storage,
     inline_split,
     resolve_reference,
@@ -79,7 +80,9 @@ def referenced_ids(body: JobCreate) -> list[str]:
     return [src.dataset_id for src in body.data.sources().values() if isinstance(src, DatasetRef)]
 
 
-def check_job(settings: Settings, datasets: Mapping[str, Dataset], body: JobCreate) -> CheckedJob:
+def check_job(
+    settings: Settings, datasets: Mapping[str, StoredDataset], body: JobCreate
+) -> CheckedJob:
     """Every check a job passes before anything is written: what ``/v1/validate`` answers.
     ``datasets``: the tenant's datasets among those the body references, by id."""
     sources = body.data.sources()
@@ -114,7 +117,7 @@ def check_job(settings: Settings, datasets: Mapping[str, Dataset], body: JobCrea
 
 
 async def checked_job(
-    settings: Settings, datasets: Mapping[str, Dataset], body: JobCreate
+    settings: Settings, datasets: Mapping[str, StoredDataset], body: JobCreate
 ) -> CheckedJob:
     """``check_job``; off the event loop when inline arrays must be scanned (value ranges,
     classes), on it otherwise (a spec's checks take microseconds)."""

@@ -12,21 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
 from psycopg import OperationalError
 from psycopg.errors import UniqueViolation
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Integer,
     Select,
+    String,
     Table,
     and_,
     bindparam,
+    column,
     delete,
     false,
     func,
@@ -34,7 +38,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 from starlette.concurrency import run_in_threadpool
@@ -42,13 +46,27 @@ from starlette.concurrency import run_in_threadpool
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import Dataset, IdempotencyKey, Job, JobCount, JobEvent, WorkerBeat
+from service.batching import Batcher
 from service.pg import Compiled, RecordsetInsert, compiled, execute, reading, unavailable
 
 Row = Mapping[str, Any]
 
 
-# What a submission's checks read of a referenced dataset (resolve_reference, stored_data).
-DATASET_COLUMNS = ("id", "status", "rows", "x_shape", "y_shape", "stats", "labels")
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a submission's checks read of a referenced dataset: ``Dataset``'s columns of the
+    same names (``service.datasets.service.StoredDataset``), as plain values."""
+
+    id: str
+    status: str
+    rows: int | None
+    x_shape: list[int] | None
+    y_shape: list[int] | None
+    stats: dict[str, Any] | None
+    labels: list[str] | None
+
+
+DATASET_COLUMNS = tuple(f.name for f in fields(DatasetFacts))
 
 
 def _idempotency_key() -> ColumnElement[bool]:
@@ -58,34 +76,71 @@ def _idempotency_key() -> ColumnElement[bool]:
     )
 
 
-@lru_cache(maxsize=8)
-def facts_statement(datasets: int, kept_counts: bool = False) -> Select[Any]:
-    """Everything a submission's checks read, in one statement: a row per referenced dataset
-    of the tenant (or one row without), each with the tenant's usage, the live workers'
-    queues (``;``-joined, when ``live_since`` is set) and the idempotency key's earlier use
-    (when ``key`` is set). ``kept_counts``: the active jobs as the triggers keep them
-    (PostgreSQL), not counted. Binds: ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
-    tenant = bindparam("tenant_id")
-    active = repo.kept_count("active", tenant) if kept_counts else repo.active_jobs_count(tenant)
+def _facts_columns(tenant: Any, key: Any, active: Any) -> list[Any]:
+    """What a submission's checks read, for the tenant and idempotency key given (values,
+    bind parameters or an outer row's columns) and its active jobs (``active``): the
+    tenant's usage, the live workers' queues (``;``-joined, when ``live_since`` is set), the
+    key's earlier use, and the columns of a referenced dataset (joined by the caller)."""
 
     def earlier(column: Any) -> Any:
-        return select(column).where(_idempotency_key()).scalar_subquery()
+        return (
+            select(column)
+            .where(IdempotencyKey.tenant_id == tenant, IdempotencyKey.key == key)
+            .scalar_subquery()
+        )
 
     live = select(func.aggregate_strings(WorkerBeat.queues, ";")).where(
         WorkerBeat.heartbeat_at >= bindparam("live_since")
     )
-    ids = [bindparam(f"dataset_{i}") for i in range(datasets)]
-    referenced = and_(Dataset.tenant_id == tenant, Dataset.id.in_(ids)) if ids else false()
-    one_row = select(literal(1).label("one")).subquery("one")
-    return select(
-        active.scalar_subquery().label("active_jobs"),
-        repo.dataset_bytes_total(tenant).scalar_subquery().label("stored_bytes"),
+    stored = repo.dataset_bytes_total(tenant).correlate_except(Dataset)
+    return [
+        active.label("active_jobs"),
+        stored.scalar_subquery().label("stored_bytes"),
         live.scalar_subquery().label("live_queues"),
         earlier(IdempotencyKey.request_hash).label("key_request_hash"),
         earlier(IdempotencyKey.job_id).label("key_job_id"),
         earlier(IdempotencyKey.created_at).label("key_created_at"),
         *(getattr(Dataset, name) for name in DATASET_COLUMNS),
-    ).select_from(one_row.outerjoin(Dataset, referenced))
+    ]
+
+
+@lru_cache(maxsize=8)
+def facts_statement(datasets: int) -> Select[Any]:
+    """Everything one submission's checks read, in one statement: a row per referenced
+    dataset of the tenant (or one row without), each with ``_facts_columns``. Binds:
+    ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
+    tenant = bindparam("tenant_id")
+    ids = [bindparam(f"dataset_{i}") for i in range(datasets)]
+    referenced = and_(Dataset.tenant_id == tenant, Dataset.id.in_(ids)) if ids else false()
+    one_row = select(literal(1).label("one")).subquery("one")
+    active = repo.active_jobs_count(tenant).scalar_subquery()
+    return select(*_facts_columns(tenant, bindparam("key"), active)).select_from(
+        one_row.outerjoin(Dataset, referenced)
+    )
+
+
+@lru_cache(maxsize=1)
+def facts_many_statement() -> Select[Any]:
+    """``facts_statement`` for many submissions at once (PostgreSQL): ``queries`` is a JSON
+    array of ``{i, tenant_id, key, dataset_ids}``; the rows carry their query's ``i``. The
+    active jobs are the counts the triggers keep (``JobCount``), not counted rows."""
+    query = (
+        func.jsonb_to_recordset(bindparam("queries", type_=JSONB))
+        .table_valued(
+            column("i", Integer),
+            column("tenant_id", String),
+            column("key", String),
+            column("dataset_ids", ARRAY(String)),
+        )
+        .render_derived(name="q", with_types=True)
+    )
+    active = repo.kept_count("active", query.c.tenant_id).scalar_subquery()
+    referenced = and_(
+        Dataset.tenant_id == query.c.tenant_id, Dataset.id == func.any(query.c.dataset_ids)
+    )
+    return select(query.c.i, *_facts_columns(query.c.tenant_id, query.c.key, active)).select_from(
+        query.outerjoin(Dataset, referenced)
+    )
 
 
 def _statements() -> dict[str, Executable]:
@@ -159,7 +214,7 @@ class Facts:
     """What the checks of a submission need to know, read in one go."""
 
     idempotency: Row | None  # request_hash, job_id, created_at of the key's earlier use
-    datasets: dict[str, Dataset]  # the tenant's datasets among those referenced, by id
+    datasets: dict[str, DatasetFacts]  # the tenant's datasets among those referenced, by id
     active_jobs: int
     stored_bytes: int
     live_queues: list[str] = field(default_factory=list)  # each live worker's queues
@@ -237,38 +292,64 @@ class ThreadedSubmissions:
         return [int(n or 0) + 1 for n in ahead]
 
 
+# Facts reads in flight at once; the submissions that arrive meanwhile share the next one.
+FACT_READERS = 2
+MAX_FACTS_BATCH = 64
+
+
 class PostgresSubmissions:
-    """On the app's async psycopg pool (``service.pg``): each call is one statement."""
+    """On the app's async psycopg pool (``service.pg``): each call is one statement, shared
+    by the submissions that arrive together (a group read, as the group commit writes)."""
 
     def __init__(self, pool: AsyncConnectionPool, engine: Engine) -> None:
         self._pool = pool
         self._engine = engine
-        self._facts_by_count: dict[int, Compiled] = {}
+        self._facts_sql = compiled(facts_many_statement(), engine)
         self._sql: dict[str, Compiled] = {n: compiled(s, engine) for n, s in STATEMENTS.items()}
         self._inserts = {t.name: RecordsetInsert(t) for t in _tables()}
         self._write = self._write_statement()
+        self._reads: Batcher[FactsQuery, Facts] = Batcher(
+            self._read_facts, MAX_FACTS_BATCH, FACT_READERS
+        )
 
     async def facts(self, query: FactsQuery) -> Facts:
-        statement = self._facts_sql(len(query.dataset_ids))
+        return await self._reads.submit(query)
 
-        async def read() -> Facts:
+    async def _read_facts(self, queries: Sequence[FactsQuery]) -> list[Facts]:
+        queried = [
+            {"i": i, "tenant_id": q.tenant_id, "key": q.idempotency_key,
+             "dataset_ids": list(q.dataset_ids)}
+            for i, q in enumerate(queries)
+        ]  # fmt: skip
+        params = {
+            "queries": Jsonb(queried),
+            # The batch's latest: read a moment later, the same live workers.
+            "live_since": max(
+                (q.live_since for q in queries if q.live_since is not None), default=None
+            ),
+        }
+
+        async def read() -> list[Facts]:
             async with self._pool.connection() as connection:
-                cursor = await execute(connection, statement, _facts_params(query))
-                rows = await cursor.fetchall()
-                gpu = []
-                if query.gpu_since is not None:
-                    params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
-                    cursor = await execute(connection, self._sql["gpu_use"], params)
-                    gpu = await cursor.fetchall()
-            return _facts(rows, gpu)
+                cursor = await execute(connection, self._facts_sql, params)
+                rows_of: list[list[Row]] = [[] for _ in queries]
+                for row in await cursor.fetchall():
+                    rows_of[row["i"]].append(row)
+                gpu_of: list[Sequence[Row]] = []
+                for query in queries:  # only where a GPU-seconds cap is set
+                    gpu: Sequence[Row] = []
+                    if query.gpu_since is not None:
+                        gpu_params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
+                        cursor = await execute(connection, self._sql["gpu_use"], gpu_params)
+                        gpu = await cursor.fetchall()
+                    gpu_of.append(gpu)
+            return [
+                # A query that asked no live queues gets none, as when read alone.
+                _facts(rows, gpu, live=query.live_since is not None)
+                for query, rows, gpu in zip(queries, rows_of, gpu_of, strict=True)
+            ]
 
         return await reading(self._pool, read)
-
-    def _facts_sql(self, datasets: int) -> Compiled:
-        if datasets not in self._facts_by_count:  # at most one per split (train, validation, test)
-            statement = facts_statement(datasets, kept_counts=True)
-            self._facts_by_count[datasets] = compiled(statement, self._engine)
-        return self._facts_by_count[datasets]
 
     def _write_statement(self) -> Compiled:
         """One statement writes a batch: each table's rows from one JSON parameter (a
@@ -332,9 +413,11 @@ def _key_of(idempotency: Row) -> dict[str, Any]:
     return {"tenant_id": idempotency["tenant_id"], "key": idempotency["key"]}
 
 
-def _facts(rows: Sequence[Row], gpu: Sequence[Row]) -> Facts:
-    """``facts_statement``'s rows (one per dataset found, or one) and the GPU runs read."""
+def _facts(rows: Sequence[Row], gpu: Sequence[Row], live: bool = True) -> Facts:
+    """``facts_statement``'s rows (one per dataset found, or one) and the GPU runs read;
+    ``live``: the live queues were asked."""
     first = rows[0]
+    live_queues = first["live_queues"] if live else None
     return Facts(
         idempotency=(
             {
@@ -346,13 +429,13 @@ def _facts(rows: Sequence[Row], gpu: Sequence[Row]) -> Facts:
             else None
         ),
         datasets={
-            row["id"]: Dataset(**{name: row[name] for name in DATASET_COLUMNS})
+            row["id"]: DatasetFacts(**{name: row[name] for name in DATASET_COLUMNS})
             for row in rows
             if row["id"] is not None
         },
         active_jobs=int(first["active_jobs"] or 0),
         stored_bytes=int(first["stored_bytes"] or 0),
-        live_queues=(first["live_queues"] or "").split(";") if first["live_queues"] else [],
+        live_queues=live_queues.split(";") if live_queues else [],
         gpu_use=[(row["gpus"], row["started_at"], row["finished_at"]) for row in gpu],
     )
 

@@ -1,6 +1,7 @@
 """A submission's one-statement read of its facts answers what the repository's ORM queries
 answer, on SQLite (thread pool) and PostgreSQL (async pool): usage, datasets, live queues,
-the idempotency key's earlier use and GPU runs."""
+the idempotency key's earlier use and GPU runs; and what concurrent submissions read
+together (one statement on PostgreSQL) is what each reads alone."""
 
 from __future__ import annotations
 
@@ -100,3 +101,52 @@ def test_the_facts_are_what_the_orm_reads(sessions: sessionmaker[Session], store
     bare = asyncio.run(_read(store_url, FactsQuery("t3")))
     assert (bare.active_jobs, bare.stored_bytes, bare.datasets) == (0, 0, {})
     assert (bare.idempotency, bare.live_queues, bare.gpu_use) == (None, [], [])
+
+
+async def _read_together(store_url: str, queries: list[FactsQuery]) -> tuple[list[Facts], int]:
+    """The facts of concurrent submissions, and how many statements read them (PostgreSQL)."""
+    engine = make_engine(store_url)
+    pool = pool_for(engine)
+    if pool is not None:
+        await pool.open()
+    try:
+        store = submission_store(engine, pool)
+        found = await asyncio.gather(*(store.facts(query) for query in queries))
+        return list(found), getattr(getattr(store, "_reads", None), "runs", len(queries))
+    finally:
+        if pool is not None:
+            await pool.close()
+        engine.dispose()
+
+
+def test_facts_read_together_are_what_each_reads_alone(
+    sessions: sessionmaker[Session], store_url: str
+) -> None:
+    now = utcnow()
+    datasets = {t: _dataset(t, size) for t, size in (("t1", 100), ("t2", 7), ("t3", 1))}
+    with transaction(sessions) as session:
+        for row in datasets.values():
+            session.add(row)
+        for tenant, active in (("t1", 3), ("t2", 1)):
+            for _ in range(active):
+                session.add(_job(tenant, JobStatus.queued))
+        session.add(IdempotencyKey(tenant_id="t2", key="k", request_hash="h", job_id="job_x"))
+        session.add(WorkerBeat(name="w1", hostname="h", pid=1, queues="cpu", heartbeat_at=now))
+    queries = [
+        FactsQuery(tenant, [datasets[other].id for other in others], key, live_since=live)
+        for tenant, others, key, live in (
+            ("t1", ["t1"], None, now - timedelta(minutes=1)),
+            ("t2", ["t2", "t1"], "k", None),  # another tenant's dataset is not found
+            ("t3", [], "k", now - timedelta(minutes=1)),  # t2's key is not t3's
+            ("t1", ["t1", "t1"], "other", None),
+            ("t4", ["t3"], None, None),
+        )
+    ] * 4
+    together, statements = asyncio.run(_read_together(store_url, queries))
+    alone = [asyncio.run(_read(store_url, query)) for query in queries]
+    assert together == alone
+    assert [f.active_jobs for f in together[:5]] == [3, 1, 0, 3, 0]
+    assert together[1].idempotency is not None and together[2].idempotency is None
+    assert set(together[1].datasets) == {datasets["t2"].id}
+    if pool_for(make_engine(store_url)) is not None:
+        assert statements < len(queries)  # read together
