@@ -9,29 +9,47 @@ SQLAlchemy."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, Select, and_, bindparam, case, select
+from sqlalchemy import Engine, Integer, Select, String, and_, bindparam, case, column, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from starlette.concurrency import run_in_threadpool
 
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import ApiKey, Job
+from service.batching import Batcher
 from service.jobs.presenter import JOB_COLUMNS
-from service.pg import compiled, execute_one
+from service.pg import compiled, execute, execute_one, reading
 
 Row = Mapping[str, Any]
 
 
-def _job_statement() -> Select[Any]:
+def _job_columns() -> list[Any]:
     waiting = repo.jobs_ahead(Job.queue, Job.id).scalar_subquery()
     position = case((Job.status == JobStatus.queued.value, waiting + 1), else_=None)
-    columns = [getattr(Job, name) for name in JOB_COLUMNS]
-    return select(*columns, position.label("queue_position")).where(
+    return [*(getattr(Job, name) for name in JOB_COLUMNS), position.label("queue_position")]
+
+
+def _job_statement() -> Select[Any]:
+    return select(*_job_columns()).where(
         and_(Job.tenant_id == bindparam("tenant_id"), Job.id == bindparam("job_id"))
     )
+
+
+def _jobs_statement() -> Select[Any]:
+    """``_job_statement`` for many polls at once (PostgreSQL): ``queries`` is a JSON array
+    of ``{i, tenant_id, job_id}``; each job found comes with its query's ``i``."""
+    query = (
+        func.jsonb_to_recordset(bindparam("queries", type_=JSONB))
+        .table_valued(column("i", Integer), column("tenant_id", String), column("job_id", String))
+        .render_derived(name="q", with_types=True)
+    )
+    found = and_(Job.tenant_id == query.c.tenant_id, Job.id == query.c.job_id)
+    return select(query.c.i, *_job_columns()).select_from(query.join(Job, found))
 
 
 def _key_statement() -> Select[Any]:
@@ -69,17 +87,41 @@ class ThreadedReads:
             return dict(found) if found is not None else None
 
 
+# Poll reads in flight at once; the polls that arrive meanwhile share the next one.
+POLL_READERS = 2
+MAX_POLL_BATCH = 64
+
+
 class PostgresReads:
     """On the app's async psycopg pool (``service.pg``); statements are prepared server-side
-    after their first use."""
+    after their first use. Polls that arrive together are one statement (a group read, as
+    submissions' facts are: ``service.batching``)."""
 
     def __init__(self, pool: AsyncConnectionPool, engine: Engine) -> None:
         self._pool = pool
-        self._job = compiled(JOB, engine)
+        self._jobs = compiled(_jobs_statement(), engine)
         self._api_key = compiled(API_KEY, engine)
+        self._polls: Batcher[tuple[str, str], Row | None] = Batcher(
+            self._read_jobs, MAX_POLL_BATCH, POLL_READERS
+        )
 
     async def job(self, tenant_id: str, job_id: str) -> Row | None:
-        return await execute_one(self._pool, self._job, {"tenant_id": tenant_id, "job_id": job_id})
+        return await self._polls.submit((tenant_id, job_id))
+
+    async def _read_jobs(self, queries: Sequence[tuple[str, str]]) -> list[Row | None]:
+        polled = [{"i": i, "tenant_id": t, "job_id": j} for i, (t, j) in enumerate(queries)]
+        params = {"queries": Jsonb(polled)}
+
+        async def read() -> list[Row | None]:
+            async with self._pool.connection() as connection:
+                cursor = await execute(connection, self._jobs, params)
+                rows = await cursor.fetchall()
+            found: list[Row | None] = [None] * len(queries)
+            for row in rows:
+                found[row.pop("i")] = row
+            return found
+
+        return await reading(self._pool, read)
 
     async def api_key(self, prefix: str) -> Row | None:
         return await execute_one(self._pool, self._api_key, {"prefix": prefix})

@@ -184,10 +184,27 @@ def test_every_state_reads_as_the_typed_job(
             every = [job_id for group in ids.values() for job_id in group]
             found = {job_id: await reads.job("t1", job_id) for job_id in every}
             found["other tenant"] = await reads.job("t2", queued[0])
-            found["unknown"] = await reads.job("t1", new_id(JOB_PREFIX))
+            found["unknown"] = await reads.job("t1", unknown)
             return found
 
+    async def read_together() -> tuple[dict[str, dict[str, Any] | None], int]:
+        """The same reads at once, as concurrent polls: one statement on PostgreSQL."""
+        async with opened_reads(store_url) as reads:
+            every = [job_id for group in ids.values() for job_id in group]
+            asked = [("t1", job_id) for job_id in every]
+            asked += [("t2", queued[0]), ("t1", unknown)]
+            found = await asyncio.gather(*(reads.job(*query) for query in asked))
+            polls = getattr(reads, "_polls", None)
+            statements = polls.runs if polls is not None else len(asked)
+            names = [*every, "other tenant", "unknown"]
+            return dict(zip(names, found, strict=True)), statements
+
+    unknown = new_id(JOB_PREFIX)
     rows = asyncio.run(read_all())
+    together, statements = asyncio.run(read_together())
+    assert together == rows
+    if pool_for(make_engine(store_url)) is not None:
+        assert statements < len(rows)
     assert rows.pop("other tenant") is None
     assert rows.pop("unknown") is None
     positions = {job_id: row["queue_position"] for job_id, row in rows.items() if row}
