@@ -13,8 +13,9 @@ from psycopg import AsyncConnection, AsyncCursor, OperationalError
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, Table
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy import ColumnClause, Engine, Integer, Table, bindparam, column, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.expression import Executable, TableValuedAlias
 
 from fitq.errors import FitqError, RequestErrorType
 
@@ -126,3 +127,36 @@ async def reading(pool: AsyncConnectionPool, read: Callable[[], Awaitable[T]]) -
         return await read()
     except OperationalError as exc:
         raise unavailable(exc) from exc
+
+
+def numbered_queries(*columns: ColumnClause[Any]) -> TableValuedAlias:
+    """The ``queries`` parameter — a JSON array of objects, one per query of a group read —
+    as rows ``q(i, *columns)``, ``i`` numbering the queries: what a group read's statement
+    selects from (``read_numbered`` fills it)."""
+    return (
+        func.jsonb_to_recordset(bindparam("queries", type_=JSONB))
+        .table_valued(column("i", Integer), *columns)
+        .render_derived(name="q", with_types=True)
+    )
+
+
+async def read_numbered(
+    pool: AsyncConnectionPool,
+    statement: Compiled,
+    queries: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any] | None = None,
+) -> list[list[dict[str, Any]]]:
+    """A group read: one statement over ``numbered_queries`` for all ``queries``; each
+    query's rows, in the queries' order (``i`` taken out). Retried as ``reading`` does."""
+    numbered = Jsonb([{**query, "i": i} for i, query in enumerate(queries)])
+
+    async def read() -> list[list[dict[str, Any]]]:
+        async with pool.connection() as connection:
+            cursor = await execute(connection, statement, {**(params or {}), "queries": numbered})
+            rows = await cursor.fetchall()
+        rows_of: list[list[dict[str, Any]]] = [[] for _ in queries]
+        for row in rows:
+            rows_of[row.pop("i")].append(row)
+        return rows_of
+
+    return await reading(pool, read)

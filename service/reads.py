@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, Integer, Select, String, and_, bindparam, case, column, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Engine, Select, String, and_, bindparam, case, column, select
 from starlette.concurrency import run_in_threadpool
 
 from fitq.statuses import JobStatus
@@ -23,7 +21,7 @@ from fitq.store import repository as repo
 from fitq.store.models import ApiKey, Job
 from service.batching import Batcher
 from service.jobs.presenter import JOB_COLUMNS
-from service.pg import compiled, execute, execute_one, reading
+from service.pg import compiled, execute_one, numbered_queries, read_numbered
 
 Row = Mapping[str, Any]
 
@@ -43,11 +41,7 @@ def _job_statement() -> Select[Any]:
 def _jobs_statement() -> Select[Any]:
     """``_job_statement`` for many polls at once (PostgreSQL): ``queries`` is a JSON array
     of ``{i, tenant_id, job_id}``; each job found comes with its query's ``i``."""
-    query = (
-        func.jsonb_to_recordset(bindparam("queries", type_=JSONB))
-        .table_valued(column("i", Integer), column("tenant_id", String), column("job_id", String))
-        .render_derived(name="q", with_types=True)
-    )
+    query = numbered_queries(column("tenant_id", String), column("job_id", String))
     found = and_(Job.tenant_id == query.c.tenant_id, Job.id == query.c.job_id)
     return select(query.c.i, *_job_columns()).select_from(query.join(Job, found))
 
@@ -109,19 +103,9 @@ class PostgresReads:
         return await self._polls.submit((tenant_id, job_id))
 
     async def _read_jobs(self, queries: Sequence[tuple[str, str]]) -> list[Row | None]:
-        polled = [{"i": i, "tenant_id": t, "job_id": j} for i, (t, j) in enumerate(queries)]
-        params = {"queries": Jsonb(polled)}
-
-        async def read() -> list[Row | None]:
-            async with self._pool.connection() as connection:
-                cursor = await execute(connection, self._jobs, params)
-                rows = await cursor.fetchall()
-            found: list[Row | None] = [None] * len(queries)
-            for row in rows:
-                found[row.pop("i")] = row
-            return found
-
-        return await reading(self._pool, read)
+        polled = [{"tenant_id": tenant_id, "job_id": job_id} for tenant_id, job_id in queries]
+        found = await read_numbered(self._pool, self._jobs, polled)
+        return [rows[0] if rows else None for rows in found]
 
     async def api_key(self, prefix: str) -> Row | None:
         return await execute_one(self._pool, self._api_key, {"prefix": prefix})

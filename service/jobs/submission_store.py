@@ -19,12 +19,10 @@ from typing import Any, Protocol
 
 from psycopg import OperationalError
 from psycopg.errors import UniqueViolation
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
     ColumnElement,
     Engine,
-    Integer,
     Select,
     String,
     Table,
@@ -38,7 +36,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 from starlette.concurrency import run_in_threadpool
@@ -47,7 +45,16 @@ from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import Dataset, IdempotencyKey, Job, JobCount, JobEvent, WorkerBeat
 from service.batching import Batcher
-from service.pg import Compiled, RecordsetInsert, compiled, execute, reading, unavailable
+from service.pg import (
+    Compiled,
+    RecordsetInsert,
+    compiled,
+    execute,
+    numbered_queries,
+    read_numbered,
+    reading,
+    unavailable,
+)
 
 Row = Mapping[str, Any]
 
@@ -124,15 +131,8 @@ def facts_many_statement() -> Select[Any]:
     """``facts_statement`` for many submissions at once (PostgreSQL): ``queries`` is a JSON
     array of ``{i, tenant_id, key, dataset_ids}``; the rows carry their query's ``i``. The
     active jobs are the counts the triggers keep (``JobCount``), not counted rows."""
-    query = (
-        func.jsonb_to_recordset(bindparam("queries", type_=JSONB))
-        .table_valued(
-            column("i", Integer),
-            column("tenant_id", String),
-            column("key", String),
-            column("dataset_ids", ARRAY(String)),
-        )
-        .render_derived(name="q", with_types=True)
+    query = numbered_queries(
+        column("tenant_id", String), column("key", String), column("dataset_ids", ARRAY(String))
     )
     active = repo.kept_count("active", query.c.tenant_id).scalar_subquery()
     referenced = and_(
@@ -317,37 +317,30 @@ class PostgresSubmissions:
 
     async def _read_facts(self, queries: Sequence[FactsQuery]) -> list[Facts]:
         queried = [
-            {"i": i, "tenant_id": q.tenant_id, "key": q.idempotency_key,
-             "dataset_ids": list(q.dataset_ids)}
-            for i, q in enumerate(queries)
-        ]  # fmt: skip
-        params = {
-            "queries": Jsonb(queried),
-            # The batch's latest: read a moment later, the same live workers.
-            "live_since": max(
-                (q.live_since for q in queries if q.live_since is not None), default=None
-            ),
-        }
+            {"tenant_id": q.tenant_id, "key": q.idempotency_key, "dataset_ids": q.dataset_ids}
+            for q in queries
+        ]
+        # The batch's latest: read a moment later, the same live workers.
+        live_since = max((q.live_since for q in queries if q.live_since is not None), default=None)
+        rows_of = await read_numbered(
+            self._pool, self._facts_sql, queried, {"live_since": live_since}
+        )
+        return [
+            # A query that asked no live queues gets none, as when read alone.
+            _facts(rows, await self._gpu_use(query), live=query.live_since is not None)
+            for query, rows in zip(queries, rows_of, strict=True)
+        ]
 
-        async def read() -> list[Facts]:
+    async def _gpu_use(self, query: FactsQuery) -> list[Row]:
+        """The tenant's GPU runs, read only where a GPU-seconds cap is set."""
+        if query.gpu_since is None:
+            return []
+        params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
+
+        async def read() -> list[Row]:
             async with self._pool.connection() as connection:
-                cursor = await execute(connection, self._facts_sql, params)
-                rows_of: list[list[Row]] = [[] for _ in queries]
-                for row in await cursor.fetchall():
-                    rows_of[row["i"]].append(row)
-                gpu_of: list[Sequence[Row]] = []
-                for query in queries:  # only where a GPU-seconds cap is set
-                    gpu: Sequence[Row] = []
-                    if query.gpu_since is not None:
-                        gpu_params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
-                        cursor = await execute(connection, self._sql["gpu_use"], gpu_params)
-                        gpu = await cursor.fetchall()
-                    gpu_of.append(gpu)
-            return [
-                # A query that asked no live queues gets none, as when read alone.
-                _facts(rows, gpu, live=query.live_since is not None)
-                for query, rows, gpu in zip(queries, rows_of, gpu_of, strict=True)
-            ]
+                cursor = await execute(connection, self._sql["gpu_use"], params)
+                return await cursor.fetchall()
 
         return await reading(self._pool, read)
 
