@@ -32,6 +32,12 @@ class BrokerUnavailable(Exception):
     pass
 
 
+def _train_refused(messages: Sequence[Any], exc: Exception) -> BrokerUnavailable:
+    """Logged once, whichever way the train messages went (Celery or the Redis publisher)."""
+    log.warning("could not send %d train messages: %r", len(messages), exc)
+    return BrokerUnavailable(f"the broker did not accept the message: {exc}")
+
+
 class TrainMessage(NamedTuple):
     job_id: str
     queue: str
@@ -71,8 +77,7 @@ class TaskQueue:
                             argsrepr=f"['{job_id}']", kwargsrepr="{}",
                         )  # fmt: skip
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
-            log.warning("could not send %d train messages: %r", len(messages), exc)
-            raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
+            raise _train_refused(messages, exc) from exc
 
     async def send_train_async(self, messages: Sequence[TrainMessage]) -> None:
         """``send_train_many`` for the event loop: on Redis without a thread (the hot path of
@@ -83,8 +88,7 @@ class TaskQueue:
         try:
             await self._train_publisher.send(messages)
         except Exception as exc:  # redis-py raises after the publisher's retries
-            log.warning("could not send %d train messages: %r", len(messages), exc)
-            raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
+            raise _train_refused(messages, exc) from exc
 
     def send_ingest(self, dataset_id: str) -> None:
         self._send(INGEST_TASK, dataset_id, DATASETS_QUEUE)
