@@ -28,7 +28,8 @@ class JobErrorType(StrEnum):
     non_finite_loss = "non_finite_loss"
     out_of_memory = "out_of_memory"
     max_runtime_exceeded = "max_runtime_exceeded"
-    worker_lost = "worker_lost"
+    worker_lost = "worker_lost"  # the process running it died (killed, OOM, host lost)
+    worker_error = "worker_error"  # the worker failed, not the training: its message says why
     no_capacity = "no_capacity"
     broker_unavailable = "broker_unavailable"
     data_error = "data_error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ def _runner_for_pid(pid: int) -> JobRunner:
         sessions=_sessions_for_pid(pid),
         artifacts=artifact_store(settings),
         settings=settings,
-        worker_name=f"{socket.gethostname()}:{pid}",
+        worker_name=_worker_name(),
         resend=_resend_train,
     )
 
@@ -84,6 +85,19 @@ def model_cache() -> ModelCache:
 
 def job_runner() -> JobRunner:
     return _runner_for_pid(os.getpid())
+
+
+def fail_unstartable(job_id: str, exc: Exception) -> bool:
+    """The job's runner could not be built in this process: fail the job with the cause."""
+    from worker.worker_error import fail_unstarted
+
+    settings = get_settings()
+    lease = timedelta(seconds=settings.lease_seconds)
+    return fail_unstarted(_sessions_for_pid(os.getpid()), job_id, _worker_name(), lease, exc)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def dataset_ingestor() -> DatasetIngestor:

@@ -39,6 +39,7 @@ from worker.training import (
     train,
 )
 from worker.watch import JobWatch, StopReason
+from worker.worker_error import fail_with_worker_error
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,13 @@ class JobRunner:
         if attempt is None:
             log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
             return RunResult.duplicate
+        try:
+            return self._run_attempt(job_id, attempt)
+        except Exception as exc:  # fitq's own failure around the training: say so on the job
+            owned = fail_with_worker_error(self.sessions, job_id, attempt, exc)
+            return RunResult.failed if owned else RunResult.lost
+
+    def _run_attempt(self, job_id: str, attempt: int) -> RunResult:
         queue, epoch_before, tenant = self._note_start(job_id, attempt)
         started = time.perf_counter()
         with logs.bound(job_id=job_id, tenant=tenant):

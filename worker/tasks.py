@@ -13,13 +13,17 @@ from worker.celery_app import app
 
 @app.task(name=TRAIN_TASK, ignore_result=True)
 def train_job(job_id: str) -> str:
-    from worker.context import job_runner
+    from worker.context import fail_unstartable, job_runner
     from worker.drain import install_child_handler
 
     # Here, not only at process start: billiard's pool may set its own SIGUSR2 handler after
     # worker_process_init (seen with the filesystem transport's pool).
     install_child_handler()
-    return job_runner().run(job_id).value
+    try:
+        runner = job_runner()
+    except Exception as exc:  # Keras, the artifact store or a module missing: not the job's fault
+        return "failed" if fail_unstartable(job_id, exc) else "duplicate"
+    return runner.run(job_id).value
 
 
 @app.task(name=INGEST_TASK, ignore_result=True)

@@ -135,3 +135,44 @@ def test_a_full_disk_fails_the_job_clearly_and_leaves_no_file(
     assert error["type"] == "training_error"
     assert "ran out of disk space" in error["message"]
     assert not (settings.resolved_artifacts_dir / "jobs" / job_id / "model.keras").exists()
+
+
+def test_a_worker_failure_around_training_fails_the_job_with_its_cause(
+    api: Api, runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker image once lacked prometheus_client: every job's metrics call raised after
+    its claim, and the job waited out its lease into worker_lost. Now it fails at once."""
+    import worker.runner
+
+    def missing_module() -> None:
+        raise ModuleNotFoundError("No module named 'prometheus_client'")
+
+    monkeypatch.setattr(worker.runner, "job_metrics", missing_module)
+    client, _ = api
+    job_id = submit(client, tiny_job(epochs=1))
+    assert runner.run(job_id) == RunResult.failed
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed"
+    assert job["attempts"] == 1
+    assert job["error"] == {
+        "type": "worker_error",
+        "message": "the worker failed: ModuleNotFoundError: No module named 'prometheus_client'",
+    }
+
+
+def test_a_job_whose_runner_cannot_be_built_fails_with_the_cause(
+    api: Api, runner: JobRunner
+) -> None:
+    from worker.worker_error import fail_unstarted
+
+    client, _ = api
+    job_id = submit(client, tiny_job(epochs=1))
+    lease = runner._lease
+    broken = ImportError("libcudart.so.12: cannot open shared object file")
+    assert fail_unstarted(runner.sessions, job_id, "host:1", lease, broken)
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert (job["status"], job["error"]["type"]) == ("failed", "worker_error")
+    assert "ImportError: libcudart.so.12" in job["error"]["message"]
+    # A second delivery of the same message finds nothing queued and leaves the job alone.
+    assert not fail_unstarted(runner.sessions, job_id, "host:2", lease, broken)
+    assert client.get(f"/v1/jobs/{job_id}").json()["error"]["type"] == "worker_error"
