@@ -120,7 +120,10 @@ class LocalArtifactStore:
         return np.load(self._path(key), mmap_mode="r" if mmap else None, allow_pickle=False)
 
     def local_path(self, key: str) -> Path:
-        return self._path(key)
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no artifact {key!r} under {self.root}")
+        return path
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

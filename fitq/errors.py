@@ -91,6 +91,17 @@ def not_found(kind: str, id_: str) -> FitqError:
     return FitqError(404, RequestErrorType.not_found, f"{kind} {id_!r} not found")
 
 
+def model_missing(job_id: str) -> FitqError:
+    """A succeeded job whose model file is gone from the artifact store (deleted, or a volume
+    that was not kept): its results and history stay readable."""
+    return FitqError(
+        404,
+        RequestErrorType.not_found,
+        f"the model of job {job_id!r} is missing from the artifact store (deleted, or its "
+        "volume or bucket was not kept); the job's results and history remain",
+    )
+
+
 def conflict(message: str) -> FitqError:
     return FitqError(409, RequestErrorType.conflict, message)
 

@@ -20,6 +20,10 @@ class PredictError(Exception):
     """A request the model cannot answer; the message is what the user reads."""
 
 
+class ModelMissing(PredictError):
+    """The job's model file is gone from the artifact store."""
+
+
 @dataclass
 class ModelCache:
     sessions: sessionmaker[Session]
@@ -40,7 +44,11 @@ class ModelCache:
             raise PredictError(f"job {job_id} has no trained model")
         import keras  # only processes that predict import Keras
 
-        model = keras.models.load_model(self.artifacts.local_path(key), safe_mode=True)
+        try:
+            path = self.artifacts.local_path(key)
+        except FileNotFoundError as exc:
+            raise ModelMissing(str(exc)) from exc
+        model = keras.models.load_model(path, safe_mode=True)
         with self._lock:
             self._models[job_id] = model
             while len(self._models) > self.size:

@@ -1,5 +1,5 @@
 """Worker metrics for Prometheus. Pool children record them (prometheus_client's multiprocess
-mode: one file per process under ``FITQ_DATA_DIR/metrics/<parent pid>``); the Celery parent
+mode: one file per process under ``FITQ_DATA_DIR/metrics/<host>-<parent pid>``); the Celery parent
 serves the sum on ``FITQ_WORKER_METRICS_PORT`` when it is set.
 
 ``prepare_multiprocess_dir`` must run before anything imports prometheus_client, which picks
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ def prepare_multiprocess_dir(settings: Settings) -> Path:
     """A fresh metrics folder for this worker, inherited by its pool children."""
     if _ENV in os.environ:
         return Path(os.environ[_ENV])
-    folder = settings.data_dir / "metrics" / str(os.getpid())
+    # The host too: containers sharing one data volume each number their processes from 1.
+    folder = settings.data_dir / "metrics" / f"{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     os.environ[_ENV] = str(folder)

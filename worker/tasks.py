@@ -37,9 +37,11 @@ def ingest_dataset(dataset_id: str) -> str:
 def predict(job_id: str, x: list[Any]) -> dict[str, Any]:
     """A short request: acknowledged on receipt (a lost one times out at the API)."""
     from worker.context import model_cache
-    from worker.inference import PredictError
+    from worker.inference import ModelMissing, PredictError
 
     try:
         return model_cache().predict(job_id, x)
+    except ModelMissing as exc:
+        return {"error": str(exc), "model_missing": True}
     except PredictError as exc:
         return {"error": str(exc)}

@@ -117,9 +117,8 @@ def predict(job_id: str, body: PredictRequest, ctx: Context, tenant: Tenant) -> 
 
 @router.get("/{job_id}/model", response_class=FileResponse, responses=errors(404))
 def download_model(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
-    key = service.get_model_key(ctx, tenant, job_id)
     return FileResponse(
-        ctx.artifacts.local_path(key),
+        service.model_file(ctx, tenant, job_id),
         media_type="application/octet-stream",
         filename=f"{job_id}.keras",
     )

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -23,6 +24,7 @@ from fitq.errors import (
     RequestErrorType,
     SpecError,
     conflict,
+    model_missing,
     not_found,
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
@@ -410,12 +412,17 @@ async def read_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
     return render_json(job_document(row, row["queue_position"]))
 
 
-def get_model_key(ctx: ServiceContext, tenant_id: str, job_id: str) -> str:
+def model_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
+    """The trained model's file on this host (downloaded first from S3)."""
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
         if job.model_key is None:
             raise not_found("model of job", job_id)
-        return job.model_key
+        key = job.model_key
+    try:
+        return ctx.artifacts.local_path(key)
+    except FileNotFoundError as exc:
+        raise model_missing(job_id) from exc
 
 
 def list_jobs(
@@ -459,6 +466,8 @@ def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> 
         raise FitqError(504, RequestErrorType.timeout, f"{exc}; try again") from exc
     except BrokerUnavailable as exc:
         raise FitqError(503, RequestErrorType.unavailable, str(exc)) from exc
+    if reply.get("model_missing"):
+        raise model_missing(job_id)
     if "error" in reply:
         raise FitqError(422, RequestErrorType.validation_error, f"x: {reply['error']}")
     return PredictResponse(y=reply["y"], labels=labels)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from examples.seed_data import seed_job
+from fitq.artifacts import model_key
 from service.queue import TaskQueue
 from tests import hand_run
 from tests.factories import cnn_job, diverging_job, lstm_job, tiny_arrays, tiny_job
@@ -159,6 +160,18 @@ def test_predict_equals_the_downloaded_model(stack: Stack, tmp_path) -> None:
     assert again.json() == response.json()
     assert wrong.status_code == 422
     assert "expected rows of shape [4], received [2]" in wrong.json()["error"]["message"]
+
+
+def test_a_model_lost_from_the_artifact_store_is_a_404_for_predict(stack: Stack) -> None:
+    """The inference worker cannot load what is gone: the API says which model, not a 500."""
+    job_id = submit(stack, tiny_job(epochs=1))
+    with stack.client() as client:
+        job, _ = poll_job(client, job_id, finished, JOB_TIMEOUT)
+        assert job["status"] == "succeeded", job["error"]
+        stack.settings.resolved_artifacts_dir.joinpath(model_key(job_id)).unlink()
+        response = client.post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.1] * 4]})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["message"].startswith(f"the model of job '{job_id}' is missing")
 
 
 def test_sigterm_drains_a_worker_and_its_job_resumes_elsewhere(stack: Stack) -> None:

@@ -87,6 +87,12 @@ def test_deletes(store: ArtifactStore) -> None:
     assert store.exists("datasets/ds_e/x.npy")
 
 
+def test_a_missing_artifact_is_file_not_found_on_every_store(store: ArtifactStore) -> None:
+    """What callers catch to say what is lost (GET /model of a lost volume was a 500)."""
+    with pytest.raises(FileNotFoundError, match="models/job_gone/model.keras"):
+        store.local_path("models/job_gone/model.keras")
+
+
 def test_keys_are_checked(store: ArtifactStore) -> None:
     with pytest.raises(ValueError, match="expected an artifact key"):
         store.exists("../etc/passwd")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from fitq.artifacts import model_key
 from fitq.settings import Settings
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -176,3 +177,17 @@ def test_a_job_whose_runner_cannot_be_built_fails_with_the_cause(
     # A second delivery of the same message finds nothing queued and leaves the job alone.
     assert not fail_unstarted(runner.sessions, job_id, "host:2", lease, broken)
     assert client.get(f"/v1/jobs/{job_id}").json()["error"]["type"] == "worker_error"
+
+
+def test_a_model_lost_from_the_artifact_store_is_a_clear_404(api: Api, runner: JobRunner) -> None:
+    """A volume not kept across `down` / `up` lost the file: the API says so, never a 500."""
+    client, _ = api
+    job_id = submit(client, tiny_job(epochs=1))
+    assert runner.run(job_id) == RunResult.succeeded
+    runner.artifacts.delete(model_key(job_id))
+    response = client.get(f"/v1/jobs/{job_id}/model")
+    assert response.status_code == 404, response.text
+    error = response.json()["error"]
+    assert error["type"] == "not_found"
+    assert error["message"].startswith(f"the model of job '{job_id}' is missing")
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded"
