@@ -1,10 +1,12 @@
 """The seed example run by hand with Keras: what a fitq job reproduces bit for bit.
 
-python examples/seed_example.py
+python examples/seed_example.py          # test loss and MAE, every digit
+python examples/seed_example.py --json   # {"test_loss": ..., "test_metrics": {"mae": ...}}
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -40,4 +42,7 @@ def run(arrays: dict, seed: int = 42, epochs: int = 10, batch_size: int = 32) ->
 
 if __name__ == "__main__":
     scores = run(seed_arrays())
-    print(f"test loss {scores['loss']:.6f}  test MAE {scores['mae']:.6f}")
+    if "--json" in sys.argv[1:]:  # as a job's result holds them
+        print(json.dumps({"test_loss": scores["loss"], "test_metrics": {"mae": scores["mae"]}}))
+    else:  # repr: every digit, to compare with a job's result exactly
+        print(f"test loss {scores['loss']!r}  test MAE {scores['mae']!r}")
