@@ -26,11 +26,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from examples.seed_data import seed_arrays, seed_job
 from tests.processes import REPO_ROOT, free_port, wait_for
@@ -59,9 +59,16 @@ def docker(*args: str, check: bool = True, capture: bool = True) -> str:
     return done.stdout if capture else ""
 
 
+@cache
+def compose_command() -> tuple[str, ...]:
+    """Compose v2 (the docker plugin) where present, else Debian's docker-compose 1.29."""
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return ("docker", "compose") if v2.returncode == 0 else ("docker-compose",)
+
+
 def compose(*args: str, env: dict[str, str] | None = None, capture: bool = False) -> str:
     files = [part for name in FILES for part in ("-f", name)]
-    command = ["docker-compose", "-p", PROJECT, *files, *args]
+    command = [*compose_command(), "-p", PROJECT, *files, *args]
     done = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=capture, text=True, check=False
     )
@@ -210,6 +217,7 @@ class Stack:
 @contextmanager
 def started(stack: Stack, keep: bool) -> Iterator[Stack]:
     try:
+        stack.compose("down", "-v", "--remove-orphans")  # what an interrupted run left
         stack.compose("up", "-d")
         yield stack
     except BaseException:
@@ -249,23 +257,20 @@ def check_containers(stack: Stack) -> None:
             assert uid != "0", f"{service} runs as root"
 
 
-def hand_run_scores() -> dict[str, Any]:
-    """The seed example run by hand in the worker image: the same TensorFlow as the jobs."""
-    image = stack_image("worker")
+def hand_run_scores(stack: Stack) -> dict[str, Any]:
+    """The seed example run by hand in a worker container (the README's command): the same
+    TensorFlow as the jobs."""
     examples = f"{REPO_ROOT / 'examples'}:/examples:ro"
     command = ["python", "-m", "examples.seed_example", "--json"]
-    out = docker("run", "--rm", "-v", examples, "-w", "/", image, *command)
+    out = stack.compose("run", "--rm", "-T", "-v", examples, "-w", "/", "worker", *command,
+                        capture=True)  # fmt: skip
     return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def stack_image(service: str) -> str:
-    return str(yaml.safe_load(compose("config", capture=True))["services"][service]["image"])
 
 
 def check_seed_job(stack: Stack) -> str:
     job_id = stack.submit(seed_job(seed_arrays(), seed=42))
     result = stack.finished(job_id)["result"]
-    by_hand = hand_run_scores()
+    by_hand = hand_run_scores(stack)
     seen = {"test_loss": result["test_loss"], "mae": result["test_metrics"]["mae"]}
     expected = {"test_loss": by_hand["test_loss"], "mae": by_hand["test_metrics"]["mae"]}
     assert seen == expected, f"job {seen} != by hand {expected}"

@@ -1,8 +1,10 @@
-"""docker-compose.yml, checked without a Docker engine: ``docker-compose config`` (Debian's
-package) validates it, then each fitq service's own command runs as a local process with the
+"""The compose files, checked without a Docker engine: ``docker-compose config`` (Debian's
+package) validates each combination the README gives, then the multi-host one (artifacts in
+S3, docker-compose.s3.yml) runs each fitq service's own command as a local process with the
 service's environment (the postgres, redis and minio hosts rewritten to this test's own
-database, Redis db and S3 server on 127.0.0.1; each with its own data dir, as containers
-share no disk), and a job trains through them."""
+database, Redis db and S3 server on 127.0.0.1; each with its own data dir, as hosts share no
+disk), and a job trains through them. ``scripts/compose-check`` runs the one-host stack for
+real, in Docker."""
 
 from __future__ import annotations
 
@@ -32,11 +34,13 @@ from tests.processes import (
 from tests.s3 import make_bucket, s3_server
 from tests.services import IN_CI, postgres_database, redis_db
 
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 BIN = Path(sys.executable).parent
+GPU_HOST = ["docker-compose.yml", "docker-compose.override.yml"]  # what `docker compose` reads
+CPU_HOST = ["docker-compose.yml", "docker-compose.cpu.yml"]
+MULTI_HOST = [*GPU_HOST, "docker-compose.s3.yml"]
 
 
-def compose_config() -> dict[str, Any]:
+def compose_config(files: list[str]) -> dict[str, Any]:
     if shutil.which("docker-compose") is None:
         message = (
             "docker-compose is not installed (Debian's package: apt-get install docker-compose)"
@@ -45,7 +49,13 @@ def compose_config() -> dict[str, Any]:
             pytest.fail(message + "; .ci/run installs it")
         pytest.skip(message)
     done = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE_FILE), "--profile", "monitoring", "config"],
+        [
+            "docker-compose",
+            *[part for name in files for part in ("-f", str(REPO_ROOT / name))],
+            "--profile",
+            "monitoring",
+            "config",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -69,19 +79,36 @@ def local_command(command: list[str], port: int) -> list[str]:
     return local
 
 
-def test_compose_file_is_valid_and_names_every_part() -> None:
-    services = compose_config()["services"]
-    expected = {"postgres", "redis", "minio", "minio-setup", "migrate", "api", "ingest", "worker"}
-    assert expected | {"flower"} <= set(services)
+def test_compose_files_are_valid_and_name_every_part() -> None:
+    services = compose_config(GPU_HOST)["services"]
+    expected = {"postgres", "redis", "migrate", "api", "ingest", "worker", "flower"}
+    assert set(services) == expected
     assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
     assert services["worker"]["stop_grace_period"] in ("2m", "2m0s", 120)
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
     assert services["flower"]["profiles"] == ["monitoring"]
+    # One host: the API and the workers share the artifacts volume; no object store.
+    for name in ("api", "ingest", "worker"):
+        assert "data:/data:rw" in services[name]["volumes"], name
+        assert "FITQ_ARTIFACTS_URL" not in services[name]["environment"]
+
+    cpu = compose_config(CPU_HOST)["services"]
+    assert "deploy" not in cpu["worker"]
+    assert cpu["worker"]["build"]["target"] == cpu["ingest"]["build"]["target"] == "worker-cpu"
+    assert cpu["worker"]["command"] == ["fitq", "worker", "--gpus", "none"]
+
+    multi = compose_config(MULTI_HOST)["services"]
+    assert {"minio", "minio-setup"} <= set(multi)
+    for name in ("api", "ingest", "worker"):
+        assert multi[name]["environment"]["FITQ_ARTIFACTS_URL"] == "s3://fitq/artifacts"
+        assert multi[name]["depends_on"]["minio-setup"]["condition"] == (
+            "service_completed_successfully"
+        )
 
 
-def test_the_compose_services_train_a_job_as_local_processes(tmp_path: Path) -> None:
-    services = compose_config()["services"]
+def test_the_multi_host_services_train_a_job_as_local_processes(tmp_path: Path) -> None:
+    services = compose_config(MULTI_HOST)["services"]
     with ExitStack() as cleanup:
         s3_url = cleanup.enter_context(s3_server(tmp_path))  # stands in for MinIO
         local = {

@@ -4,6 +4,7 @@ S3-protocol server process): atomic writes, reads, the local cache, deletes."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def test_deletes(store: ArtifactStore) -> None:
 
 def test_a_missing_artifact_is_file_not_found_on_every_store(store: ArtifactStore) -> None:
     """What callers catch to say what is lost (GET /model of a lost volume was a 500)."""
-    with pytest.raises(FileNotFoundError, match="models/job_gone/model.keras"):
+    with pytest.raises(FileNotFoundError, match=re.escape("models/job_gone/model.keras")):
         store.local_path("models/job_gone/model.keras")
 
 
