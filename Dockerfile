@@ -18,7 +18,7 @@ RUN python requirements.py service > requirements.txt && pip install -r requirem
 COPY README.md ./
 COPY fitq ./fitq
 COPY service ./service
-RUN pip install --no-deps . && cd / && rm -rf /src
+RUN pip install --no-deps . && pip check && cd / && rm -rf /src
 WORKDIR /data
 USER fitq
 EXPOSE 8000
@@ -31,7 +31,7 @@ RUN python requirements.py worker > requirements.txt && pip install -r requireme
 COPY README.md ./
 COPY fitq ./fitq
 COPY worker ./worker
-RUN pip install --no-deps . && cd / && rm -rf /src
+RUN pip install --no-deps . && pip check && cd / && rm -rf /src
 WORKDIR /data
 USER fitq
 # Healthy while this container's worker has a fresh heartbeat row in the store.
@@ -47,7 +47,7 @@ RUN python requirements.py worker > requirements.txt && pip install -r requireme
 COPY README.md ./
 COPY fitq ./fitq
 COPY worker ./worker
-RUN pip install --no-deps . && cd / && rm -rf /src
+RUN pip install --no-deps . && pip check && cd / && rm -rf /src
 WORKDIR /data
 USER fitq
 HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 \
