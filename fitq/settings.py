@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     resend_after_seconds: float = Field(
         60.0, gt=0, description="Re-send a queued job nobody claimed after this (doubling)."
     )
+    max_unsent_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description=(
+            "A queued job whose every send the broker refused for this long fails "
+            "broker_unavailable; until then it stays queued and is re-sent with backoff."
+        ),
+    )
     broker_polling_interval: float = Field(0.05, gt=0, description="Filesystem transport poll.")
     send_timeout_seconds: float = Field(5.0, gt=0, description="Give up sending a task after.")
     worker_proc_alive_timeout: float = Field(

@@ -4,7 +4,9 @@
   re-sent, or fails ``worker_lost`` once it has used ``FITQ_MAX_ATTEMPTS`` attempts.
 - A queued job nobody claimed is re-sent, with a doubling interval (messages can be lost: the
   filesystem transport deletes a message on delivery; a duplicate is harmless, claims dedupe).
-- A send that fails marks the job ``failed`` / ``broker_unavailable``.
+- A job whose send the broker refused stays queued and is re-sent on the same backoff (its
+  message may well have survived: Redis keeps its lists); it fails ``broker_unavailable``
+  only after ``FITQ_MAX_UNSENT_SECONDS`` (hours) of refused sends.
 - A job queued ``FITQ_NO_CAPACITY_SECONDS`` on a queue no live worker serves (no heartbeat
   row names it) fails ``no_capacity`` instead of waiting forever.
 
@@ -40,6 +42,7 @@ class SweepReport:
     datasets_resent: list[str] = field(default_factory=list)
     datasets_failed: list[str] = field(default_factory=list)
     no_capacity: list[str] = field(default_factory=list)
+    unsent: list[str] = field(default_factory=list)  # failed: the broker refused too long
     models_deleted: list[str] = field(default_factory=list)
     datasets_deleted: list[str] = field(default_factory=list)
 
@@ -93,6 +96,7 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
             send_job(ctx, lease.id, lease.queue, lease.max_runtime_seconds)
 
     _fail_without_capacity(ctx, now, report)
+    _fail_unsent_too_long(ctx, now, report)
     base = timedelta(seconds=ctx.settings.resend_after_seconds)
     with transaction(ctx.sessions) as session:
         queued = repo.unclaimed_jobs(session)
@@ -127,6 +131,21 @@ def _fail_without_capacity(ctx: ServiceContext, now: datetime, report: SweepRepo
             if repo.fail_queued(session, job_id, JobErrorType.no_capacity, message):
                 log.warning("job %s: %s", job_id, message)
                 report.no_capacity.append(job_id)
+
+
+def _fail_unsent_too_long(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
+    limit = ctx.settings.max_unsent_seconds
+    with transaction(ctx.sessions) as session:
+        unsent = repo.unsent_before(session, now - timedelta(seconds=limit))
+    for job_id, since in unsent:
+        message = (
+            f"the broker refused every send of this job since {since.isoformat()} (more than "
+            f"{limit:g} s, FITQ_MAX_UNSENT_SECONDS); submit it again once the broker is back"
+        )
+        with transaction(ctx.sessions) as session:
+            if repo.fail_queued(session, job_id, JobErrorType.broker_unavailable, message):
+                log.error("job %s: %s", job_id, message)
+                report.unsent.append(job_id)
 
 
 def _apply_retention(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:

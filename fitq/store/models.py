@@ -39,6 +39,8 @@ class Job(Base):
     # Sends of the task message, for the sweeper's re-send backoff.
     sends: Mapped[int] = mapped_column(Integer, default=0)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Since when every send was refused (the broker is down); NULL once one went through.
+    unsent_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     epoch: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int] = mapped_column(Integer)

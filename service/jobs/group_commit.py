@@ -18,8 +18,8 @@ from service.batching import Batcher
 from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionStore
 from service.queue import TrainMessage
 
-# Sends the messages of committed jobs; False for each one the broker refused (the job is
-# then failed as ``broker_unavailable``).
+# Sends the messages of committed jobs; False for each one the broker refused (the job then
+# stays queued and the sweeper re-sends it).
 Send = Callable[[Sequence[TrainMessage]], Awaitable[list[bool]]]
 
 MAX_BATCH = 64

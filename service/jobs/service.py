@@ -220,8 +220,7 @@ async def create_job(
                 f"Idempotency-Key {idempotency_key!r} is in use by a concurrent request; retry"
             ) from None
         return Submitted(earlier, await read_job(ctx, tenant_id, earlier), created=False)
-    if not written.sent:  # failed as broker_unavailable: answer what is stored
-        return Submitted(job["id"], await read_job(ctx, tenant_id, job["id"]), created=True)
+    # Sent or not, the job is committed and queued: one the broker refused is re-sent later.
     return Submitted(job["id"], render_json(job_document(job, written.position)), created=True)
 
 
@@ -317,14 +316,14 @@ def time_limit(ctx: ServiceContext, max_runtime: float | None) -> float:
 
 
 def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
-    """Send the job's id (a re-send: the sweeper's); a broker that refuses fails the job with
-    ``broker_unavailable``. The send is counted (``sends``, ``last_sent_at``, for the
-    sweeper's re-send backoff)."""
+    """Send the job's id (a re-send: the sweeper's). The send is counted (``sends``,
+    ``last_sent_at``, for the re-send backoff) whether or not the broker took it; a job it
+    refused stays queued for the next re-send (``unsent_since``)."""
     message = TrainMessage(job_id, queue, time_limit(ctx, max_runtime))
     try:
         ctx.queue.send_train_many([message])
     except BrokerUnavailable as exc:
-        _fail_unsent(ctx, [message], str(exc))
+        _keep_unsent(ctx, [message], str(exc), counted=False)
         return False
     with transaction(ctx.sessions) as session:
         repo.mark_sent(session, job_id, utcnow())
@@ -332,20 +331,24 @@ def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | 
 
 
 async def send_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
-    """Send committed jobs' ids, in one broker round trip; if the broker refuses, each job
-    fails with ``broker_unavailable``. New jobs were counted as sent in the rows committed."""
+    """Send committed jobs' ids, in one broker round trip. New jobs were counted as sent in
+    the rows committed; those the broker refused stay queued and the sweeper re-sends them."""
     try:
         await ctx.queue.send_train_async(messages)
     except BrokerUnavailable as exc:
-        await to_thread.run_sync(_fail_unsent, ctx, messages, str(exc))
+        reason = str(exc)
+        await to_thread.run_sync(lambda: _keep_unsent(ctx, messages, reason, counted=True))
         return [False] * len(messages)
     return [True] * len(messages)
 
 
-def _fail_unsent(ctx: ServiceContext, messages: Sequence[TrainMessage], reason: str) -> None:
-    for message in messages:  # a job per transaction, as every change of a job's status
-        with transaction(ctx.sessions) as session:
-            repo.fail_unsent(session, message.job_id, reason)
+def _keep_unsent(
+    ctx: ServiceContext, messages: Sequence[TrainMessage], reason: str, *, counted: bool
+) -> None:
+    now = utcnow()
+    with transaction(ctx.sessions) as session:
+        for message in messages:
+            repo.mark_unsent(session, message.job_id, now, reason, counted=counted)
 
 
 def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -91,6 +92,59 @@ def test_a_queued_job_survives_a_redis_restart(tmp_path: Path, private_redis: Pr
             assert job["attempts"] == 1
         finally:
             stack.stop()
+
+
+def test_a_broker_outage_longer_than_lease_and_resends_loses_no_job(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Redis down for several re-send periods and lease lengths, with jobs queued before and
+    one submitted during it: every job stays queued (no ``broker_unavailable``), and once
+    Redis is back each trains exactly once, from its surviving message or a re-send."""
+    with postgres_database() as database:
+        env = {
+            "FITQ_DATA_DIR": str(tmp_path / "fitq"),
+            "FITQ_DATABASE_URL": database,
+            "FITQ_BROKER_URL": private_redis.url,
+            **FAST_RECOVERY,  # lease 5 s, re-send after 5 s, a sweep every 0.5 s
+            "FITQ_RESEND_AFTER_SECONDS": "1",
+            "FITQ_SEND_TIMEOUT_SECONDS": "1",
+        }
+        migrate(env)
+        stack = Stack(env, tmp_path)
+        try:
+            stack.start_api()
+            with stack.client() as client:
+                before = [
+                    client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"] for _ in range(3)
+                ]
+                private_redis.stop()
+                during = client.post("/v1/jobs", json=tiny_job(epochs=1))
+                assert during.status_code == 202, during.text
+                assert (during.json()["status"], during.json()["error"]) == ("queued", None)
+                ids = [*before, during.json()["id"]]
+                # Re-sends fail meanwhile (the sweeper tries every second or so), for longer
+                # than a lease: the old sweeper failed them all here.
+                wait_for(
+                    lambda: all(
+                        client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+                        and _refused_sends(client, job_id) >= 2
+                        for job_id in ids
+                    ),
+                    30,
+                    0.5,
+                    "re-sends refused while Redis is down",
+                )
+                private_redis.start()
+                stack.start_worker()
+                jobs = [poll_job(client, job_id, finished, TIMEOUT)[0] for job_id in ids]
+            assert [(job["status"], job["attempts"]) for job in jobs] == [("succeeded", 1)] * 4
+        finally:
+            stack.stop()
+
+
+def _refused_sends(client: httpx.Client, job_id: str) -> int:
+    events = client.get(f"/v1/jobs/{job_id}/events").json()["data"]
+    return sum("did not accept the job's message" in str(e["data"]) for e in events)
 
 
 def test_restarting_the_api_leaves_a_running_job_alone(stack: Stack) -> None:

@@ -132,15 +132,24 @@ def test_list_is_newest_first_per_tenant_with_status_and_cursor(
         assert repo.get_job(session, "other", ids[0]) is None
 
 
-def test_unsent_job_fails_broker_unavailable_only_while_queued(
+def test_a_refused_send_keeps_a_queued_job_queued_and_counts_since_when(
     sessions: sessionmaker[Session],
 ) -> None:
     queued, running = add_job(sessions), add_job(sessions)
     claim(sessions, running)
+    first, later = utcnow(), utcnow() + timedelta(minutes=5)
     with transaction(sessions) as session:
-        assert repo.fail_unsent(session, queued, "refused")
-        assert not repo.fail_unsent(session, running, "refused")
-    assert load(sessions, queued).error_type == JobErrorType.broker_unavailable
+        assert repo.mark_unsent(session, queued, first, "refused", counted=False)
+        assert repo.mark_unsent(session, queued, later, "refused", counted=False)
+        assert not repo.mark_unsent(session, running, first, "refused", counted=False)
+    job = load(sessions, queued)
+    assert job.status == JobStatus.queued and job.error_type is None
+    assert (job.unsent_since, job.last_sent_at, job.sends) == (first, later, 2)  # since the first
+    with transaction(sessions) as session:
+        assert repo.unsent_before(session, later) == [(queued, first)]
+        assert repo.unsent_before(session, first) == []
+        repo.mark_sent(session, queued, later)  # the broker is back
+        assert repo.unsent_before(session, later + timedelta(days=1)) == []
     assert load(sessions, running).status == JobStatus.running
 
 

@@ -93,22 +93,38 @@ def test_the_last_attempt_fails_worker_lost(api: Api) -> None:
     assert f"attempt {settings.max_attempts} of {settings.max_attempts}" in job["error"]["message"]
 
 
-def test_a_refused_send_fails_the_job_broker_unavailable(tmp_path: Path) -> None:
+def test_a_refused_send_keeps_the_job_queued_until_the_outage_limit(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "fitq",
         broker_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
         sweeper_enabled=False,
         auth="off",
         send_timeout_seconds=1,
+        no_capacity_seconds=10 * 24 * 3600,  # no worker runs here: not what this tests
     )
     upgrade(settings.resolved_database_url)
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/jobs", json=tiny_job())
         assert response.status_code == 202
         job = response.json()
-        assert job["status"] == "failed"
-        assert job["error"]["type"] == "broker_unavailable"
+        assert (job["status"], job["error"]) == ("queued", None)  # committed: re-sent later
         assert client.get("/readyz").status_code == 503
+        ctx = context(client)
+        events = client.get(f"/v1/jobs/{job['id']}/events").json()["data"]
+        assert "did not accept the job's message" in events[-1]["data"]["message"]
+
+        # The sweeper's re-sends are refused too, on the usual backoff: still queued.
+        soon = utcnow() + timedelta(seconds=settings.resend_after_seconds + 1)
+        report = sweep_once(ctx, now=soon)
+        assert report.resent == [] and report.unsent == []
+        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"
+
+        # Only after FITQ_MAX_UNSENT_SECONDS of refused sends does it fail.
+        too_late = utcnow() + timedelta(seconds=settings.max_unsent_seconds + 1)
+        assert sweep_once(ctx, now=too_late).unsent == [job["id"]]
+        failed = client.get(f"/v1/jobs/{job['id']}").json()
+        assert failed["error"]["type"] == "broker_unavailable"
+        assert "FITQ_MAX_UNSENT_SECONDS" in failed["error"]["message"]
 
 
 def upload(client: TestClient) -> str:

@@ -103,13 +103,39 @@ def get_idempotency_key(session: Session, tenant_id: str, key: str) -> Idempoten
 
 def mark_sent(session: Session, job_id: str, now: datetime) -> None:
     session.execute(
-        update(Job).where(Job.id == job_id).values(sends=Job.sends + 1, last_sent_at=now)
+        update(Job)
+        .where(Job.id == job_id)
+        .values(sends=Job.sends + 1, last_sent_at=now, unsent_since=None)
     )
 
 
-def fail_unsent(session: Session, job_id: str, message: str) -> bool:
-    """A queued job whose message could not be sent: ``failed`` / ``broker_unavailable``."""
-    return fail_queued(session, job_id, JobErrorType.broker_unavailable, message)
+def mark_unsent(
+    session: Session, job_id: str, now: datetime, reason: str, *, counted: bool
+) -> bool:
+    """The broker refused a queued job's message: it stays queued, and the sweeper re-sends
+    it with the same backoff as any unclaimed job (``counted``: the send is already counted,
+    as a new job's row is written). False if the job is no longer queued."""
+    values: dict[str, Any] = {"unsent_since": func.coalesce(Job.unsent_since, now)}
+    if not counted:
+        values |= {"sends": Job.sends + 1, "last_sent_at": now}
+    result = _execute(
+        session,
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.queued).values(**values),
+    )
+    if result.rowcount == 1:
+        message = f"the broker did not accept the job's message ({reason}); it stays queued"
+        add_event(session, job_id, "log", {"message": message})
+    return result.rowcount == 1
+
+
+def unsent_before(session: Session, cutoff: datetime) -> list[tuple[str, datetime]]:
+    """(id, unsent since) of queued jobs whose every send since ``cutoff`` was refused."""
+    query = (
+        select(Job.id, Job.unsent_since)
+        .where(Job.status == JobStatus.queued, Job.unsent_since < cutoff)
+        .order_by(Job.id)
+    )
+    return [(job_id, since) for job_id, since in session.execute(query)]
 
 
 def fail_queued(session: Session, job_id: str, error: JobErrorType, message: str) -> bool:
