@@ -58,6 +58,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.uses_filesystem_broker:
         folder = str(settings.broker_dir)
+        # kombu's filesystem transport with whole-message writes (fitq.embedded_broker).
+        config["broker_transport"] = "fitq.embedded_broker:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": folder,
             "data_folder_out": folder,

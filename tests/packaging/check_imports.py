@@ -19,9 +19,9 @@ from pathlib import Path
 # Modules that run a program when imported (``__main__``) or run only inside another program.
 NOT_IMPORTABLE = ("fitq.store.migrations",)
 
-# Imports a package may make without its extra, each where the code chooses it at run time
-# and says what to install: the SDK alone (no extra) has no S3 client.
-OPTIONAL = {"fitq.artifacts_s3": {"boto3", "botocore"}}
+# Imports a package may make without its extra, each where the code chooses it at run time:
+# the SDK alone (no extra) has no S3 client and runs no broker.
+OPTIONAL = {"fitq.artifacts_s3": {"boto3", "botocore"}, "fitq.embedded_broker": {"kombu"}}
 
 
 def imported_names(tree: ast.AST) -> list[tuple[int, str]]:
