@@ -20,6 +20,7 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.json import dumps
 
+
 def message_name(queue: str) -> str:
     """kombu's own naming, which its reader matches (``<ms>_<uuid>.<queue>.msg``, oldest
     first by name)."""
