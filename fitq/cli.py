@@ -8,10 +8,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -23,6 +21,7 @@ from fitq.devices import parse_gpus, plan_workers
 from fitq.keys import Role
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
 from fitq.settings import Settings
+from fitq.supervise import Child, Supervisor
 
 app = typer.Typer(help="fitq: Keras training as a service.", no_args_is_help=True)
 cli_remote.register(app)  # submit, jobs, show, cancel, logs, model, datasets
@@ -87,15 +86,14 @@ def serve(
         console.print(
             "fitq: authentication is OFF (bound to loopback); set FITQ_AUTH=on to require keys"
         )
+    service_queues = f"{DATASETS_QUEUE},{INFERENCE_QUEUE}"
     children = [
-        subprocess.Popen(api_command(host, port), env=env),
-        subprocess.Popen(worker_command(settings), env=env),
+        Child("the API", api_command(host, port), env),
+        Child("the training worker", worker_command(settings), env),
         # Uploads and predictions share a second worker: neither waits behind training.
-        subprocess.Popen(
-            worker_command(settings, "fitq-service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}"), env=env
-        ),
+        Child("the ingest worker", worker_command(settings, "fitq-service", service_queues), env),
     ]
-    sys.exit(_supervise(children))
+    sys.exit(Supervisor(children, say=_say).run_until_signalled())
 
 
 @app.command()
@@ -130,8 +128,12 @@ def worker(
         if settings.worker_metrics_port is not None:  # one port per process: base, base + 1, …
             env["FITQ_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
         command = worker_command(settings, plan.name, plan.queue)
-        children.append(subprocess.Popen(command, env=env))
-    sys.exit(_supervise(children))
+        children.append(Child(f"worker {plan.name}", command, env))
+    sys.exit(Supervisor(children, say=_say).run_until_signalled())
+
+
+def _say(message: str) -> None:
+    console.print(message, markup=False, highlight=False)
 
 
 def detected_gpus() -> int:
@@ -224,36 +226,6 @@ def keys_revoke(prefix: str) -> None:
             console.print(f"[red]no active key with prefix {prefix!r}[/red]")
             raise typer.Exit(1)
     console.print(f"key {prefix} revoked")
-
-
-def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
-    """Wait until a signal or a child's exit, then stop every child; returns an exit code."""
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    code = 0
-    while not stopping:
-        exited = [c for c in children if c.poll() is not None]
-        if exited:
-            code = exited[0].returncode or 1
-            console.print(f"[red]fitq: a child process exited ({code}); stopping[/red]")
-            break
-        time.sleep(0.2)
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return code
 
 
 def main() -> None:
