@@ -25,6 +25,7 @@ from fitq.spec import JobSpec, StoredData, summarize
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
+from worker import checkpoints
 from worker.backend import describe_environment, visible_gpus
 from worker.metrics import job_metrics
 from worker.training import (
@@ -131,7 +132,7 @@ class JobRunner:
             assert row is not None
             spec = JobSpec.model_validate(row.spec)
             max_runtime = row.max_runtime_seconds
-            resume = self._resume_point(job_id, row.checkpoint_epoch, row.history)
+            resume = self._resume_point(job_id, row.history)
             if resume is not None:
                 done = len(resume.history)
                 repo.add_event(session, job_id, "checkpoint", {"resumed_from_epoch": done})
@@ -152,7 +153,7 @@ class JobRunner:
             return self._finish_trained(job_id, attempt, spec, outcome)
         except TrainingStopped as stop:
             if stop.reason == StopReason.drain:
-                return self._hand_back(job_id, attempt, history, stop.model, max_runtime)
+                return self._hand_back(job_id, attempt, history, max_runtime)
             return self._stopped(job_id, attempt, history, StopReason(stop.reason), max_runtime)
         except LeaseLost:
             log.warning(
@@ -200,39 +201,36 @@ class JobRunner:
         with transaction(self.sessions) as session:
             return repo.heartbeat(session, job_id, attempt, self._lease)
 
-    def _resume_point(
-        self, job_id: str, epoch: int | None, history: list[HistoryEpoch]
-    ) -> Resume | None:
+    def _resume_point(self, job_id: str, history: list[HistoryEpoch]) -> Resume | None:
+        """The job's checkpoint, with the epoch it holds read from the file itself (a crash
+        between saving it and recording it leaves the row one checkpoint behind)."""
         key = checkpoint_key(job_id)
-        if not epoch or not self.artifacts.exists(key):
+        if not self.artifacts.exists(key):
             return None
-        return Resume(path=self.artifacts.local_path(key), history=list(history[:epoch]))
+        path = self.artifacts.local_path(key)
+        state = checkpoints.read_state(path)
+        if state is None or len(history) < state.epoch:  # not one to resume from exactly
+            return None
+        return Resume(path=path, state=state, history=list(history[: state.epoch]))
 
-    def _checkpoint(self, job_id: str, attempt: int, model: Any, epoch: int) -> None:
+    def _checkpoint(
+        self, job_id: str, attempt: int, write: Callable[[Path], None], epoch: int
+    ) -> None:
         """Saved under a temporary name and renamed: a crash mid-save keeps the last one."""
         with self.artifacts.staged(checkpoint_key(job_id)) as path:
-            model.save(path)
+            write(path)
         with transaction(self.sessions) as session:
             owned = repo.record_checkpoint(session, job_id, attempt, epoch)
         if not owned:
             raise LeaseLost(job_id)
 
     def _hand_back(
-        self,
-        job_id: str,
-        attempt: int,
-        history: list[HistoryEpoch],
-        model: Any,
-        max_runtime: float | None,
+        self, job_id: str, attempt: int, history: list[HistoryEpoch], max_runtime: float | None
     ) -> RunResult:
-        """Checkpoint now (mid-epoch weights; the next attempt repeats the unfinished epoch
-        from them), return the job to the queue without counting an attempt, re-send it."""
-        if model is not None:
-            with self.artifacts.staged(checkpoint_key(job_id)) as path:
-                model.save(path)
-        epoch = len(history) if model is not None else None
+        """Training stopped at an epoch's end with that epoch checkpointed: return the job to
+        the queue without counting an attempt, and re-send it."""
         with transaction(self.sessions) as session:
-            owned = repo.hand_back(session, job_id, attempt, epoch)
+            owned = repo.hand_back(session, job_id, attempt, len(history))
         if not owned:
             return RunResult.lost
         log.info("job %s handed back after %d epochs: the worker is draining", job_id, len(history))
@@ -301,7 +299,8 @@ class JobRunner:
             label_encoding=spec.data.label_encoding,
             in_memory_bytes=self.settings.in_memory_bytes,
             should_stop=watch.check,
-            checkpoint=lambda model, epoch: self._checkpoint(job_id, attempt, model, epoch),
+            draining=watch.draining,
+            checkpoint=lambda write, epoch: self._checkpoint(job_id, attempt, write, epoch),
             checkpoint_seconds=self.settings.checkpoint_seconds,
             resume=resume,
         )

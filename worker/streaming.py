@@ -51,6 +51,11 @@ class RowBatches(keras.utils.PyDataset):
         if self.shuffle:
             self._order = self._rng.permutation(self.rows)
 
+    def skip_epochs(self, epochs: int) -> None:
+        """The order after ``epochs`` epochs, as a run that trained them would have it."""
+        for _ in range(epochs):
+            self.on_epoch_end()
+
 
 def column_moments(
     x: np.ndarray, rows: np.ndarray, chunk: int = 65_536

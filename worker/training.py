@@ -21,10 +21,12 @@ from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
 from fitq.spec.inference import split_rows
 from fitq.spec.job import FitSpec, ModelSpec
+from worker import checkpoints
 from worker.backend import visible_gpus
 from worker.pacing import Pacing, plan_pacing
 from worker.streaming import RowBatches, column_moments
 from worker.traced import Prepared, reuse_key, traced_models
+from worker.watch import StopReason
 
 HistoryEpoch = dict[str, float | int | None]
 EpochHook = Callable[[list[HistoryEpoch]], None]
@@ -230,13 +232,13 @@ def _clean(value: Any) -> float | None:
 
 
 class TrainingStopped(Exception):
-    """Raised from a batch: training ends there, no validation pass or evaluate first. Carries
-    the model as it stands, for a drain to checkpoint."""
+    """Raised from a batch (cancel, time limit, lost lease: training ends there, no
+    validation pass or evaluate first) or from an epoch's end (a drain, once the epoch's
+    checkpoint is saved)."""
 
-    def __init__(self, reason: str, model: keras.Model | None = None) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.model = model
 
 
 class _StopAtBatch(keras.callbacks.Callback):
@@ -247,7 +249,7 @@ class _StopAtBatch(keras.callbacks.Callback):
     def _check(self) -> None:
         reason = self._should_stop()
         if reason is not None:
-            raise TrainingStopped(reason, self.model)
+            raise TrainingStopped(reason)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._check()
@@ -276,28 +278,54 @@ class _EpochRecorder(keras.callbacks.Callback):
             self._on_epoch(self.history)
 
 
-class _Checkpointer(keras.callbacks.Callback):
-    """Saves the model at the first epoch end ``interval`` seconds after the last save: a
-    short job never pays for a checkpoint, a long one loses at most about ``interval``."""
+# Stores a checkpoint that ``write`` puts at the path it is given, taken after ``epoch``.
+StoreCheckpoint = Callable[[Callable[[Path], None], int], None]
 
-    def __init__(self, save: Callable[[keras.Model, int], None], interval: float) -> None:
+
+class _AtEpochEnd(keras.callbacks.Callback):
+    """The last callback at each epoch's end, so what it saves includes every other one's
+    work for the epoch (the history recorded, EarlyStopping's counters). It checkpoints at
+    the first epoch end ``interval`` seconds after the last checkpoint (a short job never
+    pays for one, a long one loses at most about ``interval``), and when the worker drains
+    it checkpoints and hands the job back. Nothing is saved where training ends anyway."""
+
+    def __init__(
+        self,
+        store: StoreCheckpoint | None,
+        interval: float,
+        draining: Callable[[], bool] | None,
+        epochs: int,
+        early_stopping: keras.callbacks.EarlyStopping | None,
+    ) -> None:
         super().__init__()
-        self._save = save
+        self._store = store
         self._interval = interval
+        self._draining = draining
+        self._epochs = epochs
+        self._early_stopping = early_stopping
         self._last = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if time.monotonic() - self._last >= self._interval and not self.model.stop_training:
-            self._save(self.model, epoch + 1)
+        done = epoch + 1
+        if self.model.stop_training or done >= self._epochs:
+            return
+        draining = self._draining is not None and self._draining()
+        due = time.monotonic() - self._last >= self._interval
+        if self._store is not None and (draining or due):
+            model, stopper = self.model, self._early_stopping
+            self._store(lambda path: checkpoints.save(model, path, done, stopper), done)
             self._last = time.monotonic()
+        if draining:
+            raise TrainingStopped(StopReason.drain)
 
 
 @dataclass(frozen=True)
 class Resume:
     """A checkpoint to continue from: the saved model (weights, optimizer state, compile
-    settings) and the history of the epochs it holds."""
+    settings), the state Keras does not save, and the history of the epochs it holds."""
 
     path: Path
+    state: checkpoints.CheckpointState
     history: list[HistoryEpoch]
 
 
@@ -309,7 +337,8 @@ class Execution:
     label_encoding: LabelEncoding | None = None
     in_memory_bytes: int | None = None  # above it, stream batches from the memory maps
     should_stop: Callable[[], str | None] | None = None  # read at every batch
-    checkpoint: Callable[[keras.Model, int], None] | None = None
+    draining: Callable[[], bool] | None = None  # read at each epoch's end
+    checkpoint: StoreCheckpoint | None = None
     checkpoint_seconds: float = 300.0
     resume: Resume | None = None
     # Mirror over these devices; None: every GPU of the process when it has more than one.
@@ -361,26 +390,40 @@ def train(
             )
             model = prepared.model
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
+    initial_epoch = len(resume.history) if resume else 0
     feed = (
-        _StreamedFeed(data, fit_spec, seed, transform) if streamed else _MemoryFeed(data, transform)
+        _StreamedFeed(data, fit_spec, seed, transform, initial_epoch)
+        if streamed
+        else _MemoryFeed(data, transform)
     )
 
     recorder = _EpochRecorder(on_epoch, resume.history if resume else [])
     callbacks: list[keras.callbacks.Callback] = [recorder]
     if execution.should_stop is not None:
         callbacks.append(_StopAtBatch(execution.should_stop))
-    if execution.checkpoint is not None:
-        callbacks.append(_Checkpointer(execution.checkpoint, execution.checkpoint_seconds))
     stopper = None
     if fit_spec.early_stopping is not None:
-        stopper = keras.callbacks.EarlyStopping(**fit_spec.early_stopping.model_dump())
+        stopper = checkpoints.ResumableEarlyStopping(
+            resume.state if resume else None, **fit_spec.early_stopping.model_dump()
+        )
         callbacks.append(stopper)
+    callbacks.append(
+        _AtEpochEnd(
+            execution.checkpoint,
+            execution.checkpoint_seconds,
+            execution.draining,
+            fit_spec.epochs,
+            stopper,
+        )
+    )
 
+    if resume is not None:
+        checkpoints.restore_random_state(model, resume.state)
     started = time.perf_counter()
     model.fit(
         **feed.fit_arguments(fit_spec),
         epochs=fit_spec.epochs,
-        initial_epoch=len(resume.history) if resume else 0,
+        initial_epoch=initial_epoch,
         callbacks=callbacks,
         verbose=0,
     )
@@ -401,9 +444,10 @@ def train(
             "data": "streamed" if streamed else "in_memory",
             "data_bytes": total,
             "standardize": execution.standardize,
-            # A resumed run continues from saved weights and optimizer state, not the RNG
-            # state: its numbers can differ from an uninterrupted run.
-            "resumed_from_epoch": len(resume.history) if resume else None,
+            # A resumed run continues from an epoch's end with the state that drew its
+            # numbers (worker/checkpoints.py): on CPU and in-memory data, bit for bit the
+            # uninterrupted run's.
+            "resumed_from_epoch": initial_epoch if resume else None,
         },
     )
     if stopper is not None:
@@ -536,6 +580,7 @@ class _StreamedFeed:
         fit: FitSpec,
         seed: int,
         transform: Callable[[np.ndarray], np.ndarray] | None,
+        initial_epoch: int = 0,
     ) -> None:
         rows = data.train.row_index()
         validation: RowBatches | None = None
@@ -546,6 +591,7 @@ class _StreamedFeed:
         elif data.validation is not None:
             validation = self._batches(data.validation, None, fit, seed, transform, shuffle=False)
         self.train = self._batches(data.train, rows, fit, seed, transform, shuffle=fit.shuffle)
+        self.train.skip_epochs(initial_epoch)  # a resumed run: the order of its next epoch
         self.validation = validation
         self.test = (
             self._batches(data.test, None, fit, seed, transform, shuffle=False)

@@ -1,6 +1,8 @@
 """Watching a running job from a background thread: it renews the job's lease, reads the
 user's cancel request a few times a second and notes a lost lease; the training loop checks
-``reason`` at every batch and stops there (a flag read, no I/O on the hot path)."""
+``reason`` at every batch and stops there (a flag read, no I/O on the hot path). A drain is
+read at each epoch's end instead (``draining``): the job is handed back from there, so the
+next attempt resumes exactly."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ class StopReason(StrEnum):
     cancelled = "cancelled"
     max_runtime = "max_runtime"
     lease_lost = "lease_lost"
-    drain = "drain"  # the worker is shutting down: checkpoint and hand the job back
+    drain = "drain"  # the worker is shutting down: checkpoint at the epoch's end, hand back
 
 
 class JobWatch:
@@ -52,12 +54,14 @@ class JobWatch:
         self._thread.join(timeout=self._heartbeat + 5)
 
     def check(self) -> StopReason | None:
-        """Called at every batch: the watcher's finding, a drain, or the deadline passing."""
-        if self.reason is None and drain.requested.is_set():
-            self.reason = StopReason.drain
+        """Called at every batch: the watcher's finding, or the deadline passing."""
         if self.reason is None and self.deadline is not None and time.monotonic() > self.deadline:
             self.reason = StopReason.max_runtime
         return self.reason
+
+    def draining(self) -> bool:
+        """Called at each epoch's end: the worker is shutting down."""
+        return drain.requested.is_set()
 
     def _run(self) -> None:
         last_renewal = time.monotonic()

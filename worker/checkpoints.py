@@ -1,0 +1,153 @@
+"""Checkpoints a job resumes from bit for bit.
+
+A checkpoint is taken only at an epoch's end. It holds the model as Keras saves it: weights,
+optimizer state with its step count, and compile settings. It also holds what Keras leaves
+out and a resumed run needs to draw the same numbers:
+- the state of each random layer's seed generator (Dropout's masks);
+- Python's and NumPy's global random states (Keras shuffles the batches of a dataset
+  object with Python's ``random``);
+- EarlyStopping's counters and best weights;
+- the epoch it was taken after.
+
+That extra state is a member of the same ``.keras`` zip, so the checkpoint is one artifact,
+written and renamed in one piece: its epoch is read from it, never from a row that a crash
+between the two writes would leave behind. Keras's loader ignores the extra members.
+
+(The shuffle order of in-memory data needs nothing saved: Keras draws each epoch's
+permutation from the seeded graph, the same for epoch k whatever ran before it.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+STATE_MEMBER = "fitq-checkpoint.json"
+BEST_WEIGHTS_MEMBER = "fitq-early-stopping-best-weights.npz"
+# EarlyStopping's progress; on_train_begin resets it, so a resumed run puts it back after.
+EARLY_STOPPING_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    epoch: int  # epochs the checkpoint holds
+    seeds: list[list[int]]  # each seed generator's state, in model variable order
+    python_random: list[Any]  # random.getstate()
+    numpy_random: list[Any]  # np.random.get_state()
+    early_stopping: dict[str, Any] | None = None
+    best_weights: list[np.ndarray] | None = None
+
+
+def _seed_variables(model: keras.Model) -> list[Any]:
+    # Every keras.random.SeedGenerator keeps its state in a variable of this name.
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def save(
+    model: keras.Model,
+    path: Path,
+    epoch: int,
+    early_stopping: keras.callbacks.EarlyStopping | None = None,
+) -> None:
+    """``model.save(path)`` plus the state Keras leaves out."""
+    model.save(path)
+    state: dict[str, Any] = {
+        "epoch": epoch,
+        "seeds": [np.asarray(v).tolist() for v in _seed_variables(model)],
+        "python_random": _plain_tree(random.getstate()),
+        "numpy_random": _plain_tree(np.random.get_state()),
+        "early_stopping": None,
+    }
+    best: list[np.ndarray] | None = None
+    if early_stopping is not None:
+        state["early_stopping"] = {
+            name: _plain(getattr(early_stopping, name)) for name in EARLY_STOPPING_FIELDS
+        }
+        best = early_stopping.best_weights
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(STATE_MEMBER, json.dumps(state))
+        if best is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, *best)
+            archive.writestr(BEST_WEIGHTS_MEMBER, buffer.getvalue())
+
+
+def read_state(path: Path) -> CheckpointState | None:
+    """The checkpoint's own state; None for a file without it (an older fitq's, taken
+    mid-epoch: not one to resume from exactly)."""
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        if STATE_MEMBER not in names:
+            return None
+        state = json.loads(archive.read(STATE_MEMBER))
+        best = None
+        if BEST_WEIGHTS_MEMBER in names:
+            with np.load(io.BytesIO(archive.read(BEST_WEIGHTS_MEMBER))) as arrays:
+                best = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    return CheckpointState(
+        epoch=int(state["epoch"]),
+        seeds=state["seeds"],
+        python_random=state["python_random"],
+        numpy_random=state["numpy_random"],
+        early_stopping=state["early_stopping"],
+        best_weights=best,
+    )
+
+
+def restore_random_state(model: keras.Model, state: CheckpointState) -> None:
+    """The seed generators' and the global random states as the checkpoint saw them; call
+    it last before ``fit``, after whatever else draws from them (loading the model does)."""
+    version, internal, gauss = state.python_random
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = state.numpy_random
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    variables = _seed_variables(model)
+    if len(variables) != len(state.seeds):
+        raise ValueError(
+            f"expected {len(variables)} seed generator states, the checkpoint has "
+            f"{len(state.seeds)}"
+        )
+    for variable, value in zip(variables, state.seeds, strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, which a resumed run starts where the checkpoint left it."""
+
+    def __init__(self, resume: CheckpointState | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._resume = resume
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._resume is None or self._resume.early_stopping is None:
+            return
+        for name, value in self._resume.early_stopping.items():
+            setattr(self, name, value)
+        self.best_weights = self._resume.best_weights
+
+
+def _plain_tree(value: Any) -> Any:
+    """Tuples and arrays as lists, numpy scalars as Python numbers: JSON."""
+    if isinstance(value, tuple | list):
+        return [_plain_tree(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: numpy scalars as Python numbers (``best`` starts as ±inf, which Python's
+    json writes and reads back as Infinity)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
