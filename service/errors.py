@@ -17,6 +17,10 @@ from fitq.errors import ErrorDetail, FitqError, RequestErrorType
 
 log = logging.getLogger(__name__)
 
+# Seconds a client waits before retrying a 503: the store's pool checks its connections
+# again within this (service.pg), and a restarted broker is reconnected to as fast.
+UNAVAILABLE_RETRY_AFTER = "5"
+
 _STATUS_TYPES = {
     401: RequestErrorType.unauthorized,
     404: RequestErrorType.not_found,
@@ -91,6 +95,8 @@ def envelope(
             "details": [d.model_dump() for d in details],
         }
     }
+    if status == 503:  # the store or broker is down: say when to try again
+        headers = {"Retry-After": UNAVAILABLE_RETRY_AFTER, **(headers or {})}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 

@@ -21,6 +21,7 @@ from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     celeryd_after_setup,
+    task_failure,
     worker_init,
     worker_process_init,
     worker_ready,
@@ -30,7 +31,7 @@ from celery.signals import (
 
 from fitq import logs
 from fitq.devices import gpus_of_queue
-from fitq.queues import celery_config, prepare_broker
+from fitq.queues import TRAIN_TASK, celery_config, prepare_broker
 from fitq.settings import get_settings
 from fitq.store.db import make_engine
 from fitq.store.migrate import DatabaseNotMigrated, require_current
@@ -104,6 +105,25 @@ def _drain(**_: Any) -> None:
     from worker.drain import signal_children
 
     signal_children()
+
+
+@task_failure.connect
+def _release_lost_job(
+    sender: Any = None, exception: BaseException | None = None, args: Any = None, **_: Any
+) -> None:
+    """In the parent: a pool child died under its job (SIGKILL, the kernel's OOM killer),
+    which Celery reports at once as WorkerLostError. End the job's lease now so the sweeper
+    re-queues it at its next pass, not a whole lease later; the lease stays the backstop for
+    a host that is gone."""
+    from billiard.exceptions import WorkerLostError
+
+    if getattr(sender, "name", None) != TRAIN_TASK or not isinstance(exception, WorkerLostError):
+        return
+    from worker.context import release_lost_job
+
+    job_id = str(args[0]) if args else ""
+    if job_id and release_lost_job(job_id):
+        log.warning("job %s: its process died (%s); released for a retry", job_id, exception)
 
 
 @worker_process_init.connect

@@ -96,6 +96,21 @@ def fail_unstartable(job_id: str, exc: Exception) -> bool:
     return fail_unstarted(_sessions_for_pid(os.getpid()), job_id, _worker_name(), lease, exc)
 
 
+def release_lost_job(job_id: str) -> bool:
+    """The parent's word that this host's process running ``job_id`` died. Its own short-lived
+    connection: a pooled one in the parent would be inherited by the children it forks."""
+    from fitq.store import repository as repo
+    from fitq.store.db import transaction
+    from fitq.store.types import utcnow
+
+    engine = make_engine(get_settings().resolved_database_url, pooled=False)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            return repo.release_lease(session, job_id, socket.gethostname(), utcnow())
+    finally:
+        engine.dispose()
+
+
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

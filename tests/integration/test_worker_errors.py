@@ -1,13 +1,19 @@
-"""A real Celery worker whose installation is broken, as the worker image once was (no
-prometheus_client, which every job's metrics need): each job ends ``failed`` / ``worker_error``
-at once with the missing module named, instead of running, being retried by the sweeper and
-ending ``worker_lost`` minutes later with the cause in no API response."""
+"""Failures of the worker, not of the job, on a real Celery worker:
+
+- one whose installation is broken, as the worker image once was (no prometheus_client,
+  which every job's metrics need): each job ends ``failed`` / ``worker_error`` at once with
+  the missing module named, instead of being retried by the sweeper into ``worker_lost``
+  minutes later with the cause in no API response;
+- a pool child killed under its job: retried at the sweeper's next pass, not a lease later."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
-from tests.factories import tiny_job
+from tests.factories import tiny_arrays, tiny_job
 from tests.integration.conftest import FAST_RECOVERY, migrate
 from tests.processes import Stack, finished, poll_job
 
@@ -36,3 +42,37 @@ def test_a_worker_missing_a_module_fails_its_jobs_with_the_cause(tmp_path: Path)
         "type": "worker_error",
         "message": "the worker failed: ModuleNotFoundError: No module named 'prometheus_client'",
     }
+
+
+def test_a_killed_pool_child_has_its_job_retried_without_waiting_out_the_lease(
+    tmp_path: Path,
+) -> None:
+    """Celery's parent reports a dead pool child at once (WorkerLostError): the job goes back
+    to the queue at the sweeper's next pass, not a 60 s lease later, as an attempt."""
+    env = {
+        "FITQ_DATA_DIR": str(tmp_path / "fitq"),
+        **FAST_RECOVERY,
+        "FITQ_LEASE_SECONDS": "60",
+        "FITQ_HEARTBEAT_SECONDS": "5",
+    }
+    migrate(env)
+    stack = Stack(env, tmp_path)
+    try:
+        stack.start_api()
+        worker = stack.start_worker()
+        with stack.client() as client:
+            body = tiny_job(epochs=40, train=tiny_arrays(rows=2000))
+            job_id = client.post("/v1/jobs", json=body).json()["id"]
+            poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 1, 60)
+            children = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children")
+            (child,) = children.read_text().split()
+            killed_at = time.monotonic()
+            os.kill(int(child), signal.SIGKILL)  # as the OOM killer would
+            poll_job(client, job_id, lambda j: j["attempts"] == 2, 30)
+            retried_after = time.monotonic() - killed_at
+            job, _ = poll_job(client, job_id, finished, 120)
+    finally:
+        stack.stop()
+    assert retried_after < 20, retried_after  # the lease alone would take 60 s
+    assert (job["status"], job["attempts"]) == ("succeeded", 2), job["error"]
+    assert "released for a retry" in worker.log()

@@ -70,6 +70,7 @@ from fitq.store.repository.sweeper import (
     QueuedJob,
     expired_leases,
     fail_expired,
+    release_lease,
     requeue_expired,
     unclaimed_jobs,
 )
@@ -157,6 +158,7 @@ __all__ = [
     "record_checkpoint",
     "record_epoch",
     "release_dataset_lease",
+    "release_lease",
     "remove_worker",
     "renew_dataset_lease",
     "request_cancel",

@@ -36,13 +36,16 @@ def claim_job(
             started_at=now,
             gpus=gpus,
         )
-        .returning(Job.attempt)
-    ).scalar_one_or_none()
-    if claimed is not None:
-        add_event(
-            session, job_id, "status", {"status": "running", "attempt": claimed, "worker": worker}
-        )
-    return claimed
+        .returning(Job.attempt, Job.handbacks)
+    ).one_or_none()
+    if claimed is None:
+        return None
+    attempt, handbacks = claimed
+    # The event counts attempts as the job does (handed-back claims are not attempts); the
+    # returned attempt is the fencing token, which counts every claim.
+    data = {"status": "running", "attempt": attempt - handbacks, "worker": worker}
+    add_event(session, job_id, "status", data)
+    return int(attempt)
 
 
 @dataclass(frozen=True)

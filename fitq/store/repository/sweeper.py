@@ -69,6 +69,22 @@ def _still_expired(lease: ExpiredLease, now: datetime) -> Any:
     )
 
 
+def release_lease(session: Session, job_id: str, host: str, now: datetime) -> bool:
+    """A worker on ``host`` saw the process running this job die: end its lease now, so the
+    sweeper re-queues it at its next pass rather than when the lease runs out."""
+    result = _execute(
+        session,
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.running,
+            Job.worker.startswith(f"{host}:", autoescape=True),
+        )
+        .values(lease_until=now),
+    )
+    return result.rowcount == 1
+
+
 def requeue_expired(session: Session, lease: ExpiredLease, now: datetime) -> bool:
     """Back to queued; the history keeps the epochs its last checkpoint holds (none without
     one), which is where the next attempt starts."""
