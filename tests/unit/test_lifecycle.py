@@ -272,5 +272,8 @@ def test_a_draining_worker_hands_its_job_back_without_counting_an_attempt(
     assert runner.run(job_id) == RunResult.succeeded
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["attempts"] == 1
+    # Every claim's event counts attempts as the job does: the handed-back one was not one.
+    claims = [e["data"] for e in events(client, job_id) if e["data"].get("status") == "running"]
+    assert [claim["attempt"] for claim in claims] == [1, 1]
     assert [e["epoch"] for e in job["history"]] == [1, 2, 3, 4, 5, 6]
     assert job["result"]["execution"]["resumed_from_epoch"] == 2

@@ -38,7 +38,12 @@ async def _hold_connections(pool: AsyncConnectionPool, count: int) -> None:
 
 
 def _unavailable(response: httpx.Response) -> bool:
-    return response.status_code == 503 and response.json()["error"]["type"] == "unavailable"
+    """A 503 in the envelope that says when to try again."""
+    return (
+        response.status_code == 503
+        and response.json()["error"]["type"] == "unavailable"
+        and response.headers.get("Retry-After") == "5"
+    )
 
 
 def test_the_store_going_away_is_503_and_its_return_is_served(
