@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq import logs
@@ -40,7 +41,7 @@ from worker.training import (
     train,
 )
 from worker.watch import JobWatch, StopReason
-from worker.worker_error import fail_with_worker_error
+from worker.worker_error import StoreUnreachable, fail_with_worker_error
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,7 @@ class JobRunner:
         return timedelta(seconds=self.settings.lease_seconds)
 
     def run(self, job_id: str) -> RunResult:
-        with transaction(self.sessions) as session:
-            attempt = repo.claim_job(
-                session, job_id, self.worker_name, self._lease, gpus=visible_gpus()
-            )
+        attempt = self._claim(job_id)
         if attempt is None:
             log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
             return RunResult.duplicate
@@ -99,6 +97,24 @@ class JobRunner:
         except Exception as exc:  # fitq's own failure around the training: say so on the job
             owned = fail_with_worker_error(self.sessions, job_id, attempt, exc)
             return RunResult.failed if owned else RunResult.lost
+
+    def _claim(self, job_id: str) -> int | None:
+        """The claim, tried again while the store is unreachable (a restart, a failover) for
+        up to a lease; then ``StoreUnreachable``."""
+        deadline = time.monotonic() + self.settings.lease_seconds
+        pause = 0.5
+        while True:
+            try:
+                with transaction(self.sessions) as session:
+                    return repo.claim_job(
+                        session, job_id, self.worker_name, self._lease, gpus=visible_gpus()
+                    )
+            except OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise StoreUnreachable(f"job {job_id}: the store did not answer") from exc
+                log.warning("job %s: the store is unreachable (%s); claiming again", job_id, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def _run_attempt(self, job_id: str, attempt: int) -> RunResult:
         queue, epoch_before, tenant = self._note_start(job_id, attempt)

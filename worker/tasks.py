@@ -13,8 +13,11 @@ from worker.celery_app import app
 
 @app.task(name=TRAIN_TASK, ignore_result=True)
 def train_job(job_id: str) -> str:
+    from celery.exceptions import Reject
+
     from worker.context import fail_unstartable, job_runner
     from worker.drain import install_child_handler
+    from worker.worker_error import StoreUnreachable
 
     # Here, not only at process start: billiard's pool may set its own SIGUSR2 handler after
     # worker_process_init (seen with the filesystem transport's pool).
@@ -23,7 +26,10 @@ def train_job(job_id: str) -> str:
         runner = job_runner()
     except Exception as exc:  # Keras, the artifact store or a module missing: not the job's fault
         return "failed" if fail_unstartable(job_id, exc) else "duplicate"
-    return runner.run(job_id).value
+    try:
+        return runner.run(job_id).value
+    except StoreUnreachable as exc:  # not claimed: the broker keeps the message
+        raise Reject(str(exc), requeue=True) from exc
 
 
 @app.task(name=INGEST_TASK, ignore_result=True)

@@ -19,6 +19,11 @@ from fitq.store.db import transaction
 log = logging.getLogger(__name__)
 
 
+class StoreUnreachable(Exception):
+    """The job could not be claimed: the store did not answer for the whole wait. The
+    message must stay with the broker (not acknowledged), for this or another worker."""
+
+
 def worker_error_message(exc: BaseException) -> str:
     return f"the worker failed: {type(exc).__name__}: {exc}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,47 @@ def stack_client_submit(stack: Stack, body: dict) -> str:
         response = client.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
     return response.json()["id"]
+
+
+def test_a_message_that_arrives_while_the_store_is_down_is_not_lost(tmp_path: Path) -> None:
+    """The worker's store (PostgreSQL, through a forwarder this test cuts) is down when the
+    job's message arrives: the worker gives the message back to Redis instead of
+    acknowledging it, and trains the job once the store returns. The sweeper is off, so no
+    re-send can be what saves it."""
+    from tests.services import redis_db
+    from tests.tcp_proxy import TcpProxy
+
+    forwarder = TcpProxy(("127.0.0.1", 5432), free_port())
+    forwarder.start()
+    with postgres_database() as database, redis_db() as broker:
+        env = {
+            "FITQ_DATA_DIR": str(tmp_path / "fitq"),
+            "FITQ_DATABASE_URL": database,
+            "FITQ_BROKER_URL": broker,
+            **FAST_RECOVERY,
+            "FITQ_SWEEPER_ENABLED": "false",
+            "FITQ_LEASE_SECONDS": "2",  # how long a claim waits for the store
+        }
+        migrate(env)
+        stack = Stack(env, tmp_path)
+        try:
+            stack.start_api()
+            stack.env = {
+                **env,
+                "FITQ_DATABASE_URL": database.replace(":5432/", f":{forwarder.port}/"),
+            }
+            worker = stack.start_worker()
+            forwarder.cut()
+            with stack.client() as client:
+                job_id = client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"]
+                wait_for(
+                    lambda: "the store is unreachable" in worker.log(), 30, 0.2, "a failed claim"
+                )
+                time.sleep(3)  # past the claim's wait: the message went back to the broker
+                assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+                forwarder.start()
+                job, _ = poll_job(client, job_id, finished, TIMEOUT)
+            assert (job["status"], job["attempts"]) == ("succeeded", 1), job["error"]
+        finally:
+            stack.stop()
+            forwarder.cut()

@@ -4,6 +4,7 @@ restart of the API (the pool's broken connections are checked and replaced)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -20,6 +21,8 @@ from tests.factories import tiny_job
 from tests.processes import free_port, wait_for
 from tests.services import redis_db
 from tests.tcp_proxy import TcpProxy
+from worker.runner import JobRunner, RunResult
+from worker.worker_error import StoreUnreachable
 
 
 @pytest.fixture
@@ -88,3 +91,45 @@ def test_the_store_going_away_is_503_and_its_return_is_served(
             again = client.post("/v1/jobs", json=by_reference)
             assert again.status_code == 202, again.text
             assert client.get(f"/v1/jobs/{again.json()['id']}").json()["status"] == "queued"
+
+
+def _runner_through(proxy: TcpProxy, pg_url: str, settings: Settings) -> JobRunner:
+    from fitq.artifacts import artifact_store_from_root
+    from fitq.store.db import make_engine, make_session_factory
+
+    engine = make_engine(pg_url.replace(":5432/", f":{proxy.port}/"))
+    return JobRunner(
+        sessions=make_session_factory(engine),
+        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
+        settings=settings,
+        worker_name="test",
+    )
+
+
+def test_a_worker_claims_once_the_store_is_back_and_never_drops_an_unclaimed_message(
+    pg_url: str, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """A claim against a down store was acknowledged and lost (the job waited for the
+    sweeper's re-send); now the worker claims when the store returns, and past a lease it
+    gives the message back to the broker instead (``StoreUnreachable`` → Celery's Reject)."""
+    with redis_db() as broker:
+        settings = Settings(
+            data_dir=tmp_path / "fitq",
+            database_url=pg_url,
+            broker_url=broker,
+            sweeper_enabled=False,
+            auth="off",
+            lease_seconds=2,
+        )
+        with TestClient(create_app(settings)) as client:
+            ids = [client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"] for _ in "ab"]
+            runner = _runner_through(proxy, pg_url, settings)
+
+            proxy.cut()  # down for longer than the wait: nothing claimed, the message kept
+            with pytest.raises(StoreUnreachable):
+                runner.run(ids[0])
+            assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "queued"
+
+            threading.Timer(1.0, proxy.start).start()  # back within the wait: claimed
+            assert runner.run(ids[1]) == RunResult.succeeded
+            assert client.get(f"/v1/jobs/{ids[1]}").json()["attempts"] == 1
