@@ -10,7 +10,8 @@ lacks. The stack runs as its own compose project, so it never touches a user's o
 
 Checks, in order: every container up and healthy, fitq's own not root; ``/readyz`` ok; the
 seed job's test loss and MAE equal the seed example run by hand in the same image, bit for
-bit; ``docker compose restart worker`` mid-job and the job still succeeds; ``--scale
+bit; ``docker compose restart worker`` mid-job and the job still succeeds, with the numbers of
+the same job run undisturbed; ``--scale
 worker=2`` trains two jobs at once; ``down`` then ``up`` keeps jobs, datasets and models."""
 
 from __future__ import annotations
@@ -287,7 +288,15 @@ def check_restart_mid_job(stack: Stack) -> str:
     handed_back = [e["data"] for e in events if e["data"].get("status") == "queued"]
     assert handed_back, "the restart should have handed the running job back"
     assert len(job["history"]) == 60
-    log(f"job {job_id} survived `restart worker` after epoch {handed_back[-1]['from_epoch']}")
+    again = stack.finished(stack.submit(long_job(epochs=60)))  # the same job, undisturbed
+    assert (job["history"], job["result"]["test_metrics"]) == (
+        again["history"],
+        again["result"]["test_metrics"],
+    ), "the resumed job's numbers differ from the undisturbed run's"
+    log(
+        f"job {job_id} survived `restart worker` after epoch {handed_back[-1]['from_epoch']} "
+        "with the undisturbed run's numbers, bit for bit"
+    )
     return job_id
 
 
