@@ -29,10 +29,32 @@ from typing import Any
 import keras
 import numpy as np
 
+# The cadence: a crash loses at most about max(one epoch, LOSS_SHARE of the time trained),
+# while saving costs at most COST_SHARE of it (a short job never pays for a checkpoint).
+LOSS_SHARE = 0.05
+COST_SHARE = 0.03
 STATE_MEMBER = "fitq-checkpoint.json"
 BEST_WEIGHTS_MEMBER = "fitq-early-stopping-best-weights.npz"
 # EarlyStopping's progress; on_train_begin resets it, so a resumed run puts it back after.
 EARLY_STOPPING_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
+
+
+def checkpoint_due(
+    *,
+    trained: float,
+    since_last: float,
+    saving: float,
+    next_save: float,
+    longest_interval: float,
+) -> bool:
+    """At an epoch's end: save now? ``trained`` seconds of training so far (this attempt),
+    ``since_last`` since the last checkpoint (or the start), ``saving`` seconds spent saving
+    so far, ``next_save`` what the next save should take. Due when the work a crash would
+    lose has grown past ``LOSS_SHARE`` of the time trained and the save keeps the total cost
+    within ``COST_SHARE`` of it; always due after ``longest_interval``."""
+    if since_last >= longest_interval:
+        return True
+    return since_last >= LOSS_SHARE * trained and saving + next_save <= COST_SHARE * trained
 
 
 @dataclass(frozen=True)

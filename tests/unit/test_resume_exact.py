@@ -193,3 +193,23 @@ def test_a_drained_job_on_streamed_data_resumes_to_the_undisturbed_numbers(
         drain.requested.clear()
     assert runner.run(job_id) == RunResult.succeeded
     assert outcome(client, job_id) == outcome(client, undisturbed)
+
+
+def test_the_checkpoint_cadence_bounds_lost_work_and_its_cost() -> None:
+    from worker.checkpoints import checkpoint_due
+
+    def due(trained: float, since_last: float, saving: float = 0.0, save: float = 0.03) -> bool:
+        return checkpoint_due(
+            trained=trained,
+            since_last=since_last,
+            saving=saving,
+            next_save=save,
+            longest_interval=300,
+        )
+
+    assert not due(trained=0.9, since_last=0.9)  # a 1 s job: a save would cost over 3 %
+    assert due(trained=100, since_last=100)  # an epoch of 100 s: save after each one
+    assert not due(trained=1000, since_last=40)  # under 5 % of the time would be lost
+    assert due(trained=1000, since_last=60)
+    assert not due(trained=1000, since_last=60, saving=29.99)  # the cost budget is spent
+    assert due(trained=10**6, since_last=300, saving=10**6)  # never more than 300 s apart
