@@ -43,8 +43,10 @@ def _received(value: Any) -> Any:
     """Echo small inputs; summarise large ones (never send a data array back)."""
     if isinstance(value, bytes):  # a body sent with another Content-Type than JSON
         return f"{len(value):,} bytes that are not a JSON body (Content-Type: application/json)"
-    if isinstance(value, list):
-        return f"an array of length {len(value)}" if len(value) > 8 else value
+    if isinstance(value, list):  # each item too: [NaN, 1e400] must still encode as JSON
+        return (
+            f"an array of length {len(value)}" if len(value) > 8 else [_received(v) for v in value]
+        )
     if isinstance(value, dict):
         return {k: _received(v) for k, v in list(value.items())[:16]}
     if isinstance(value, str) and len(value) > 200:

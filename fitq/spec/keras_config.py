@@ -84,21 +84,22 @@ _INITIALIZER_DEFAULTS: dict[str, Any] = {
 _ONE_D = frozenset({"Conv1D", "MaxPooling1D", "AveragePooling1D"})
 
 
+# A Sequential of the most layers a spec may hold, written by model.to_json(), is well under
+# this; a string past it is refused before it is parsed (the body's JSON limits measured it
+# as one string).
+MAX_KERAS_CONFIG_CHARS = 1_000_000
+
+
 def model_from_keras_config(config: Any) -> dict[str, Any]:
     """``{"input_shape": …, "layers": […]}`` from a Keras config (a JSON string or the parsed
     object); 422 ``SpecError`` naming the first thing fitq cannot run as written."""
     loc = "model.keras_config"
     if isinstance(config, str):
-        try:
-            config = json.loads(config)
-        except ValueError as exc:
-            raise SpecError(
-                loc, f"expected Keras model JSON, received text that is not JSON ({exc})"
-            ) from None
+        config = _parsed(config, loc)
     if not isinstance(config, dict) or config.get("class_name") != "Sequential":
         kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise SpecError(loc, f"expected a Sequential model's config, received {kind!r}")
-    entries = (config.get("config") or {}).get("layers")
+    entries = _object(config.get("config"), f"{loc}.config").get("layers")
     if not isinstance(entries, list) or not entries:
         raise SpecError(f"{loc}.config.layers", "expected a list of layers, received none")
     input_shape: list[int] | None = None
@@ -106,11 +107,40 @@ def model_from_keras_config(config: Any) -> dict[str, Any]:
     for index, entry in enumerate(entries):
         where = f"{loc}.config.layers.{index}"
         class_name = _checked_entry(entry, where)
+        layer_config = _object(entry.get("config"), f"{where}.config")
         if class_name == "InputLayer":
-            input_shape = _input_shape(entry.get("config") or {}, where)
+            input_shape = _input_shape(layer_config, where)
             continue
-        layers.append(_layer(class_name, entry.get("config") or {}, where))
+        layers.append(_layer(class_name, layer_config, where))
     return {"input_shape": input_shape, "layers": layers}
+
+
+def _parsed(text: str, loc: str) -> Any:
+    if len(text) > MAX_KERAS_CONFIG_CHARS:
+        raise SpecError(
+            loc,
+            f"expected Keras model JSON of at most {MAX_KERAS_CONFIG_CHARS:,} characters, "
+            f"received {len(text):,}",
+        )
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SpecError(
+            loc, "expected Keras model JSON, received arrays or objects nested too deep to read"
+        ) from None
+    except ValueError as exc:
+        raise SpecError(
+            loc, f"expected Keras model JSON, received text that is not JSON ({exc})"
+        ) from None
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A config's mapping (absent or null: empty); anything else is named, never indexed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(where, f"expected an object, received {type(value).__name__}")
+    return value
 
 
 def _checked_entry(entry: Any, where: str) -> str:
@@ -176,7 +206,7 @@ def _value(class_name: str, key: str, value: Any, where: str) -> Any:
 
 def _initializer(value: dict[str, Any], where: str) -> str:
     name = _INITIALIZERS.get(str(value.get("class_name")))
-    arguments = value.get("config") or {}
+    arguments = _object(value.get("config"), f"{where}.config")
     if name is None or any(
         _INITIALIZER_DEFAULTS.get(k, object()) != v for k, v in arguments.items()
     ):
@@ -192,7 +222,7 @@ def _regularizer(value: Any, where: str) -> dict[str, float] | None:
     if value is None:
         return None
     class_name = value.get("class_name") if isinstance(value, dict) else None
-    arguments = (value.get("config") or {}) if isinstance(value, dict) else {}
+    arguments = _object(value.get("config"), f"{where}.config") if isinstance(value, dict) else {}
     if class_name not in ("L1L2", "L1", "L2") or set(arguments) - {"l1", "l2"}:
         raise SpecError(where, f"expected an L1, L2 or L1L2 regularizer, received {value!r}")
     return {"l1": float(arguments.get("l1", 0.0)), "l2": float(arguments.get("l2", 0.0))}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import keras
 import pytest
@@ -12,14 +13,14 @@ from fastapi.testclient import TestClient
 from fitq.settings import Settings
 from fitq.store.migrate import upgrade
 from service.main import create_app
-from tests.factories import tiny_job
+from tests.factories import tiny_arrays, tiny_job
 from worker.ingest import DatasetIngestor
 
 Api = tuple[TestClient, Settings]
 
 
-def post_raw(client: TestClient, text: str):
-    return client.post("/v1/jobs", content=text, headers={"content-type": "application/json"})
+def post_raw(client: TestClient, text: str, path: str = "/v1/jobs"):
+    return client.post(path, content=text, headers={"content-type": "application/json"})
 
 
 KERAS_CONFIG = {
@@ -198,3 +199,50 @@ def test_empty_rows_and_nul_characters_are_422(api: Api) -> None:
     )
     assert upload.status_code == 422
     assert "without NUL characters" in upload.json()["error"]["message"]
+
+
+def _keras_body(keras_config: Any) -> dict[str, Any]:
+    body = tiny_job()
+    body["model"] = {"keras_config": keras_config}
+    return body
+
+
+@pytest.mark.parametrize(
+    ("keras_config", "loc", "message"),
+    [
+        ({"class_name": "Sequential", "config": [1, 2]}, "model.keras_config.config", "expected an object, received list"),
+        ({"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": [4]}]}},
+         "model.keras_config.config.layers.0.config", "expected an object, received list"),
+        ({"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": {"units": 1, "kernel_initializer": {"class_name": "Zeros", "config": "x"}}}]}},
+         "model.keras_config.config.layers.0.config.kernel_initializer.config", "expected an object, received str"),
+        ("[" * 100_000 + "]" * 100_000, "model.keras_config", "nested too deep"),
+        (" " * 1_000_001, "model.keras_config", "at most 1,000,000 characters"),
+    ],
+    ids=["config-list", "layer-config-list", "initializer-config-str", "string-100000-deep", "string-too-long"],
+)  # fmt: skip
+def test_malformed_keras_configs_are_422_never_500(
+    api: Api, keras_config: Any, loc: str, message: str
+) -> None:
+    client, _ = api
+    response = client.post("/v1/jobs", json=_keras_body(keras_config))
+    assert response.status_code == 422, response.text
+    detail = response.json()["error"]["details"][0]
+    assert (detail["loc"], message in detail["message"]) == (loc, True), detail
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numbers_in_short_inline_arrays_are_422_never_500(
+    api: Api, literal: str
+) -> None:
+    """The refusal echoes what was received: short arrays come back as sent, and a NaN in
+    one used to make that echo unencodable (500)."""
+    client, _ = api
+    job = tiny_job(train=tiny_arrays(rows=4))
+    job["data"]["train"]["x"][0][0] = 123456.5  # a marker the literal replaces
+    body = json.dumps(job).replace("123456.5", literal, 1)
+    predict = "/v1/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV/predict"
+    for path, text in (("/v1/jobs", body), (predict, f'{{"x": [[{literal}, 1.0]]}}')):
+        response = post_raw(client, text, path)
+        assert response.status_code in (404, 422), response.text
+        if response.status_code == 422:
+            assert "expected finite numbers" in response.json()["error"]["message"]
