@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -175,6 +176,23 @@ def _sessions() -> Any:
     return make_session_factory(make_engine(Settings().resolved_database_url))
 
 
+def tenant_name(value: str) -> str:
+    """A tenant name as stored: NFC-normalised (one spelling per name), 1 to 64 characters,
+    no control or other invisible characters."""
+    name = unicodedata.normalize("NFC", value)
+    if not name.strip() or len(name) > 64:
+        raise typer.BadParameter(
+            f"expected a tenant name of 1 to 64 characters, received {value!r}"
+        )
+    hidden = [c for c in name if unicodedata.category(c).startswith("C")]
+    if hidden:
+        raise typer.BadParameter(
+            f"expected a tenant name without control characters, received {value!r} "
+            f"(U+{ord(hidden[0]):04X})"
+        )
+    return name
+
+
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
@@ -185,8 +203,7 @@ def keys_create(
     from fitq.store.db import transaction
     from fitq.store.models import ApiKey
 
-    if not tenant.strip() or len(tenant) > 64:
-        raise typer.BadParameter("expected a tenant name of 1 to 64 characters")
+    tenant = tenant_name(tenant)
     new = keys.generate()
     with transaction(_sessions()) as session:
         repo.add_api_key(
@@ -198,8 +215,11 @@ def keys_create(
                 secret_sha256=new.secret_sha256,
             ),
         )
-    console.print(f"key for tenant {tenant!r} ({role.value}); shown once, store it now:")
+    # The key first: nothing printed after the commit may stand between it and its owner.
     print(new.key)
+    console.print(
+        f"key for tenant {tenant!r} ({role.value}); shown once, store it now", markup=False
+    )
 
 
 @keys_app.command("list")

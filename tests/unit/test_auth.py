@@ -151,3 +151,13 @@ def test_keys_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
         assert fitq("keys", "revoke", prefix).returncode == 0
         assert client.get("/v1/jobs", headers=bearer(key)).status_code == 401
     assert fitq("keys", "revoke", prefix).returncode == 1
+
+    # A name that rich would read as markup is printed as written, after the key.
+    odd = fitq("keys", "create", "--tenant", "[/red]")
+    assert odd.returncode == 0, odd.stderr
+    assert keys.parse(odd.stdout.strip()) and "'[/red]'" in odd.stderr
+    # One spelling per name (NFC); control characters refused, and nothing stored for them.
+    assert "caf\u00e9" in fitq("keys", "create", "--tenant", "cafe\u0301").stderr
+    refused = fitq("keys", "create", "--tenant", "ac\x1bme")
+    assert refused.returncode == 2 and "U+001B" in refused.stderr
+    assert "ac\x1bme" not in fitq("keys", "list").stdout
