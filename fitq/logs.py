@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -52,6 +53,34 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
         server = logging.getLogger(name)
         server.handlers[:] = []
         server.propagate = True
+
+
+# Query parameters whose values never reach a log line (a key sent as ``?api_key=`` would).
+_SECRET_PARAMS = re.compile(
+    r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|secret|password|authorization)=)[^&#]*"
+)
+
+
+def redact_query(path: str) -> str:
+    return _SECRET_PARAMS.sub(r"\1REDACTED", path)
+
+
+class RedactQuery(logging.Filter):
+    """uvicorn's access lines carry the full path, query string included: secrets in it are
+    replaced before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = redact_query(str(args[2]))  # (client, method, full path, version, status)
+            record.args = tuple(args)
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuery) for f in access.filters):
+        access.addFilter(RedactQuery())
 
 
 @contextmanager

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or get_settings()
         logs.configure(resolved.log_format)  # after uvicorn set its loggers up
+        logs.redact_access_log()
         resolved.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(resolved.resolved_database_url)
         require_current(engine)
