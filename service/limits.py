@@ -72,7 +72,19 @@ class JsonShapeLimit:
         self.max_items = max_items
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        types = _content_types(scope)
+        if len(types) > 1:
+            # Which one counts is the reader's choice (this check read the last, the body
+            # parser the first): a JSON body could pass unmeasured. One header, or a 422.
+            received = ", ".join(t.decode("latin-1") for t in types)
+            message = f"expected one Content-Type header, received {len(types)}: {received}"
+            invalid = RequestErrorType.validation_error
+            await _send_error(scope, receive, send, 422, invalid, message, loc="header")
+            return
+        if not _is_json(types):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -120,8 +132,12 @@ def _check_json(body: bytes, max_depth: int, max_items: int) -> None:
     json_limits.check(body, max_depth, max_items)
 
 
-def _is_json(scope: Scope) -> bool:
-    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+def _content_types(scope: Scope) -> list[bytes]:
+    return [value for name, value in scope["headers"] if name.lower() == b"content-type"]
+
+
+def _is_json(types: list[bytes]) -> bool:
+    content_type = types[0].lower() if types else b""
     media = content_type.split(b";")[0].strip()
     return media == b"application/json" or media.endswith(b"+json")
 
