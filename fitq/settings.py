@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Items in one JSON array or object (422 beyond)."
     )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
+    body_idle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request body that sends nothing for this long is cut off (408).",
+    )
     in_memory_bytes: int = Field(
         2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."
     )

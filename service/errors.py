@@ -25,6 +25,7 @@ _STATUS_TYPES = {
     401: RequestErrorType.unauthorized,
     404: RequestErrorType.not_found,
     409: RequestErrorType.conflict,
+    408: RequestErrorType.timeout,
     413: RequestErrorType.payload_too_large,
     429: RequestErrorType.rate_limited,
     503: RequestErrorType.unavailable,

@@ -5,6 +5,7 @@ its bytes before anything parses it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -23,10 +24,24 @@ class PayloadTooLarge(HTTPException):
         super().__init__(413, f"expected a body of at most {limit:,} bytes, received more")
 
 
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"expected the request body to keep arriving, received nothing for {seconds:g} s "
+            "(FITQ_BODY_IDLE_SECONDS)",
+        )
+
+
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, limit_for: LimitFor) -> None:
+    """The body's size, and its pace: a client that stops sending (a Content-Length larger
+    than what it sends) is cut off after ``idle_seconds`` instead of holding the connection
+    and its buffer forever."""
+
+    def __init__(self, app: ASGIApp, limit_for: LimitFor, idle_seconds: float = 30.0) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.idle_seconds = idle_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limit_for(scope) if scope["type"] == "http" else None
@@ -48,7 +63,11 @@ class BodySizeLimit:
 
         async def counted() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.idle_seconds):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(self.idle_seconds) from None
             received += len(message.get("body", b""))
             if received > limit:
                 raise PayloadTooLarge(limit)  # FastAPI re-raises HTTPExceptions as they are
@@ -94,6 +113,10 @@ class JsonShapeLimit:
             except PayloadTooLarge as exc:
                 too_large = RequestErrorType.payload_too_large
                 await _send_error(scope, receive, send, 413, too_large, str(exc.detail))
+                return
+            except BodyTimeout as exc:
+                timeout = RequestErrorType.timeout
+                await _send_error(scope, receive, send, 408, timeout, str(exc.detail))
                 return
             if message["type"] != "http.request":
                 break  # the client went away; let the app see the disconnect
@@ -148,6 +171,6 @@ async def _send_error(
 ) -> None:  # fmt: skip
     """The API's error envelope, answered from middleware (outside FastAPI's handlers)."""
     details = [ErrorDetail(loc=loc, message=message)] if loc else []
-    # A 413 leaves the rest of the body unread: the connection cannot be reused.
-    headers = {"Connection": "close"} if status == 413 else None
+    # A 413 or 408 leaves the rest of the body unread: the connection cannot be reused.
+    headers = {"Connection": "close"} if status in (408, 413) else None
     await envelope(status, type_, message, details, headers)(scope, receive, send)

@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         JsonShapeLimit, max_depth=limits.max_json_depth, max_items=limits.max_json_items
     )
-    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    app.add_middleware(BodySizeLimit, limit_for=limit_for, idle_seconds=limits.body_idle_seconds)
     app.state.metrics = ApiMetrics()
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times it all
     return app
