@@ -130,6 +130,9 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Items in one JSON array or object (422 beyond)."
     )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
+    max_columns: int = Field(
+        10_000, ge=1, description="Columns of an uploaded CSV or JSON lines file (fails beyond)."
+    )
     body_idle_seconds: float = Field(
         30.0,
         gt=0,

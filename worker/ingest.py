@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +25,10 @@ from fitq.store.db import transaction
 from fitq.store.models import Dataset
 from worker.heartbeat import Heartbeat
 from worker.npy import ColumnStats, NpyWriter
-from worker.parsers import MAX_CLASSES, Chunk, IngestError, parse, row_name
+from worker.parsers import MAX_CLASSES, Chunk, IngestError, IngestLimits, parse, row_name
+
+# Disk an upload's arrays must leave free for everything else on the host.
+DISK_RESERVE_BYTES = 256 * 2**20
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +128,9 @@ def ingest_file(
     features: list[str] | None,
     artifacts: ArtifactStore,
     dataset_id: str,
+    limits: IngestLimits,
 ) -> Ingested:
-    parsed = parse(source, file_format, target, features)
+    parsed = parse(source, file_format, target, features, limits)
     _check_text("column names", [*parsed.feature_names, *parsed.target_names])
     x_key, y_key = dataset_key(dataset_id, "x"), dataset_key(dataset_id, "y")
     targets = _Targets(parsed.target_names[0] if parsed.target_names else "y", file_format)
@@ -231,6 +236,7 @@ class DatasetIngestor:
                     options.get("features"),
                     self.artifacts,
                     dataset_id,
+                    self._limits(row.tenant_id),
                 )
         except IngestError as exc:
             return self._finish(dataset_id, attempt, row.source_key, error=str(exc))
@@ -240,6 +246,24 @@ class DatasetIngestor:
                 dataset_id, attempt, row.source_key, error=f"the file could not be ingested: {exc}"
             )
         return self._finish(dataset_id, attempt, row.source_key, ingested=ingested)
+
+    def _limits(self, tenant_id: str) -> IngestLimits:
+        """The tenant's dataset quota left (its stored bytes, this upload's file included),
+        or the disk's free space less a reserve, whichever is less."""
+        quota = self.settings.max_dataset_bytes
+        with transaction(self.sessions) as session:
+            used = repo.dataset_bytes(session, tenant_id)
+        free = shutil.disk_usage(self.settings.data_dir).free - DISK_RESERVE_BYTES
+        left = max(quota - used, 0)
+        if free < left:
+            return IngestLimits(
+                self.settings.max_columns, max(free, 0), f"the disk's free space ({free:,} bytes)"
+            )
+        return IngestLimits(
+            self.settings.max_columns,
+            left,
+            f"the {left:,} bytes left of this tenant's {quota:,} (FITQ_MAX_DATASET_BYTES)",
+        )
 
     def _beat(self, dataset_id: str, attempt: int) -> bool:
         with transaction(self.sessions) as session:

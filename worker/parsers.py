@@ -3,6 +3,7 @@ arrays, with errors that name the row and the column. Nothing here imports Keras
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import zipfile
@@ -20,6 +21,17 @@ MAX_CLASSES = 10_000
 
 class IngestError(Exception):
     """A problem with the uploaded data; its message is what the user reads."""
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one upload may grow into, checked before the work: columns (a wide header costs
+    minutes and gigabytes in the parser) and the bytes its arrays may take (what the tenant's
+    quota and the disk leave: a small zip can inflate to terabytes)."""
+
+    max_columns: int
+    max_bytes: int
+    bytes_limit: str  # the limit and its setting, as a refusal names them
 
 
 @dataclass
@@ -52,13 +64,37 @@ def sniff(path: Path, file_format: str) -> None:
         raise IngestError(f"expected a text .{file_format} file, received binary data")
 
 
-def parse(path: Path, file_format: str, target: list[str], features: list[str] | None) -> Parsed:
+def parse(
+    path: Path,
+    file_format: str,
+    target: list[str],
+    features: list[str] | None,
+    limits: IngestLimits,
+) -> Parsed:
     sniff(path, file_format)
     if file_format == "csv":
+        _check_columns(_header_width(path), limits)
         return _parse_csv(path, target, features)
     if file_format == "jsonl":
-        return _parse_jsonl(path, target, features)
-    return _parse_npz(path)
+        return _parse_jsonl(path, target, features, limits)
+    return _parse_npz(path, limits)
+
+
+def _check_columns(count: int, limits: IngestLimits) -> None:
+    if count > limits.max_columns:
+        raise IngestError(
+            f"expected at most {limits.max_columns:,} columns (FITQ_MAX_COLUMNS), received "
+            f"{count:,}"
+        )
+
+
+def _header_width(path: Path) -> int:
+    """Columns of the header row, counted before pandas reads anything."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as file:
+        try:
+            return len(next(csv.reader(file), []))
+        except csv.Error:  # a field past the csv module's size: pandas says what is wrong
+            return 0
 
 
 # ---- columns (CSV and flat JSON lines) ----------------------------------------------------
@@ -221,12 +257,15 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, record
 
 
-def _parse_jsonl(path: Path, target: list[str], features: list[str] | None) -> Parsed:
+def _parse_jsonl(
+    path: Path, target: list[str], features: list[str] | None, limits: IngestLimits
+) -> Parsed:
     lines = _json_lines(path)
     try:
         _, first = next(lines)
     except StopIteration:
         raise IngestError("expected JSON objects, one per line, received none") from None
+    _check_columns(len(first), limits)
 
     def batches() -> Iterator[list[dict[str, Any]]]:
         batch = [first]
@@ -285,7 +324,7 @@ def _xy_chunks(
 # ---- NumPy .npz -----------------------------------------------------------------------------
 
 
-def _parse_npz(path: Path) -> Parsed:
+def _parse_npz(path: Path, limits: IngestLimits) -> Parsed:
     try:
         archive = zipfile.ZipFile(path)
         names = archive.namelist()
@@ -297,10 +336,17 @@ def _parse_npz(path: Path) -> Parsed:
             "expected arrays 'x' and 'y' in the .npz, received "
             f"{', '.join(map(repr, keys)) or 'none'}"
         )
+    # The sizes the zip declares, before a byte is inflated; the copy stops at the limit too,
+    # whatever the headers claim.
+    declared = sum(archive.getinfo(f"{name}.npy").file_size for name in "xy")
+    if declared > limits.max_bytes:
+        raise _too_big(f"its arrays inflate to {declared:,} bytes", limits)
     extracted = [path.with_name(f".{path.name}.{name}.npy") for name in ("x", "y")]
+    room = [limits.max_bytes]
     try:
         x, y = (
-            _extract(archive, name, target) for name, target in zip("xy", extracted, strict=True)
+            _extract(archive, name, target, room, limits)
+            for name, target in zip("xy", extracted, strict=True)
         )
         _check_npz(x, y)
     except BaseException:
@@ -323,11 +369,21 @@ def _parse_npz(path: Path) -> Parsed:
     return Parsed([], [], tuple(x.shape[1:]), tuple(y.shape[1:]), chunks(), extracted)
 
 
-def _extract(archive: zipfile.ZipFile, name: str, target: Path) -> np.ndarray:
-    """Copy one member out of the zip (it may be compressed), then memory-map it."""
+def _too_big(what: str, limits: IngestLimits) -> IngestError:
+    return IngestError(f"expected a .npz within {limits.bytes_limit}, received one that {what}")
+
+
+def _extract(
+    archive: zipfile.ZipFile, name: str, target: Path, room: list[int], limits: IngestLimits
+) -> np.ndarray:
+    """Copy one member out of the zip (it may be compressed), then memory-map it; ``room``
+    holds the bytes both members may still take."""
     try:
         with archive.open(f"{name}.npy") as source, open(target, "wb") as out:
             while block := source.read(1 << 20):
+                room[0] -= len(block)
+                if room[0] < 0:
+                    raise _too_big("inflates past it", limits)
                 out.write(block)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise IngestError(f"the .npz file is damaged or truncated ({exc})") from None

@@ -250,3 +250,58 @@ def test_a_label_column_that_starts_numeric_in_a_later_chunk(
     assert numbers_first["error"]["message"] == (
         "row 3 (line 4), column 'grade': expected a number like the rows before, received 'A'"
     )
+
+
+# ---- uploads that would grow past what they may take ----------------------------------------
+
+
+def test_a_zip_bomb_fails_before_it_fills_the_disk(api: Api, ingestor: DatasetIngestor) -> None:
+    """A .npz of zeros compresses 1,000 to 1: 200 KB inflating to 200 MB. The tenant's quota
+    (FITQ_MAX_DATASET_BYTES, here 20 MB) is checked against the sizes the zip declares
+    before a byte is inflated (it was checked against the upload: 22 GB filled the disk)."""
+    ingestor.settings = ingestor.settings.model_copy(update={"max_dataset_bytes": 20 * 2**20})
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=np.zeros((25_000, 1_000)), y=np.zeros(25_000))
+    assert len(buffer.getvalue()) < 2**20
+    dataset = ingest(api, ingestor, "bomb.npz", buffer.getvalue())
+    assert dataset["status"] == "failed"
+    message = dataset["error"]["message"]
+    assert "inflate to 200,200,256 bytes" in message and "FITQ_MAX_DATASET_BYTES" in message
+    assert files_of(api, dataset["id"]) == []
+    leftovers = [p for p in api[1].resolved_artifacts_dir.rglob("*.npy") if p.stat().st_size]
+    assert leftovers == []
+
+
+def test_the_copy_out_of_a_zip_stops_at_the_limit_whatever_its_headers_say(
+    tmp_path: Path,
+) -> None:
+    """Python's zipfile stops at the size a member declares; the copy keeps its own count
+    as well, so a member is never written past the room left."""
+    from worker.parsers import IngestError, IngestLimits, _extract
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((1_000, 100)), y=np.zeros(1_000))
+    limits = IngestLimits(max_columns=10, max_bytes=100_000, bytes_limit="the test's limit")
+    target = tmp_path / "x.npy"
+    with pytest.raises(IngestError, match="within the test's limit, received one that inflates"):
+        _extract(zipfile.ZipFile(path), "x", target, [100_000], limits)
+    assert target.stat().st_size <= 100_000
+
+
+@pytest.mark.parametrize("name", ["wide.csv", "wide.jsonl"])
+def test_a_file_wider_than_the_column_limit_fails_before_it_is_parsed(
+    api: Api, ingestor: DatasetIngestor, name: str
+) -> None:
+    """A 9 MB CSV of 1,000,000 columns took the ingest worker 135 s and 3 GB; the header is
+    counted first against FITQ_MAX_COLUMNS (here 100)."""
+    ingestor.settings = ingestor.settings.model_copy(update={"max_columns": 100})
+    names = [f"c{i}" for i in range(101)]
+    if name.endswith(".csv"):
+        content = (",".join(names) + "\n" + ",".join("1" * 101) + "\n").encode()
+    else:
+        content = (json.dumps(dict.fromkeys(names, 1)) + "\n").encode()
+    dataset = ingest(api, ingestor, name, content, target="c0")
+    assert dataset["status"] == "failed"
+    assert dataset["error"]["message"] == (
+        "expected at most 100 columns (FITQ_MAX_COLUMNS), received 101"
+    )
