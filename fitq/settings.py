@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     )
     max_inline_rows: int = Field(100_000, ge=1, description="Rows of inline data per array.")
     max_params: int = Field(50_000_000, ge=1, description="Parameter budget of one model.")
+    max_activation_bytes: int = Field(
+        8 * 2**30,
+        ge=1,
+        description=(
+            "Estimated activations of one training batch (every layer's output, forward and "
+            "backward): 422 beyond, naming the largest layer."
+        ),
+    )
     predict_timeout_seconds: float = Field(30.0, gt=0, description="Wait for a prediction.")
     max_predict_rows: int = Field(10_000, ge=1, description="Rows of one predict request.")
     model_cache_size: int = Field(8, ge=1, description="Models an inference worker keeps.")

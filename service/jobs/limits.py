@@ -4,6 +4,7 @@ that breaks it, naming the limit, its setting and the value received. Per tenant
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from fitq.errors import SpecError, quota_exceeded
@@ -42,6 +43,16 @@ def check_job_limits(
             f"expected a batch size of at most {settings.max_batch_size:,} "
             f"(FITQ_MAX_BATCH_SIZE), received {fit.batch_size:,}",
         )
+    activations, largest = activation_bytes(summary, fit.batch_size, fit.mixed_precision)
+    if activations > settings.max_activation_bytes:
+        layer = summary.layers[largest]
+        raise SpecError(
+            f"model.layers.{largest}",
+            f"expected at most {settings.max_activation_bytes:,} bytes of activations per "
+            f"batch (FITQ_MAX_ACTIVATION_BYTES), received a model estimated at "
+            f"{activations:,}, most of it from {layer.type} ({layer.output_shape[1:]} values a "
+            f"row x batch {fit.batch_size:,})",
+        )
     longest = longest_sequence(summary)
     if longest is not None and longest[1] > settings.max_sequence_length:
         index, steps = longest
@@ -51,6 +62,20 @@ def check_job_limits(
             f"(FITQ_MAX_SEQUENCE_LENGTH), received {steps:,} steps into "
             f"{summary.layers[index].type}",
         )
+
+
+def activation_bytes(
+    summary: ModelSummary, batch_size: int, mixed_precision: bool
+) -> tuple[int, int]:
+    """Peak bytes of activations one training batch holds, estimated from the inferred
+    shapes: every layer's output (and the input) for the batch, kept for the backward pass
+    and matched by its gradient, at 4 bytes a value (2 under mixed precision). Returns the
+    estimate and the index of the layer with the largest output."""
+    per_row = [math.prod(d or 1 for d in layer.output_shape[1:]) for layer in summary.layers]
+    values = math.prod(d or 1 for d in summary.input_shape[1:]) + sum(per_row)
+    size = 2 if mixed_precision else 4
+    largest = max(range(len(per_row)), key=per_row.__getitem__)
+    return values * batch_size * size * 2, largest
 
 
 def longest_sequence(summary: ModelSummary) -> tuple[int, int] | None:

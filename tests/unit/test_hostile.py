@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -259,3 +260,32 @@ def test_two_content_type_headers_are_422_before_the_body_is_read(api: Api) -> N
     error = response.json()["error"]
     assert error["message"].startswith("expected one Content-Type header, received 2")
     assert client.get("/v1/jobs").json()["data"] == []
+
+
+def test_a_model_whose_activations_would_not_fit_is_422_naming_the_layer(api: Api) -> None:
+    """8 k parameters, but one Conv2D(4096, 1) output holds 16.8 M values a row: at batch
+    128 the activations of one batch come to ~17 GB (it trained on a smaller input and held
+    the worker at 2.8 GB). The estimate comes from the inferred shapes, before anything runs."""
+    client, _ = api
+    x = np.zeros((2, 64, 64, 1)).tolist()
+    body = {
+        "model": {"layers": [
+            {"type": "Conv2D", "filters": 4096, "kernel_size": 1, "padding": "same", "input_shape": [64, 64, 1]},
+            {"type": "GlobalAveragePooling2D"},
+            {"type": "Dense", "units": 1},
+        ]},
+        "compile": {"loss": "mse", "optimizer": "adam"},
+        "fit": {"batch_size": 128, "epochs": 1},
+        "data": {"train": {"x": x, "y": [0.0, 1.0]}},
+    }  # fmt: skip
+    for path in ("/v1/validate", "/v1/jobs"):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, response.text
+        detail = response.json()["error"]["details"][0]
+        assert detail["loc"] == "model.layers.0"
+        assert "FITQ_MAX_ACTIVATION_BYTES" in detail["message"]
+        assert (
+            "most of it from Conv2D ([64, 64, 4096] values a row x batch 128)" in detail["message"]
+        )
+    body["fit"]["batch_size"] = 2  # the same model on small batches fits
+    assert client.post("/v1/validate", json=body).status_code == 200
