@@ -87,12 +87,17 @@ def serve(
         console.print(
             "fitq: authentication is OFF (bound to loopback); set FITQ_AUTH=on to require keys"
         )
-    service_queues = f"{DATASETS_QUEUE},{INFERENCE_QUEUE}"
     children = [
         Child("the API", api_command(host, port), env),
         Child("the training worker", worker_command(settings), env),
-        # Uploads and predictions share a second worker: neither waits behind training.
-        Child("the ingest worker", worker_command(settings, "fitq-service", service_queues), env),
+        # Uploads and predictions each have a worker of their own: neither waits behind
+        # training, and a slow upload (a wide CSV, a large .npz) never holds up predictions.
+        Child("the ingest worker", worker_command(settings, "fitq-ingest", DATASETS_QUEUE), env),
+        Child(
+            "the inference worker",
+            worker_command(settings, "fitq-inference", INFERENCE_QUEUE),
+            env,
+        ),
     ]
     sys.exit(Supervisor(children, say=_say).run_until_signalled())
 
