@@ -120,32 +120,44 @@ def _fail_without_capacity(ctx: ServiceContext, now: datetime, report: SweepRepo
             return
         served = live_queues(session, ctx.settings, now)
         repo.prune_workers(session, now - timedelta(hours=1))
-    for job_id, queue in waiting:
-        if served[queue]:
-            continue
-        message = (
+    unserved = [
+        (
+            job_id,
             f"no live worker serves queue {queue!r} (waited {wait:g} s); start one with "
-            f"`fitq worker` or submit with other resources"
+            f"`fitq worker` or submit with other resources",
         )
-        with transaction(ctx.sessions) as session:
-            if repo.fail_queued(session, job_id, JobErrorType.no_capacity, message):
-                log.warning("job %s: %s", job_id, message)
-                report.no_capacity.append(job_id)
+        for job_id, queue in waiting
+        if not served[queue]
+    ]
+    report.no_capacity += _fail_queued(ctx, unserved, JobErrorType.no_capacity)
 
 
 def _fail_unsent_too_long(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
     limit = ctx.settings.max_unsent_seconds
     with transaction(ctx.sessions) as session:
         unsent = repo.unsent_before(session, now - timedelta(seconds=limit))
-    for job_id, since in unsent:
-        message = (
+    refused = [
+        (
+            job_id,
             f"the broker refused every send of this job since {since.isoformat()} (more than "
-            f"{limit:g} s, FITQ_MAX_UNSENT_SECONDS); submit it again once the broker is back"
+            f"{limit:g} s, FITQ_MAX_UNSENT_SECONDS); submit it again once the broker is back",
         )
+        for job_id, since in unsent
+    ]
+    report.unsent += _fail_queued(ctx, refused, JobErrorType.broker_unavailable)
+
+
+def _fail_queued(
+    ctx: ServiceContext, jobs: list[tuple[str, str]], error: JobErrorType
+) -> list[str]:
+    """Fail each (job, message) still queued, a transaction each; the ids it failed."""
+    failed = []
+    for job_id, message in jobs:
         with transaction(ctx.sessions) as session:
-            if repo.fail_queued(session, job_id, JobErrorType.broker_unavailable, message):
-                log.error("job %s: %s", job_id, message)
-                report.unsent.append(job_id)
+            if repo.fail_queued(session, job_id, error, message):
+                log.warning("job %s: %s", job_id, message)
+                failed.append(job_id)
+    return failed
 
 
 def _apply_retention(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
