@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,20 @@ def migrate(env: dict[str, str]) -> None:
         check=True,
         capture_output=True,
     )
+
+
+@contextmanager
+def api_stack(workdir: Path, **env: str) -> Iterator[Stack]:
+    """A migrated store and a started API under ``workdir`` (embedded defaults unless ``env``
+    says otherwise, fast recovery); the test starts the workers it needs. Stopped after."""
+    settings = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY, **env}
+    migrate(settings)
+    running = Stack(settings, workdir)
+    try:
+        running.start_api()
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module", params=["redis-postgres", "embedded"])

@@ -15,8 +15,8 @@ import httpx
 
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE
 from tests.factories import tiny_job
-from tests.integration.conftest import FAST_RECOVERY, migrate
-from tests.processes import Stack, wait_for
+from tests.integration.conftest import api_stack
+from tests.processes import wait_for
 
 COUNT = int(os.environ.get("FITQ_STRESS_COUNT", "160"))  # half uploads, half jobs
 CLIENTS = 8
@@ -37,11 +37,7 @@ def submit(base_url: str, index: int) -> tuple[str, str]:
 
 
 def test_many_concurrent_uploads_and_jobs_lose_nothing(tmp_path: Path) -> None:
-    env = {"FITQ_DATA_DIR": str(tmp_path / "fitq"), **FAST_RECOVERY}
-    migrate(env)
-    stack = Stack(env, tmp_path)
-    try:
-        stack.start_api()
+    with api_stack(tmp_path) as stack:
         ingest = stack.start_worker("service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}")
         trainer = stack.start_worker()
         with ThreadPoolExecutor(CLIENTS) as pool:
@@ -57,8 +53,6 @@ def test_many_concurrent_uploads_and_jobs_lose_nothing(tmp_path: Path) -> None:
         for worker in (ingest, trainer):
             assert worker.process.poll() is None, worker.log()[-3000:]
             assert "Unrecoverable error" not in worker.log()
-    finally:
-        stack.stop()
     statuses = {(kind, item["status"]) for (kind, _), item in zip(sent, results, strict=True)}
     assert statuses == {("jobs", "succeeded"), ("datasets", "ready")}, statuses
     assert {item["attempts"] for item in results if "attempts" in item} == {1}

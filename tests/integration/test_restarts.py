@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.factories import tiny_arrays, tiny_job
-from tests.integration.conftest import FAST_RECOVERY, migrate
+from tests.integration.conftest import api_stack
 from tests.processes import Stack, finished, free_port, poll_job, wait_for
 from tests.services import IN_CI, postgres_database
 
@@ -67,32 +67,27 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 def test_a_queued_job_survives_a_redis_restart(tmp_path: Path, private_redis: PrivateRedis) -> None:
-    with postgres_database() as database:
-        env = {
-            "FITQ_DATA_DIR": str(tmp_path / "fitq"),
-            "FITQ_DATABASE_URL": database,
-            "FITQ_BROKER_URL": private_redis.url,
-            **FAST_RECOVERY,
-            "FITQ_RESEND_AFTER_SECONDS": "3600",  # the message itself must survive, not a re-send
-        }
-        migrate(env)
-        stack = Stack(env, tmp_path)
-        try:
-            stack.start_api()
-            with stack.client() as client:
-                job_id = client.post("/v1/jobs", json=tiny_job(epochs=2)).json()["id"]
-                assert client.get("/readyz").status_code == 200
-                private_redis.stop()
-                down = client.get("/readyz")
-                assert (down.status_code, down.json()["status"]) == (503, "unavailable: broker")
-                private_redis.start()
-                assert client.get("/readyz").status_code == 200
-                stack.start_worker()  # only now is anyone consuming the queue
-                job, _ = poll_job(client, job_id, finished, TIMEOUT)
-            assert job["status"] == "succeeded", job["error"]
-            assert job["attempts"] == 1
-        finally:
-            stack.stop()
+    with (
+        postgres_database() as database,
+        api_stack(
+            tmp_path,
+            FITQ_DATABASE_URL=database,
+            FITQ_BROKER_URL=private_redis.url,
+            FITQ_RESEND_AFTER_SECONDS="3600",  # the message itself must survive, not a re-send
+        ) as stack,
+        stack.client() as client,
+    ):
+        job_id = client.post("/v1/jobs", json=tiny_job(epochs=2)).json()["id"]
+        assert client.get("/readyz").status_code == 200
+        private_redis.stop()
+        down = client.get("/readyz")
+        assert (down.status_code, down.json()["status"]) == (503, "unavailable: broker")
+        private_redis.start()
+        assert client.get("/readyz").status_code == 200
+        stack.start_worker()  # only now is anyone consuming the queue
+        job, _ = poll_job(client, job_id, finished, TIMEOUT)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 1
 
 
 def test_a_broker_outage_longer_than_lease_and_resends_loses_no_job(
@@ -101,46 +96,39 @@ def test_a_broker_outage_longer_than_lease_and_resends_loses_no_job(
     """Redis down for several re-send periods and lease lengths, with jobs queued before and
     one submitted during it: every job stays queued (no ``broker_unavailable``), and once
     Redis is back each trains exactly once, from its surviving message or a re-send."""
-    with postgres_database() as database:
-        env = {
-            "FITQ_DATA_DIR": str(tmp_path / "fitq"),
-            "FITQ_DATABASE_URL": database,
-            "FITQ_BROKER_URL": private_redis.url,
-            **FAST_RECOVERY,  # lease 5 s, re-send after 5 s, a sweep every 0.5 s
-            "FITQ_RESEND_AFTER_SECONDS": "1",
-            "FITQ_SEND_TIMEOUT_SECONDS": "1",
-        }
-        migrate(env)
-        stack = Stack(env, tmp_path)
-        try:
-            stack.start_api()
-            with stack.client() as client:
-                before = [
-                    client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"] for _ in range(3)
-                ]
-                private_redis.stop()
-                during = client.post("/v1/jobs", json=tiny_job(epochs=1))
-                assert during.status_code == 202, during.text
-                assert (during.json()["status"], during.json()["error"]) == ("queued", None)
-                ids = [*before, during.json()["id"]]
-                # Re-sends fail meanwhile (the sweeper tries every second or so), for longer
-                # than a lease: the old sweeper failed them all here.
-                wait_for(
-                    lambda: all(
-                        client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
-                        and _refused_sends(client, job_id) >= 2
-                        for job_id in ids
-                    ),
-                    30,
-                    0.5,
-                    "re-sends refused while Redis is down",
-                )
-                private_redis.start()
-                stack.start_worker()
-                jobs = [poll_job(client, job_id, finished, TIMEOUT)[0] for job_id in ids]
-            assert [(job["status"], job["attempts"]) for job in jobs] == [("succeeded", 1)] * 4
-        finally:
-            stack.stop()
+    with (
+        postgres_database() as database,
+        api_stack(  # lease 5 s and a sweep every 0.5 s (FAST_RECOVERY)
+            tmp_path,
+            FITQ_DATABASE_URL=database,
+            FITQ_BROKER_URL=private_redis.url,
+            FITQ_RESEND_AFTER_SECONDS="1",
+            FITQ_SEND_TIMEOUT_SECONDS="1",
+        ) as stack,
+        stack.client() as client,
+    ):
+        before = [client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"] for _ in range(3)]
+        private_redis.stop()
+        during = client.post("/v1/jobs", json=tiny_job(epochs=1))
+        assert during.status_code == 202, during.text
+        assert (during.json()["status"], during.json()["error"]) == ("queued", None)
+        ids = [*before, during.json()["id"]]
+        # Re-sends fail meanwhile (the sweeper tries every second or so), for longer than a
+        # lease: the old sweeper failed them all here.
+        wait_for(
+            lambda: all(
+                client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
+                and _refused_sends(client, job_id) >= 2
+                for job_id in ids
+            ),
+            30,
+            0.5,
+            "re-sends refused while Redis is down",
+        )
+        private_redis.start()
+        stack.start_worker()
+        jobs = [poll_job(client, job_id, finished, TIMEOUT)[0] for job_id in ids]
+    assert [(job["status"], job["attempts"]) for job in jobs] == [("succeeded", 1)] * 4
 
 
 def _refused_sends(client: httpx.Client, job_id: str) -> int:
@@ -178,23 +166,20 @@ def test_a_message_that_arrives_while_the_store_is_down_is_not_lost(tmp_path: Pa
 
     forwarder = TcpProxy(("127.0.0.1", 5432), free_port())
     forwarder.start()
-    with postgres_database() as database, redis_db() as broker:
-        env = {
-            "FITQ_DATA_DIR": str(tmp_path / "fitq"),
-            "FITQ_DATABASE_URL": database,
-            "FITQ_BROKER_URL": broker,
-            **FAST_RECOVERY,
-            "FITQ_SWEEPER_ENABLED": "false",
-            "FITQ_LEASE_SECONDS": "2",  # how long a claim waits for the store
-        }
-        migrate(env)
-        stack = Stack(env, tmp_path)
-        try:
-            stack.start_api()
-            stack.env = {
-                **env,
-                "FITQ_DATABASE_URL": database.replace(":5432/", f":{forwarder.port}/"),
-            }
+    try:
+        with (
+            postgres_database() as database,
+            redis_db() as broker,
+            api_stack(
+                tmp_path,
+                FITQ_DATABASE_URL=database,
+                FITQ_BROKER_URL=broker,
+                FITQ_SWEEPER_ENABLED="false",
+                FITQ_LEASE_SECONDS="2",  # how long a claim waits for the store
+            ) as stack,
+        ):
+            through = database.replace(":5432/", f":{forwarder.port}/")
+            stack.env = {**stack.env, "FITQ_DATABASE_URL": through}  # the worker's store only
             worker = stack.start_worker()
             forwarder.cut()
             with stack.client() as client:
@@ -206,7 +191,6 @@ def test_a_message_that_arrives_while_the_store_is_down_is_not_lost(tmp_path: Pa
                 assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
                 forwarder.start()
                 job, _ = poll_job(client, job_id, finished, TIMEOUT)
-            assert (job["status"], job["attempts"]) == ("succeeded", 1), job["error"]
-        finally:
-            stack.stop()
-            forwarder.cut()
+        assert (job["status"], job["attempts"]) == ("succeeded", 1), job["error"]
+    finally:
+        forwarder.cut()

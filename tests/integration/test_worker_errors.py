@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from tests.factories import tiny_arrays, tiny_job
-from tests.integration.conftest import FAST_RECOVERY, migrate
-from tests.processes import Stack, finished, poll_job
+from tests.integration.conftest import api_stack
+from tests.processes import finished, poll_job
 
 
 def test_a_worker_missing_a_module_fails_its_jobs_with_the_cause(tmp_path: Path) -> None:
@@ -24,18 +24,13 @@ def test_a_worker_missing_a_module_fails_its_jobs_with_the_cause(tmp_path: Path)
     (shim / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'prometheus_client'\")\n"
     )
-    env = {"FITQ_DATA_DIR": str(tmp_path / "fitq"), **FAST_RECOVERY}
-    migrate(env)
-    stack = Stack(env, tmp_path)
-    try:
-        stack.start_api()  # the API has its own metrics: only the worker gets the broken path
-        stack.env = {**env, "PYTHONPATH": str(shim.parent)}
+    with api_stack(tmp_path) as stack:
+        # The API has its own metrics: only the worker gets the broken path.
+        stack.env = {**stack.env, "PYTHONPATH": str(shim.parent)}
         stack.start_worker()
         with stack.client() as client:
             job_id = client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"]
             job, _ = poll_job(client, job_id, finished, 60)
-    finally:
-        stack.stop()
     assert job["status"] == "failed"
     assert job["attempts"] == 1  # not retried by the sweeper
     assert job["error"] == {
@@ -49,16 +44,7 @@ def test_a_killed_pool_child_has_its_job_retried_without_waiting_out_the_lease(
 ) -> None:
     """Celery's parent reports a dead pool child at once (WorkerLostError): the job goes back
     to the queue at the sweeper's next pass, not a 60 s lease later, as an attempt."""
-    env = {
-        "FITQ_DATA_DIR": str(tmp_path / "fitq"),
-        **FAST_RECOVERY,
-        "FITQ_LEASE_SECONDS": "60",
-        "FITQ_HEARTBEAT_SECONDS": "5",
-    }
-    migrate(env)
-    stack = Stack(env, tmp_path)
-    try:
-        stack.start_api()
+    with api_stack(tmp_path, FITQ_LEASE_SECONDS="60", FITQ_HEARTBEAT_SECONDS="5") as stack:
         worker = stack.start_worker()
         with stack.client() as client:
             body = tiny_job(epochs=40, train=tiny_arrays(rows=2000))
@@ -71,8 +57,6 @@ def test_a_killed_pool_child_has_its_job_retried_without_waiting_out_the_lease(
             poll_job(client, job_id, lambda j: j["attempts"] == 2, 30)
             retried_after = time.monotonic() - killed_at
             job, _ = poll_job(client, job_id, finished, 120)
-    finally:
-        stack.stop()
     assert retried_after < 20, retried_after  # the lease alone would take 60 s
     assert (job["status"], job["attempts"]) == ("succeeded", 2), job["error"]
     assert "released for a retry" in worker.log()
