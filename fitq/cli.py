@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 import unicodedata
@@ -89,15 +90,11 @@ def serve(
         )
     children = [
         Child("the API", api_command(host, port), env),
-        Child("the training worker", worker_command(settings), env),
+        worker_child("the training worker", settings, "fitq", TRAIN_QUEUE, env),
         # Uploads and predictions each have a worker of their own: neither waits behind
         # training, and a slow upload (a wide CSV, a large .npz) never holds up predictions.
-        Child("the ingest worker", worker_command(settings, "fitq-ingest", DATASETS_QUEUE), env),
-        Child(
-            "the inference worker",
-            worker_command(settings, "fitq-inference", INFERENCE_QUEUE),
-            env,
-        ),
+        worker_child("the ingest worker", settings, "fitq-ingest", DATASETS_QUEUE, env),
+        worker_child("the inference worker", settings, "fitq-inference", INFERENCE_QUEUE, env),
     ]
     sys.exit(Supervisor(children, say=_say).run_until_signalled())
 
@@ -133,9 +130,33 @@ def worker(
         env = {**base, **plan.env}
         if settings.worker_metrics_port is not None:  # one port per process: base, base + 1, …
             env["FITQ_WORKER_METRICS_PORT"] = str(settings.worker_metrics_port + index)
-        command = worker_command(settings, plan.name, plan.queue)
-        children.append(Child(f"worker {plan.name}", command, env))
+        children.append(worker_child(f"worker {plan.name}", settings, plan.name, plan.queue, env))
     sys.exit(Supervisor(children, say=_say).run_until_signalled())
+
+
+def worker_child(
+    title: str, settings: Settings, name: str, queue: str, env: dict[str, str]
+) -> Child:
+    """A supervised Celery worker whose heartbeat row goes when it dies, so readiness shows
+    its queue unserved at once instead of after the row ages out."""
+    return Child(
+        title,
+        worker_command(settings, name, queue),
+        env,
+        on_death=lambda pid: forget_worker_process(settings, pid),
+    )
+
+
+def forget_worker_process(settings: Settings, pid: int) -> None:
+    from fitq.store import repository as repo
+    from fitq.store.db import make_engine, make_session_factory, transaction
+
+    engine = make_engine(settings.resolved_database_url, pooled=False)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            repo.remove_worker_process(session, socket.gethostname(), pid)
+    finally:
+        engine.dispose()
 
 
 def _say(message: str) -> None:

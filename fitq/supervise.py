@@ -36,6 +36,9 @@ class Child:
     started_at: float = 0.0
     quick_exits: int = 0  # in a row
     restart_at: float | None = None
+    # Called with the dead process's pid before it is started again (a worker's heartbeat
+    # row goes at once, so readiness shows the worker gone until it is back).
+    on_death: Callable[[int], None] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, env=self.env)
@@ -83,6 +86,11 @@ class Supervisor:
         code = child.process.poll()
         if code is None:
             return 0
+        if child.on_death is not None:
+            try:
+                child.on_death(child.process.pid)
+            except Exception as exc:  # the store may be what is down; the row ages out anyway
+                self.say(f"fitq: could not record that {child.name} died: {exc}")
         quick = now - child.started_at < QUICK_EXIT_SECONDS
         child.quick_exits = child.quick_exits + 1 if quick else 0
         if child.quick_exits >= self.max_quick_exits:

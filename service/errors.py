@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+import psycopg
+import sqlalchemy.exc
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
@@ -152,6 +154,13 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+async def _store_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    """A route on the ORM whose connection to the store failed: the store is down or was
+    restarted under it (the pool replaces the connection), so the client retries."""
+    log.warning("the job store is unavailable: %s", exc)
+    return envelope(503, RequestErrorType.unavailable, "the job store is unavailable", [])
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return envelope(500, RequestErrorType.internal, "internal error; it has been logged", [])
@@ -161,4 +170,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FitqError, _fitq_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _store_unreachable)
+    app.add_exception_handler(psycopg.OperationalError, _store_unreachable)
     app.add_exception_handler(Exception, _unexpected)

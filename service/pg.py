@@ -12,18 +12,23 @@ import orjson
 from psycopg import AsyncConnection, AsyncCursor, OperationalError
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import ColumnClause, Engine, Integer, Table, bindparam, column, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import Executable, TableValuedAlias
 
 from fitq.errors import FitqError, RequestErrorType
+from fitq.store.db import CONNECT_TIMEOUT_SECONDS
 
 T = TypeVar("T")
 Compiled = tuple[str, dict[str, Any]]  # psycopg SQL and the values of its literal binds
 
 # How long a statement waits for a pooled connection before the store counts as down (503).
 POOL_WAIT_SECONDS = 5.0
+# How long the pool keeps re-trying one connection (its delays double from 1 s) before it
+# gives up and lets the next request start afresh at once. psycopg's default (5 min) lets
+# the delay grow past 16 s in an outage, and so the store's return went unnoticed that long.
+RECONNECT_SECONDS = 3.0
 
 
 def pool_for(engine: Engine) -> AsyncConnectionPool | None:
@@ -39,9 +44,14 @@ def async_pool(engine: Engine, max_size: int = 10) -> AsyncConnectionPool:
         url,
         min_size=1,
         max_size=max_size,
-        kwargs={"autocommit": True, "row_factory": dict_row},
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        },
         configure=_configure,
         timeout=POOL_WAIT_SECONDS,
+        reconnect_timeout=RECONNECT_SECONDS,
         open=False,
     )
 
@@ -117,10 +127,13 @@ async def execute_one(
 async def reading(pool: AsyncConnectionPool, read: Callable[[], Awaitable[T]]) -> T:
     """Runs a read, and once more if the store broke its connection (a restart leaves the
     pool's idle connections broken: they are checked and replaced before the retry). A
-    store that stays down answers 503 once the pool has waited ``POOL_WAIT_SECONDS`` for a
-    connection, twice. Writes are not retried: a commit that broke may have happened."""
+    store that is down answers 503 once the pool has waited ``POOL_WAIT_SECONDS`` for a
+    connection, without a second wait. Writes are not retried: a commit that broke may have
+    happened."""
     try:
         return await read()
+    except PoolTimeout as exc:
+        raise unavailable(exc) from exc
     except OperationalError:
         await pool.check()
     try:

@@ -11,6 +11,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+# Seconds a new PostgreSQL connection may take: a store behind a dropped network answers
+# 503 (API) or counts as unreachable (worker) in seconds, not after TCP's minutes.
+CONNECT_TIMEOUT_SECONDS = 5
 
 def make_engine(url: str, pooled: bool = True) -> Engine:
     """``pooled=False``: a connection per use, none kept open (for a process that forks)."""
@@ -23,6 +26,8 @@ def make_engine(url: str, pooled: bool = True) -> Engine:
         return engine
     if pooled:
         pool.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if url.startswith("postgresql"):
+        pool["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     return create_engine(url, **pool)
 
 

@@ -74,7 +74,7 @@ def test_fitq_serve_starts_a_killed_worker_again_and_keeps_serving(tmp_path: Pat
             def training_workers() -> int | None:
                 assert serve.process.poll() is None, serve.log()
                 try:
-                    return client.get("/readyz").json()["workers"].get("cpu")
+                    return client.get("/readyz").json()["workers"].get("cpu", 0)
                 except (httpx.HTTPError, ValueError):
                     return None
 
@@ -84,6 +84,9 @@ def test_fitq_serve_starts_a_killed_worker_again_and_keeps_serving(tmp_path: Pat
             os.kill(killed, signal.SIGKILL)
             wait_for(lambda: "killed by SIGKILL" in serve.log(), 30, 0.1, "the supervisor")
             assert client.get("/healthz").status_code == 200  # the API never went away
+            # Readiness shows the queue unserved until the worker is back (its heartbeat
+            # row went with it; before, the row outlived it and the new worker took it over).
+            wait_for(lambda: training_workers() == 0, 10, 0.05, "readiness to show it gone")
             wait_for(
                 lambda: child_with(serve.process.pid, "cpu") not in (None, killed), 30, 0.1, "anew"
             )

@@ -5,6 +5,7 @@ restart of the API (the pool's broken connections are checked and replaced)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -77,8 +78,12 @@ def test_the_store_going_away_is_503_and_its_return_is_served(
             assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
 
             proxy.cut()
+            started = time.monotonic()
             assert _unavailable(client.get(f"/v1/jobs/{job['id']}"))
+            # One wait for the pool, not two (the second only helps a broken connection).
+            assert time.monotonic() - started < 2 * service.pg.POOL_WAIT_SECONDS
             assert _unavailable(client.post("/v1/jobs", json=by_reference))
+            assert _unavailable(client.get("/v1/jobs"))  # the list reads through the ORM
 
             proxy.start()
             read = wait_for(

@@ -29,10 +29,12 @@ def starts(path: Path) -> int:
 
 def test_a_killed_child_is_started_again_and_the_others_keep_running(tmp_path: Path) -> None:
     said: list[str] = []
+    died: list[int] = []
     steady, victim = tmp_path / "steady", tmp_path / "victim"
+    sleep = "import time; time.sleep(60)"
     children = [
-        Child("steady", counting(steady, "import time; time.sleep(60)"), dict(os.environ)),
-        Child("victim", counting(victim, "import time; time.sleep(60)"), dict(os.environ)),
+        Child("steady", counting(steady, sleep), dict(os.environ)),
+        Child("victim", counting(victim, sleep), dict(os.environ), on_death=died.append),
     ]
     supervisor = Supervisor(children, say=said.append, restart_delay=0.1)
     runner = threading.Thread(target=lambda: said.append(f"code {supervisor.run()}"))
@@ -45,6 +47,7 @@ def test_a_killed_child_is_started_again_and_the_others_keep_running(tmp_path: P
         wait_for(lambda: starts(victim) == 2, 20, 0.05, "the victim started again")
         assert children[1].process is not first and children[0].process.poll() is None
         assert starts(steady) == 1
+        assert died == [first.pid]  # told before it started again, with the dead one's pid
         assert any("victim was killed by SIGKILL" in line for line in said), said
     finally:
         supervisor.stop()

@@ -95,6 +95,7 @@ from fitq.store.repository.workers import (
     live_workers,
     prune_workers,
     remove_worker,
+    remove_worker_process,
 )
 
 __all__ = [
@@ -160,6 +161,7 @@ __all__ = [
     "release_dataset_lease",
     "release_lease",
     "remove_worker",
+    "remove_worker_process",
     "renew_dataset_lease",
     "request_cancel",
     "requeue_expired",

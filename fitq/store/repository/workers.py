@@ -35,6 +35,12 @@ def remove_worker(session: Session, name: str) -> None:
     session.execute(delete(WorkerBeat).where(WorkerBeat.name == name))
 
 
+def remove_worker_process(session: Session, hostname: str, pid: int) -> int:
+    """Forget the worker that process ``pid`` of ``hostname`` ran (its supervisor saw it die)."""
+    found = delete(WorkerBeat).where(WorkerBeat.hostname == hostname, WorkerBeat.pid == pid)
+    return int(_execute(session, found).rowcount or 0)
+
+
 def live_workers(session: Session, since: datetime) -> list[WorkerBeat]:
     """Workers whose last heartbeat came after ``since``."""
     return list(
