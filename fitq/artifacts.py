@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -34,18 +35,22 @@ class ArtifactStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def children(self, prefix: str) -> dict[str, datetime]: ...
+
+
+DATASETS_PREFIX = "datasets"
 
 
 def dataset_key(dataset_id: str, array: str) -> str:
-    return f"datasets/{dataset_id}/{array}.npy"
+    return f"{dataset_prefix(dataset_id)}/{array}.npy"
 
 
 def upload_key(dataset_id: str, file_format: str) -> str:
-    return f"datasets/{dataset_id}/source.{file_format}"
+    return f"{dataset_prefix(dataset_id)}/source.{file_format}"
 
 
 def dataset_prefix(dataset_id: str) -> str:
-    return f"datasets/{dataset_id}"
+    return f"{DATASETS_PREFIX}/{dataset_id}"
 
 
 def job_prefix(job_id: str) -> str:
@@ -133,6 +138,21 @@ class LocalArtifactStore:
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def children(self, prefix: str) -> dict[str, datetime]:
+        """Each name directly under ``prefix``, with the newest change to anything in it
+        (half-written temporary files included)."""
+        found: dict[str, datetime] = {}
+        with contextlib.suppress(FileNotFoundError), os.scandir(self._path(prefix)) as entries:
+            for entry in entries:
+                times = (
+                    os.stat(os.path.join(folder, name)).st_mtime
+                    for folder, _, names in os.walk(entry)
+                    for name in names
+                )
+                newest = max(times, default=entry.stat().st_mtime)
+                found[entry.name] = datetime.fromtimestamp(newest, UTC)
+        return found
 
 
 def artifact_store_from_root(root: Path) -> ArtifactStore:

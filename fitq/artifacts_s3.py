@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
@@ -155,6 +156,17 @@ class S3ArtifactStore:
             batch = keys[start : start + _DELETE_BATCH]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
         shutil.rmtree(self._cached(prefix), ignore_errors=True)
+
+    def children(self, prefix: str) -> dict[str, datetime]:
+        """Each name directly under ``prefix``, with its newest object's time."""
+        listing = self.client.get_paginator("list_objects_v2")
+        base = self._object(prefix).rstrip("/") + "/"
+        found: dict[str, datetime] = {}
+        for page in listing.paginate(Bucket=self.bucket, Prefix=base):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(base) :].split("/", 1)[0]
+                found[name] = max(found.get(name, item["LastModified"]), item["LastModified"])
+        return found
 
     @staticmethod
     def _forget(path: Path) -> None:

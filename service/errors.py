@@ -7,11 +7,11 @@ import logging
 import re
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-import psycopg
-import sqlalchemy.exc
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 

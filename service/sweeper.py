@@ -9,6 +9,9 @@
   only after ``FITQ_MAX_UNSENT_SECONDS`` (hours) of refused sends.
 - A job queued ``FITQ_NO_CAPACITY_SECONDS`` on a queue no live worker serves (no heartbeat
   row names it) fails ``no_capacity`` instead of waiting forever.
+- Dataset files no row points at (the API killed between writing a job's inline arrays or an
+  upload and committing its row) are deleted once untouched for ``ORPHAN_GRACE``; the
+  thread looks for them at its first pass and then every ``ORPHAN_SWEEP_INTERVAL``.
 
 Every step is a conditional update, so several API processes may sweep at once."""
 
@@ -19,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fitq.artifacts import checkpoint_key, dataset_prefix
+from fitq.artifacts import DATASETS_PREFIX, checkpoint_key, dataset_prefix
 from fitq.errors import JobErrorType
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -32,6 +35,10 @@ from service.jobs.service import send_job
 log = logging.getLogger(__name__)
 
 MAX_RESEND_INTERVAL = timedelta(hours=1)
+# A submission commits its row seconds after writing its files, and an upload in progress
+# keeps touching its file: an hour untouched without a row is an orphan.
+ORPHAN_GRACE = timedelta(hours=1)
+ORPHAN_SWEEP_INTERVAL = timedelta(hours=1)  # it lists every dataset in the artifact store
 
 
 @dataclass
@@ -45,6 +52,7 @@ class SweepReport:
     unsent: list[str] = field(default_factory=list)  # failed: the broker refused too long
     models_deleted: list[str] = field(default_factory=list)
     datasets_deleted: list[str] = field(default_factory=list)
+    orphans_deleted: list[str] = field(default_factory=list)  # dataset ids without a row
 
 
 def resend_due(
@@ -61,7 +69,11 @@ def _ran_out_of_time(lease: repo.ExpiredLease, now: datetime, grace: float) -> b
     return now > lease.started_at + timedelta(seconds=lease.max_runtime_seconds + grace)
 
 
-def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
+def sweep_once(
+    ctx: ServiceContext, now: datetime | None = None, orphans: bool = False
+) -> SweepReport:
+    """One pass; ``orphans``: also look for dataset files without a row (a listing of the
+    whole artifact store, so the thread asks for it hourly)."""
     now = now or utcnow()
     report = SweepReport()
     max_attempts = ctx.settings.max_attempts
@@ -109,7 +121,23 @@ def sweep_once(ctx: ServiceContext, now: datetime | None = None) -> SweepReport:
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
     _apply_retention(ctx, now, report)
+    if orphans:
+        _delete_orphan_datasets(ctx, now, report)
     return report
+
+
+def _delete_orphan_datasets(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
+    untouched = [
+        name
+        for name, changed in ctx.artifacts.children(DATASETS_PREFIX).items()
+        if changed < now - ORPHAN_GRACE
+    ]
+    with transaction(ctx.sessions) as session:
+        known = repo.known_dataset_ids(session, untouched)
+    for dataset_id in sorted(set(untouched) - known):
+        log.warning("dataset files %s have no row (a submission that never committed)", dataset_id)
+        ctx.artifacts.delete_prefix(dataset_prefix(dataset_id))
+        report.orphans_deleted.append(dataset_id)
 
 
 def _fail_without_capacity(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
@@ -229,8 +257,13 @@ class SweeperThread:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        orphans_due = utcnow()
         while not self._stop.wait(self._ctx.settings.sweep_interval_seconds):
+            now = utcnow()
             try:
-                sweep_once(self._ctx)
+                sweep_once(self._ctx, now, orphans=now >= orphans_due)
             except Exception:  # the store or broker is down: try again next period
                 log.exception("sweep failed")
+                continue
+            if now >= orphans_due:
+                orphans_due = now + ORPHAN_SWEEP_INTERVAL

@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 # 503 (API) or counts as unreachable (worker) in seconds, not after TCP's minutes.
 CONNECT_TIMEOUT_SECONDS = 5
 
+
 def make_engine(url: str, pooled: bool = True) -> Engine:
     """``pooled=False``: a connection per use, none kept open (for a process that forks)."""
     pool: dict[str, Any] = {} if pooled else {"poolclass": NullPool}

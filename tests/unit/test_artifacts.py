@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,17 @@ def test_a_second_host_reads_what_the_first_wrote(
     hosts[0].put_array("datasets/ds_f/x.npy", np.ones((2, 2), dtype=np.float32))
     np.testing.assert_array_equal(hosts[1].load_array("datasets/ds_f/x.npy"), np.ones((2, 2)))
     assert (tmp_path / "worker" / "cache" / "datasets" / "ds_f" / "x.npy").is_file()
+
+
+def test_children_name_each_entry_with_its_newest_change(store: ArtifactStore) -> None:
+    assert store.children("datasets") == {}
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    store.put_array("datasets/ds_a/x.npy", np.zeros(3, dtype=np.float32))
+    store.put_array("datasets/ds_a/y.npy", np.zeros(3, dtype=np.float32))
+    store.put_array("datasets/ds_b/x.npy", np.zeros(3, dtype=np.float32))
+    store.put_array("jobs/job_c/model.npy", np.zeros(3, dtype=np.float32))
+    found = store.children("datasets")
+    assert sorted(found) == ["ds_a", "ds_b"]
+    assert all(
+        before < changed < datetime.now(UTC) + timedelta(seconds=5) for changed in found.values()
+    )

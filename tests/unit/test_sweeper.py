@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -185,3 +186,29 @@ def test_retention_deletes_old_models_and_unused_datasets(api: Api, runner) -> N
     assert report.datasets_deleted  # the finished job's inline dataset went
     for dataset_id in report.datasets_deleted:
         assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
+
+
+def test_dataset_files_without_a_row_are_deleted_once_untouched_for_an_hour(api: Api) -> None:
+    """An API killed between writing a submission's inline arrays (or an upload) and
+    committing its row leaves files nothing points at; the hourly pass removes them, never
+    a dataset with a row, nor files young enough to belong to a submission in flight."""
+    client, settings = api
+    ctx = context(client)
+    job = client.post("/v1/jobs", json=tiny_job(epochs=1)).json()
+    kept = job["spec"]["data"]["train"]["dataset_id"]
+    root = settings.resolved_artifacts_dir / "datasets"
+    for orphan in ("ds_orphan_old", "ds_orphan_new"):
+        (root / orphan).mkdir(parents=True)
+        (root / orphan / "x.npy").write_bytes(b"written, never committed")
+    (root / "ds_orphan_old" / ".tmp-y.npy").write_bytes(b"half an upload")
+
+    assert sweep_once(ctx).orphans_deleted == []  # only when asked: it lists every dataset
+    assert sweep_once(ctx, orphans=True).orphans_deleted == []  # all younger than an hour
+    later = utcnow() + timedelta(hours=2)
+    fresh = later.timestamp() - 60  # touched a minute before "later"
+    os.utime(root / "ds_orphan_new" / "x.npy", (fresh, fresh))
+    assert sweep_once(ctx, now=later, orphans=True).orphans_deleted == ["ds_orphan_old"]
+    assert not (root / "ds_orphan_old").exists()
+    assert (root / "ds_orphan_new" / "x.npy").exists()
+    assert (root / kept).is_dir()  # its row keeps it, however old
+    assert client.get(f"/v1/datasets/{kept}").json()["status"] == "ready"

@@ -30,6 +30,15 @@ def get_dataset_by_id(session: Session, dataset_id: str) -> Dataset | None:
     return session.get(Dataset, dataset_id)
 
 
+def known_dataset_ids(session: Session, ids: list[str], chunk: int = 1000) -> set[str]:
+    """Which of ``ids`` have a dataset row (the rest are files nothing points at)."""
+    known: set[str] = set()
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        known.update(session.scalars(select(Dataset.id).where(Dataset.id.in_(part))))
+    return known
+
+
 def list_datasets(
     session: Session,
     tenant_id: str,
