@@ -24,7 +24,7 @@ USER fitq
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
-CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["fitq", "api", "--host", "0.0.0.0", "--port", "8000"]
 
 FROM base AS worker-cpu
 RUN python requirements.py worker > requirements.txt && pip install -r requirements.txt

@@ -43,17 +43,28 @@ def db_upgrade() -> None:
     console.print("[green]database is at the latest revision[/green]")
 
 
+# uvicorn's httptools protocol with fitq's limits on request heads (431, 408).
+HTTP_PROTOCOL = "service.http_protocol:LimitedHttpToolsProtocol"
+
+
 def api_command(host: str, port: int) -> list[str]:
+    """The API's process: uvicorn on fitq's app and protocol (``fitq api``, ``fitq serve``,
+    the image's command alike)."""
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "service.main:app",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
+        sys.executable, "-m", "uvicorn", "service.main:app",
+        "--host", host, "--port", str(port), "--http", HTTP_PROTOCOL,
+    ]  # fmt: skip
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address the API binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+) -> None:
+    """Start the API alone (uvicorn), on a migrated store; workers run elsewhere
+    (`fitq worker`). What the API image runs."""
+    command = api_command(host, port)
+    os.execv(command[0], command)
 
 
 def worker_command(settings: Settings, name: str = "fitq", queue: str = TRAIN_QUEUE) -> list[str]:

@@ -141,6 +141,16 @@ class Settings(BaseSettings):
     max_columns: int = Field(
         10_000, ge=1, description="Columns of an uploaded CSV or JSON lines file (fails beyond)."
     )
+    max_header_bytes: int = Field(
+        64 * 2**10,
+        ge=1024,
+        description="A request's line and headers together, at most (431, connection closed).",
+    )
+    header_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request's line and headers must arrive within this (408).",
+    )
     body_idle_seconds: float = Field(
         30.0,
         gt=0,

@@ -1,4 +1,4 @@
-"""The FastAPI app. Standard start: ``uvicorn service.main:app``.
+"""The FastAPI app. Standard start: ``fitq api`` (uvicorn with fitq's protocol).
 
 The standalone API refuses to start on an un-migrated database (``fitq db upgrade`` first);
 ``fitq serve`` migrates its embedded database before starting it."""

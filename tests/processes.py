@@ -106,8 +106,9 @@ class Stack:
             }
         )
 
-    def start_api(self, *uvicorn_args: str) -> None:
-        port = free_port()
+    def start_api(self, *uvicorn_args: str, port: int | None = None) -> None:
+        """On a free port, or on ``port`` (a restart where clients expect it)."""
+        port = port or free_port()
         command = [*api_command("127.0.0.1", port), *uvicorn_args]
         self.api = spawn(command, child_env(self.env), self.workdir / "api.log")
         self.base_url = f"http://127.0.0.1:{port}"

@@ -40,3 +40,47 @@ def test_a_body_that_stops_arriving_is_cut_off_with_408(tmp_path: Path) -> None:
                 answer += chunk.decode()
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "FITQ_BODY_IDLE_SECONDS" in answer and waited < 10
+
+
+def peak_rss(pid: int) -> int:
+    """The process's resident high-water mark, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_huge_header_is_431_and_costs_the_api_no_memory(tmp_path: Path) -> None:
+    """httptools reads a header of any size into memory (one of 96 MB was accepted)."""
+    with api_stack(tmp_path) as stack:
+        assert stack.api is not None
+        before = peak_rss(stack.api.process.pid)
+        address = urlsplit(stack.base_url)
+        with socket.create_connection((address.hostname, address.port), timeout=30) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(64):  # 64 MB of one header's value, as fast as it goes
+                client.sendall(b"a" * 2**20)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        grew = peak_rss(stack.api.process.pid) - before
+        assert client.fileno() == -1
+        with stack.client() as http:
+            assert http.get("/healthz").status_code == 200  # everyone else is served
+    text = answer.decode()
+    assert text.startswith("HTTP/1.1 431"), text
+    assert "FITQ_MAX_HEADER_BYTES" in text and '"type":"payload_too_large"' in text
+    assert grew < 16 * 2**20, f"the API's peak memory grew {grew:,} bytes"
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off_with_408(tmp_path: Path) -> None:
+    with api_stack(tmp_path, FITQ_HEADER_SECONDS="1") as stack:
+        address = urlsplit(stack.base_url)
+        with socket.create_connection((address.hostname, address.port), timeout=30) as client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+    text = answer.decode()
+    assert text.startswith("HTTP/1.1 408"), text
+    assert "FITQ_HEADER_SECONDS" in text

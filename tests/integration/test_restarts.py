@@ -5,53 +5,19 @@ API restarted while a job trains."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.factories import tiny_arrays, tiny_job
 from tests.integration.conftest import api_stack
 from tests.processes import Stack, finished, free_port, poll_job, wait_for
-from tests.services import IN_CI, postgres_database
+from tests.services import IN_CI, PrivateRedis, postgres_database
 
 TIMEOUT = 120
-
-
-class PrivateRedis:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.dir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
-             "--appendfsync", "always", "--save", "", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(client), 10, 0.05, "redis-server")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # a clean shutdown; AOF is fsynced on every write anyway
-            self.process.wait(timeout=30)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 @pytest.fixture

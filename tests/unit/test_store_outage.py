@@ -53,7 +53,8 @@ def _unavailable(response: httpx.Response) -> bool:
 def test_the_store_going_away_is_503_and_its_return_is_served(
     pg_url: str, proxy: TcpProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service.pg, "POOL_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(service.pg, "POOL_WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(service.pg, "RECHECK_WAIT_SECONDS", 0.2)
     with redis_db() as broker:
         settings = Settings(
             data_dir=tmp_path / "fitq",
@@ -82,6 +83,11 @@ def test_the_store_going_away_is_503_and_its_return_is_served(
             assert _unavailable(client.get(f"/v1/jobs/{job['id']}"))
             # One wait for the pool, not two (the second only helps a broken connection).
             assert time.monotonic() - started < 2 * service.pg.POOL_WAIT_SECONDS
+            # Known unreachable now: the next request waits the short recheck, not a whole
+            # wait (requests queued behind a timed-out read took two waits).
+            started = time.monotonic()
+            assert _unavailable(client.get(f"/v1/jobs/{job['id']}"))
+            assert time.monotonic() - started < service.pg.POOL_WAIT_SECONDS / 2
             assert _unavailable(client.post("/v1/jobs", json=by_reference))
             assert _unavailable(client.get("/v1/jobs"))  # the list reads through the ORM
 
