@@ -289,3 +289,26 @@ def test_a_model_whose_activations_would_not_fit_is_422_naming_the_layer(api: Ap
         )
     body["fit"]["batch_size"] = 2  # the same model on small batches fits
     assert client.post("/v1/validate", json=body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "what"), [("1", "a string ('1')"), (True, "a boolean (True)"), (None, "null (None)")]
+)
+@pytest.mark.parametrize("array", ["x", "y"])
+def test_inline_values_that_are_not_json_numbers_are_422_naming_where(
+    api: Api, value: Any, what: str, array: str
+) -> None:
+    """NumPy reads "1" and true as numbers and null as NaN; the README says JSON numbers."""
+    client, _ = api
+    job = tiny_job(train=tiny_arrays(rows=40))
+    rows = job["data"]["train"][array]
+    if array == "x":
+        rows[30][2] = value
+    else:
+        rows[30] = value
+    response = client.post("/v1/jobs", json=job)
+    assert response.status_code == 422, response.text
+    detail = response.json()["error"]["details"][0]
+    assert detail["loc"] == f"data.train.{array}", detail
+    index = "[30, 2]" if array == "x" else "[30]"
+    assert detail["message"] == f"expected JSON numbers, received {what} at index {index}"
