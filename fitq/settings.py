@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     max_json_items: int = Field(
         100_000, ge=1, description="Items in one JSON array or object (422 beyond)."
     )
+    max_json_containers: int = Field(
+        1_000_000,
+        ge=2,
+        description="Arrays and objects in one JSON body, all told (422 beyond).",
+    )
     max_upload_bytes: int = Field(5 * 2**30, ge=1, description="Largest dataset upload (413).")
     max_columns: int = Field(
         10_000, ge=1, description="Columns of an uploaded CSV or JSON lines file (fails beyond)."

@@ -1,9 +1,11 @@
 """Structural limits on JSON bodies, checked on the raw bytes before they are parsed.
 
 A body within the size limit can still be hostile: ``[[[[…]]]]`` 100,000 levels deep makes a
-recursive parser fail, and one array of millions of items makes every later loop slow. Both
-are measured here with NumPy over the body's punctuation (strings removed first), so the
-check costs a few C passes over the bytes and no Python object per value."""
+recursive parser fail, one array of millions of items makes every later loop slow, and
+millions of small arrays (``[0],[0],…``: 15 M in 60 MB) cost the parser gigabytes of Python
+objects. All three are measured here with NumPy over the body's punctuation (strings
+removed first), so the check costs a few C passes over the bytes and no Python object per
+value."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ _MAX_COUNTED_DEPTH = 32767
 class JsonShape:
     depth: int  # deepest nesting of arrays and objects; 0 for a scalar
     widest: int  # most items in one array or members in one object (an empty one counts 1)
+    containers: int  # arrays and objects in all
 
 
 class JsonTooDeep(ValueError):
@@ -48,24 +51,41 @@ class JsonTooWide(ValueError):
         )
 
 
-def measure(body: bytes, max_depth: int | None = None) -> JsonShape:
-    """Depth and widest container of a JSON document. Malformed JSON gets some answer; the
-    parser that runs next reports it. With ``max_depth``, raises ``JsonTooDeep`` as soon as
-    the depth is known to exceed it, before the width pass."""
+class JsonTooManyContainers(ValueError):
+    def __init__(self, limit: int, containers: int) -> None:
+        super().__init__(
+            f"expected at most {limit:,} arrays and objects in one JSON body, received "
+            f"{containers:,}; send larger data as a dataset (POST /v1/datasets, a .npz)"
+        )
+
+
+def measure(
+    body: bytes, max_depth: int | None = None, max_containers: int | None = None
+) -> JsonShape:
+    """Depth, widest container and count of containers of a JSON document. Malformed JSON
+    gets some answer; the parser that runs next reports it. With ``max_depth`` or
+    ``max_containers``, raises ``JsonTooDeep`` or ``JsonTooManyContainers`` as soon as it is
+    known, before the width pass."""
     tokens = _STRING.sub(b'""', body).translate(None, _NOT_PUNCTUATION)
+    containers = tokens.count(b"[") + tokens.count(b"{")
+    if max_containers is not None and containers > max_containers:
+        raise JsonTooManyContainers(max_containers, containers)
     codes = np.frombuffer(tokens, dtype=np.uint8)
     depth_after = _depth_after(codes)
     depth = int(depth_after.max(initial=0))
     if max_depth is not None and depth > max_depth:
         raise JsonTooDeep(max_depth, depth)
-    return JsonShape(depth=depth, widest=_widest(codes, depth_after, depth))
+    widest = _widest(codes, depth_after, depth)
+    return JsonShape(depth=depth, widest=widest, containers=containers)
 
 
-def check(body: bytes, max_depth: int, max_items: int) -> None:
-    """Raise ``JsonTooDeep`` or ``JsonTooWide`` when ``body`` breaks a limit."""
-    if body.count(b",") < max_items and body.count(b"[") + body.count(b"{") <= max_depth:
-        return  # cannot break either limit: skip the passes
-    shape = measure(body, max_depth)
+def check(body: bytes, max_depth: int, max_items: int, max_containers: int) -> None:
+    """Raise ``JsonTooDeep``, ``JsonTooWide`` or ``JsonTooManyContainers`` when ``body``
+    breaks a limit."""
+    brackets = body.count(b"[") + body.count(b"{")  # an upper bound: strings may hold some
+    if body.count(b",") < max_items and brackets <= min(max_depth, max_containers):
+        return  # cannot break any limit: skip the passes
+    shape = measure(body, max_depth, max_containers)
     if shape.widest > max_items:
         raise JsonTooWide(max_items, shape.widest)
 

@@ -81,14 +81,14 @@ CHECK_ON_LOOP_BYTES = 64 * 1024
 
 
 class JsonShapeLimit:
-    """422 for a JSON body that is not UTF-8, nested deeper than ``max_depth`` or with an
-    array or object of more than ``max_items`` items. Runs inside ``BodySizeLimit``, so the
-    body it buffers is already bounded; the parser downstream reuses the same bytes."""
+    """422 for a JSON body that is not UTF-8, nested deeper than ``max_depth``, with an
+    array or object of more than ``max_items`` items or more than ``max_containers`` of
+    them in all. Runs inside ``BodySizeLimit``, so the body it buffers is already bounded;
+    the parser downstream reuses the same bytes."""
 
-    def __init__(self, app: ASGIApp, max_depth: int, max_items: int) -> None:
+    def __init__(self, app: ASGIApp, max_depth: int, max_items: int, max_containers: int) -> None:
         self.app = app
-        self.max_depth = max_depth
-        self.max_items = max_items
+        self.limits = (max_depth, max_items, max_containers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,9 +126,9 @@ class JsonShapeLimit:
         body = b"".join(chunks)
         try:
             if len(body) <= CHECK_ON_LOOP_BYTES:
-                _check_json(body, self.max_depth, self.max_items)
+                _check_json(body, *self.limits)
             else:  # off the event loop: a large body takes a few hundred milliseconds
-                await run_in_threadpool(_check_json, body, self.max_depth, self.max_items)
+                await run_in_threadpool(_check_json, body, *self.limits)
         except ValueError as exc:
             invalid = RequestErrorType.validation_error
             await _send_error(scope, receive, send, 422, invalid, str(exc), loc="body")
@@ -145,14 +145,14 @@ class JsonShapeLimit:
         await self.app(scope, replay, send)
 
 
-def _check_json(body: bytes, max_depth: int, max_items: int) -> None:
+def _check_json(body: bytes, max_depth: int, max_items: int, max_containers: int) -> None:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"expected a UTF-8 JSON body, received a byte that is not UTF-8 at offset {exc.start}"
         ) from None
-    json_limits.check(body, max_depth, max_items)
+    json_limits.check(body, max_depth, max_items, max_containers)
 
 
 def _content_types(scope: Scope) -> list[bytes]:

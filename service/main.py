@@ -104,7 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added last = outermost: the size limit bounds what the shape check buffers.
     app.add_middleware(
-        JsonShapeLimit, max_depth=limits.max_json_depth, max_items=limits.max_json_items
+        JsonShapeLimit,
+        max_depth=limits.max_json_depth,
+        max_items=limits.max_json_items,
+        max_containers=limits.max_json_containers,
     )
     app.add_middleware(BodySizeLimit, limit_for=limit_for, idle_seconds=limits.body_idle_seconds)
     app.state.metrics = ApiMetrics()

@@ -3,9 +3,10 @@ arrays, with errors that name the row and the column. Nothing here imports Keras
 
 from __future__ import annotations
 
-import csv
+import itertools
 import json
 import math
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ import pandas as pd
 
 CHUNK_ROWS = 50_000
 MAX_CLASSES = 10_000
+HEADER_READ_CHARS = 1 << 20
+_CSV_SPECIAL = re.compile(r'[",\n]')
+# One JSON lines record: 10,000 columns of long values fit many times over.
+MAX_LINE_CHARS = 16 * 2**20
 
 
 class IngestError(Exception):
@@ -73,7 +78,7 @@ def parse(
 ) -> Parsed:
     sniff(path, file_format)
     if file_format == "csv":
-        _check_columns(_header_width(path), limits)
+        _check_columns(_header_width(path, limits.max_columns), limits)
         return _parse_csv(path, target, features)
     if file_format == "jsonl":
         return _parse_jsonl(path, target, features, limits)
@@ -88,13 +93,28 @@ def _check_columns(count: int, limits: IngestLimits) -> None:
         )
 
 
-def _header_width(path: Path) -> int:
-    """Columns of the header row, counted before pandas reads anything."""
+def _header_width(path: Path, limit: int) -> int:
+    """Columns of the header row, counted before pandas reads anything, a read of
+    ``HEADER_READ_CHARS`` at a time and only up to ``limit + 1``: a header of millions of
+    columns, or one line of gigabytes, costs one read's memory (the csv module would hold
+    the whole row). Commas inside double quotes are not separators (a doubled quote inside
+    a quoted field toggles twice)."""
+    count, quoted = 1, False
     with open(path, newline="", encoding="utf-8", errors="replace") as file:
-        try:
-            return len(next(csv.reader(file), []))
-        except csv.Error:  # a field past the csv module's size: pandas says what is wrong
-            return 0
+        while chunk := file.read(HEADER_READ_CHARS):
+            for match in _CSV_SPECIAL.finditer(chunk):
+                char = match.group()
+                if char == '"':
+                    quoted = not quoted
+                elif quoted:
+                    continue
+                elif char == ",":
+                    count += 1
+                    if count > limit:
+                        return count
+                else:
+                    return count  # the header's end
+    return count
 
 
 # ---- columns (CSV and flat JSON lines) ----------------------------------------------------
@@ -236,8 +256,23 @@ def _is_number(text: str) -> bool:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each record, read a line at a time; a line longer than ``MAX_LINE_CHARS`` fails
+    before it is held whole (one line of gigabytes would be)."""
     with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f):
+        for number in itertools.count():
+            try:
+                line = f.readline(MAX_LINE_CHARS + 1)
+            except UnicodeDecodeError as exc:
+                raise IngestError(
+                    f"expected UTF-8 text, received bytes that are not ({exc.reason})"
+                ) from None
+            if not line:
+                return
+            if len(line) > MAX_LINE_CHARS:
+                raise IngestError(
+                    f"line {number + 1}: expected a record of at most {MAX_LINE_CHARS:,} "
+                    "characters, received a longer one"
+                )
             if not line.strip():
                 continue
             try:
@@ -245,10 +280,6 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise IngestError(
                     f"line {number + 1}: expected a JSON object, received invalid JSON ({exc.msg})"
-                ) from None
-            except UnicodeDecodeError as exc:
-                raise IngestError(
-                    f"expected UTF-8 text, received bytes that are not ({exc.reason})"
                 ) from None
             if not isinstance(record, dict):
                 raise IngestError(

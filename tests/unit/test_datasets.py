@@ -305,3 +305,39 @@ def test_a_file_wider_than_the_column_limit_fails_before_it_is_parsed(
     assert dataset["error"]["message"] == (
         "expected at most 100 columns (FITQ_MAX_COLUMNS), received 101"
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "columns"),
+    [
+        ("a,b,c\n1,2,3\n", 3),
+        ('"a,b",c\n1,2\n', 2),  # a quoted comma is not a separator
+        ('"say ""hi"", then",c,d\r\n1,2,3\n', 3),  # nor is one after doubled quotes
+        ('"two\nlines",b\n1,2\n', 2),  # a quoted newline does not end the header
+    ],
+)
+def test_the_header_is_counted_as_csv_reads_it(tmp_path: Path, header: str, columns: int) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(header)
+    assert worker.parsers._header_width(path, 100) == columns
+
+
+def test_counting_a_huge_header_stops_past_the_limit(tmp_path: Path) -> None:
+    """The csv module held a whole header row: millions of columns, or a line of gigabytes,
+    cost the worker gigabytes. The count stops at the limit, one read at a time."""
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join("1" * 3_000_000) + "\n")
+    assert worker.parsers._header_width(path, 10_000) == 10_001
+
+
+def test_a_json_line_longer_than_the_limit_fails_before_it_is_held(
+    api: Api, ingestor: DatasetIngestor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker.parsers, "MAX_LINE_CHARS", 1_000)
+    record = json.dumps({"x": 1, "y": 2})
+    content = f"{record}\n{json.dumps({'x': 1, 'y': 'a' * 2_000})}\n".encode()
+    dataset = ingest(api, ingestor, "long.jsonl", content, target="y")
+    assert dataset["status"] == "failed"
+    assert dataset["error"]["message"] == (
+        "line 2: expected a record of at most 1,000 characters, received a longer one"
+    )
