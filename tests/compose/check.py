@@ -44,7 +44,7 @@ UPSTREAM = {"python:3.11-slim": "python", "postgres:16": "postgres", "redis:7": 
 # The README's command on a host without GPUs, plus this machine's needs.
 FILES = ["docker-compose.yml", "docker-compose.cpu.yml", str(HERE / "check.yml")]
 PROJECT = "fitqcheck"
-FITQ_SERVICES = ("api", "ingest", "worker")
+FITQ_SERVICES = ("api", "ingest", "inference", "worker")
 SERVICES = ("postgres", "redis", *FITQ_SERVICES)  # long-running; migrate is a one-shot
 JOB_TIMEOUT = 600
 

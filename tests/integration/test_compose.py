@@ -81,7 +81,7 @@ def local_command(command: list[str], port: int) -> list[str]:
 
 def test_compose_files_are_valid_and_name_every_part() -> None:
     services = compose_config(GPU_HOST)["services"]
-    expected = {"postgres", "redis", "migrate", "api", "ingest", "worker", "flower"}
+    expected = {"postgres", "redis", "migrate", "api", "ingest", "inference", "worker", "flower"}
     assert set(services) == expected
     assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
     assert services["worker"]["stop_grace_period"] in ("2m", "2m0s", 120)
@@ -89,18 +89,19 @@ def test_compose_files_are_valid_and_name_every_part() -> None:
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
     assert services["flower"]["profiles"] == ["monitoring"]
     # One host: the API and the workers share the artifacts volume; no object store.
-    for name in ("api", "ingest", "worker"):
+    for name in ("api", "ingest", "inference", "worker"):
         assert "data:/data:rw" in services[name]["volumes"], name
         assert "FITQ_ARTIFACTS_URL" not in services[name]["environment"]
 
     cpu = compose_config(CPU_HOST)["services"]
     assert "deploy" not in cpu["worker"]
-    assert cpu["worker"]["build"]["target"] == cpu["ingest"]["build"]["target"] == "worker-cpu"
+    for name in ("worker", "ingest", "inference"):
+        assert cpu[name]["build"]["target"] == "worker-cpu", name
     assert cpu["worker"]["command"] == ["fitq", "worker", "--gpus", "none"]
 
     multi = compose_config(MULTI_HOST)["services"]
     assert {"minio", "minio-setup"} <= set(multi)
-    for name in ("api", "ingest", "worker"):
+    for name in ("api", "ingest", "inference", "worker"):
         assert multi[name]["environment"]["FITQ_ARTIFACTS_URL"] == "s3://fitq/artifacts"
         assert multi[name]["depends_on"]["minio-setup"]["condition"] == (
             "service_completed_successfully"
@@ -148,7 +149,7 @@ def test_the_multi_host_services_train_a_job_as_local_processes(tmp_path: Path) 
         port = free_port()
         children: list[Child] = []
         cleanup.callback(lambda: [child.stop() for child in children])
-        for service in ("api", "ingest", "worker"):
+        for service in ("api", "ingest", "inference", "worker"):
             command = local_command(services[service]["command"], port)
             children.append(spawn(command, environment(service), tmp_path / f"{service}.log"))
 
@@ -175,11 +176,11 @@ def test_the_multi_host_services_train_a_job_as_local_processes(tmp_path: Path) 
             }
             job_id = client.post("/v1/jobs", json=tiny_job()).json()["id"]
             job, _ = poll_job(client, job_id, finished, 180)
-            assert job["status"] == "succeeded", (job["error"], children[2].log())
+            assert job["status"] == "succeeded", (job["error"], children[-1].log())
             assert job["spec"]["resources"] == {"gpus": 1}
             prediction = client.post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.1] * 4]})
             assert prediction.status_code == 200, prediction.text
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert 'fitq_epochs_trained_total{queue="gpu1"} 2.0' in scraped
-        worker_lines = [line for line in children[2].log().splitlines() if job_id in line]
+        worker_lines = [line for line in children[-1].log().splitlines() if job_id in line]
         assert worker_lines and all(line.startswith("{") for line in worker_lines)  # JSON
