@@ -39,7 +39,8 @@ class JsonTooDeep(ValueError):
         # Depths are counted in int16: deeper ones read as its maximum.
         received = f"{depth:,}" if depth < _MAX_COUNTED_DEPTH else f"over {depth - 1:,}"
         super().__init__(
-            f"expected JSON nested at most {limit} levels deep, received {received} levels"
+            f"expected JSON nested at most {limit} levels deep, received {received} levels "
+            "(FITQ_MAX_JSON_DEPTH)"
         )
 
 
@@ -47,7 +48,7 @@ class JsonTooWide(ValueError):
     def __init__(self, limit: int, widest: int) -> None:
         super().__init__(
             f"expected JSON arrays and objects of at most {limit:,} items, received one with "
-            f"{widest:,}; send larger data as a dataset (POST /v1/datasets)"
+            f"{widest:,} (FITQ_MAX_JSON_ITEMS); send larger data as a dataset (POST /v1/datasets)"
         )
 
 
@@ -55,7 +56,8 @@ class JsonTooManyContainers(ValueError):
     def __init__(self, limit: int, containers: int) -> None:
         super().__init__(
             f"expected at most {limit:,} arrays and objects in one JSON body, received "
-            f"{containers:,}; send larger data as a dataset (POST /v1/datasets, a .npz)"
+            f"{containers:,} (FITQ_MAX_JSON_CONTAINERS); send larger data as a dataset "
+            "(POST /v1/datasets, a .npz)"
         )
 
 

@@ -123,14 +123,24 @@ def test_any_body_over_the_request_limit_is_413(embedded_settings: Settings) -> 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("[" * 30_000 + "]" * 30_000, "at most 32 levels deep, received 30,000 levels"),
+        (
+            "[" * 30_000 + "]" * 30_000,
+            "at most 32 levels deep, received 30,000 levels (FITQ_MAX_JSON_DEPTH)",
+        ),
         ('{"model":' * 40 + "1" + "}" * 40, "at most 32 levels deep, received 40 levels"),
-        (json.dumps({"x": list(range(100_001))}), "received one with 100,001; send larger data"),
+        (
+            json.dumps({"x": list(range(100_001))}),
+            "received one with 100,001 (FITQ_MAX_JSON_ITEMS); send larger data",
+        ),
+        (
+            json.dumps({"x": [[[0]] * 50_000] * 21}),
+            "received 1,050,023 (FITQ_MAX_JSON_CONTAINERS); send larger data",
+        ),
     ],
-    ids=["brackets", "objects", "wide"],
+    ids=["brackets", "objects", "wide", "many"],
 )
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/validate", "/v1/jobs/job_0/predict"])
-def test_json_too_deep_or_too_wide_is_422_before_parsing(
+def test_json_too_deep_too_wide_or_too_many_is_422_before_parsing(
     api: Api, path: str, body: str, message: str
 ) -> None:
     client, _ = api

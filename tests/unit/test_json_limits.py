@@ -72,7 +72,8 @@ def test_many_small_arrays_are_refused_whatever_their_widths() -> None:
     rows = json.dumps({"name": "[[[", "x": [[[0.0]] * 1000] * 101}).encode()
     with pytest.raises(
         JsonTooManyContainers,
-        match=r"at most 100,000 arrays and objects in one JSON body, received 101,103;.*\.npz",
+        match=r"at most 100,000 arrays and objects in one JSON body, received 101,103 "
+        r"\(FITQ_MAX_JSON_CONTAINERS\);.*\.npz",
     ):
         check(rows, max_depth=32, max_items=1000, max_containers=100_000)
     check(rows, max_depth=32, max_items=1000, max_containers=101_103)
