@@ -34,18 +34,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: TimerHandle | None = None
         self._refused = False
+        self._heads_read = 0  # requests whose head was read whole, on this connection
 
     def data_received(self, data: bytes) -> None:
         if self._refused or self.transport.is_closing():
             return  # what a refused client still sends is read and dropped
-        started_in_head = self._head_open
+        started_in_head, heads_read = self._head_open, self._heads_read
         if started_in_head and self._head_timer is None:
             seconds = _settings().header_seconds
             self._head_timer = self.loop.call_later(seconds, self._head_too_slow)
         super().data_received(data)
-        # Counted only while the whole chunk was head: a chunk where a head ends (or the
-        # next begins) is at most one read, so the bound holds within a read's size.
-        if started_in_head and self._head_open and not self.transport.is_closing():
+        # Counted only when the whole chunk was head: one where a head ended (a keep-alive
+        # request may end, body and all, and the next begin in one read) is not, and is at
+        # most one read, so the bound holds within a read's size.
+        whole_chunk_was_head = started_in_head and self._heads_read == heads_read
+        if whole_chunk_was_head and not self.transport.is_closing():
             self._head_bytes += len(data)
             limit = _settings().max_header_bytes
             if self._head_bytes > limit:
@@ -59,6 +62,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._head_bytes = 0
+        self._heads_read += 1
         self._cancel_head_timer()
         super().on_headers_complete()
 

@@ -4,11 +4,13 @@ written to the access log; a client that stops sending its body is cut off."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.factories import tiny_arrays, tiny_job
 from tests.integration.conftest import api_stack
 from tests.processes import wait_for
 
@@ -84,3 +86,25 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off_with_408(tmp_path: Path) -> N
     text = answer.decode()
     assert text.startswith("HTTP/1.1 408"), text
     assert "FITQ_HEADER_SECONDS" in text
+
+
+def test_large_bodies_on_one_keep_alive_connection_are_not_taken_for_headers(
+    tmp_path: Path,
+) -> None:
+    """A request read whole in one chunk (head, a body larger than the head limit, end)
+    leaves the connection waiting for the next head: that chunk is not head bytes."""
+    body = json.dumps(tiny_job(train=tiny_arrays(rows=2000))).encode()
+    assert len(body) > 64 * 2**10
+    request = (
+        b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with api_stack(tmp_path) as stack:
+        address = urlsplit(stack.base_url)
+        with socket.create_connection((address.hostname, address.port), timeout=30) as client:
+            for _ in range(3):
+                client.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                    answer += client.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
