@@ -19,6 +19,13 @@ PREDICT_TASK = "fitq.predict"
 INFERENCE_QUEUE = "inference"
 
 
+def hard_time_limit(settings: Settings, max_runtime: float | None) -> float:
+    """Seconds after its start that a training task is killed (Celery's ``time_limit``) and
+    its job counted as having run out of time: its runtime limit (the job's, or the
+    default) plus a grace. The worker's own deadline stops it cleanly before then."""
+    return (max_runtime or settings.max_runtime_seconds) + settings.time_limit_grace_seconds
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "broker_url": settings.resolved_broker_url,

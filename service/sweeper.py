@@ -24,6 +24,8 @@ from datetime import datetime, timedelta
 
 from fitq.artifacts import DATASETS_PREFIX, checkpoint_key, dataset_prefix
 from fitq.errors import JobErrorType
+from fitq.queues import hard_time_limit
+from fitq.settings import Settings
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.types import utcnow
@@ -63,10 +65,12 @@ def resend_due(
     return (last_sent_at or created_at) + interval <= now
 
 
-def _ran_out_of_time(lease: repo.ExpiredLease, now: datetime, grace: float) -> bool:
-    if lease.max_runtime_seconds is None or lease.started_at is None:
+def _ran_out_of_time(lease: repo.ExpiredLease, now: datetime, settings: Settings) -> bool:
+    """Past the limit Celery kills the task at: no retry would finish either."""
+    if lease.started_at is None:
         return False
-    return now > lease.started_at + timedelta(seconds=lease.max_runtime_seconds + grace)
+    limit = hard_time_limit(settings, lease.max_runtime_seconds)
+    return now > lease.started_at + timedelta(seconds=limit)
 
 
 def sweep_once(
@@ -82,7 +86,7 @@ def sweep_once(
         expired = repo.expired_leases(session, now)
     for lease in expired:
         with transaction(ctx.sessions) as session:
-            if _ran_out_of_time(lease, now, ctx.settings.time_limit_grace_seconds):
+            if _ran_out_of_time(lease, now, ctx.settings):
                 # Celery's hard time limit killed it (or it hung): no retry would finish either.
                 message = f"the job ran past its limit of {lease.max_runtime_seconds:g} s"
                 if repo.fail_expired(

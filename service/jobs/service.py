@@ -29,6 +29,7 @@ from fitq.errors import (
 )
 from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.liveness import live_since
+from fitq.queues import hard_time_limit
 from fitq.schemas import EventList, JobEventRead, PredictResponse
 from fitq.settings import Settings
 from fitq.spec import (
@@ -205,7 +206,9 @@ async def create_job(
         idempotency_expired_before=now - IDEMPOTENCY_WINDOW if facts.idempotency else None,
         datasets=[row_of(d) for d in new_datasets.values()],
     )
-    message = TrainMessage(job["id"], queue, time_limit(ctx, job["max_runtime_seconds"]))
+    message = TrainMessage(
+        job["id"], queue, hard_time_limit(ctx.settings, job["max_runtime_seconds"])
+    )
     try:
         written = await ctx.group_commit.write(rows, message)
     except DuplicateKey:
@@ -309,17 +312,11 @@ def _idempotency_row(
     }
 
 
-def time_limit(ctx: ServiceContext, max_runtime: float | None) -> float:
-    """Celery's hard ``time_limit`` (runtime limit + grace): the backstop behind the worker's
-    own deadline."""
-    return (max_runtime or ctx.settings.max_runtime_seconds) + ctx.settings.time_limit_grace_seconds
-
-
 def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
     """Send the job's id (a re-send: the sweeper's). The send is counted (``sends``,
     ``last_sent_at``, for the re-send backoff) whether or not the broker took it; a job it
     refused stays queued for the next re-send (``unsent_since``)."""
-    message = TrainMessage(job_id, queue, time_limit(ctx, max_runtime))
+    message = TrainMessage(job_id, queue, hard_time_limit(ctx.settings, max_runtime))
     try:
         ctx.queue.send_train_many([message])
     except BrokerUnavailable as exc:
