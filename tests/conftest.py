@@ -1,9 +1,15 @@
+"""Fixtures every test package shares: stores on SQLite and PostgreSQL, the API in-process,
+and the worker's runner and ingestor driven without Celery (those import Keras, so only
+the tests that ask for them pay for it). Tests under ``tests/integration`` and
+``tests/packaging`` start real processes and are marked ``integration``:
+``pytest -m "not integration"`` is the fast loop."""
+
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import text
@@ -20,8 +26,22 @@ from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import upgrade
 from service.main import create_app
 from tests.services import postgres_database
-from worker.ingest import DatasetIngestor
-from worker.runner import JobRunner
+
+if TYPE_CHECKING:
+    from worker.ingest import DatasetIngestor
+    from worker.runner import JobRunner
+
+# Packages whose tests start real processes (uvicorn, Celery workers, pip, docker).
+INTEGRATION_PACKAGES = ("integration", "packaging", "compose")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_root = Path(__file__).parent
+    for item in items:
+        if not item.path.is_relative_to(tests_root):
+            continue
+        if item.path.relative_to(tests_root).parts[0] in INTEGRATION_PACKAGES:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture
@@ -77,6 +97,8 @@ def api(embedded_settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
 @pytest.fixture
 def runner(api: tuple[TestClient, Settings]) -> JobRunner:
     """A worker's job runner on the same store, driven without Celery."""
+    from worker.runner import JobRunner
+
     settings = api[1]
     engine = make_engine(settings.resolved_database_url)
     return JobRunner(
@@ -90,6 +112,8 @@ def runner(api: tuple[TestClient, Settings]) -> JobRunner:
 @pytest.fixture
 def ingestor(api: tuple[TestClient, Settings]) -> DatasetIngestor:
     """The ingest worker's logic on the same store, driven without Celery."""
+    from worker.ingest import DatasetIngestor
+
     settings = api[1]
     return DatasetIngestor(
         sessions=make_session_factory(make_engine(settings.resolved_database_url)),
