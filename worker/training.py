@@ -376,37 +376,19 @@ def train(
 ) -> TrainingOutcome:
     """What a hand-written script does, in this order: ``set_random_seed(seed)``; with
     ``standardize``, ``norm = Normalization(); norm.adapt(x_train)``; ``Sequential([Input,
-    (norm,) *layers])``; ``compile``; ``fit``; ``evaluate``."""
-    total = sum(a.nbytes for a in (data.train, data.validation, data.test) if a is not None)
+    (norm,) *layers])``; ``compile``; ``fit``; ``evaluate``. Each step below draws random
+    numbers in the order that script would, so the numbers are the script's."""
+    data_bytes = sum(a.nbytes for a in (data.train, data.validation, data.test) if a is not None)
     limit = execution.in_memory_bytes
-    streamed = limit is not None and total > limit
+    streamed = limit is not None and data_bytes > limit
     keras.utils.set_random_seed(seed)
-    policy = mixed_policy() if fit_spec.mixed_precision else None
-    resume = execution.resume
     devices = mirrored_devices(execution.devices)
-    prepared: Prepared | None = None
-    key: str | None = None
+    resume = execution.resume
     if resume is not None:
-        # The saved model carries its Normalization, weights, optimizer state and compile.
-        with distribution(devices):
-            model = keras.models.load_model(resume.path, safe_mode=True)
-        pacing = _pacing(data, fit_spec, model, eager_allowed=False)
-        model.steps_per_execution = pacing.steps_per_execution
+        built = _resumed_model(resume, data, fit_spec, devices)
     else:
-        normalizer = _normalizer(data.train, streamed) if execution.standardize else None
-        with distribution(devices), dtype_policy(policy):
-            model = build_model(model_spec, normalizer)
-            eager_allowed = not fit_spec.jit_compile and not devices
-            pacing = _pacing(data, fit_spec, model, eager_allowed)
-            key = _reuse_key(
-                model_spec, compile_spec, fit_spec, data, pacing, execution, streamed, devices
-            )
-            prepared = traced_models.prepare(
-                model,
-                key,
-                lambda fresh: compile_model(fresh, compile_spec, fit_spec.jit_compile, pacing),
-            )
-            model = prepared.model
+        built = _new_model(model_spec, compile_spec, fit_spec, data, execution, streamed, devices)
+    model = built.model
     transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
     initial_epoch = len(resume.history) if resume else 0
     feed = (
@@ -414,80 +396,191 @@ def train(
         if streamed
         else _MemoryFeed(data, transform)
     )
-
-    recorder = _EpochRecorder(on_epoch, resume.history if resume else [])
-    callbacks: list[keras.callbacks.Callback] = [recorder]
-    if execution.should_stop is not None:
-        callbacks.append(_StopAtBatch(execution.should_stop))
-    stopper = None
-    if fit_spec.early_stopping is not None:
-        stopper = checkpoints.ResumableEarlyStopping(
-            resume.state if resume else None, **fit_spec.early_stopping.model_dump()
-        )
-        callbacks.append(stopper)
-    at_epoch_end = _AtEpochEnd(
-        execution.checkpoint,
-        execution.checkpoint_seconds,
-        execution.draining,
-        fit_spec.epochs,
-        stopper,
-    )
-    callbacks.append(at_epoch_end)
-
+    callbacks = _FitCallbacks.for_job(on_epoch, fit_spec, execution)
     if resume is not None:
         checkpoints.restore_random_state(model, resume.state)
+
     started = time.perf_counter()
     model.fit(
         **feed.fit_arguments(fit_spec),
         epochs=fit_spec.epochs,
         initial_epoch=initial_epoch,
-        callbacks=callbacks,
+        callbacks=callbacks.in_order(),
         verbose=0,
     )
-    if key is not None and prepared is not None and prepared.traced is not None:
-        traced_models.keep(key, prepared.traced)  # only after a fit that ended normally
+    built.keep_traced()  # only after a fit that ended normally
     outcome = TrainingOutcome(
         model=model,
-        history=recorder.history,
-        non_finite=recorder.non_finite,
-        execution={
-            "steps_per_execution": pacing.steps_per_execution,
-            "traced": "reused" if prepared is not None and prepared.reused else "new",
-            "pacing": pacing.reason,
-            "jit_compile": bool(getattr(model, "jit_compile", False)),
-            "mixed_precision": model.dtype_policy.name if fit_spec.mixed_precision else None,
-            "mirrored_over": list(devices) if devices else None,
-            "run_eagerly": bool(model.run_eagerly),
-            "data": "streamed" if streamed else "in_memory",
-            "data_bytes": total,
-            "standardize": execution.standardize,
-            # A resumed run continues from an epoch's end with the state that drew its
-            # numbers (worker/checkpoints.py): on CPU and in-memory data, bit for bit the
-            # uninterrupted run's.
-            "resumed_from_epoch": initial_epoch if resume else None,
-            "checkpoints": at_epoch_end.saves,
-            "checkpoint_seconds": round(at_epoch_end.saving, 4),
-        },
+        history=callbacks.recorder.history,
+        non_finite=callbacks.recorder.non_finite,
+        execution=_execution_report(
+            built, fit_spec, execution, devices, streamed, data_bytes, callbacks.at_epoch_end
+        ),
+        early_stopping=_early_stopping_report(callbacks.stopper, fit_spec),
     )
-    if stopper is not None:
-        outcome.early_stopping = {
-            "stopped_epoch": stopper.stopped_epoch + 1 if stopper.stopped_epoch else None,
-            "best_epoch": stopper.best_epoch + 1,
-            "restored_best_weights": bool(
-                fit_spec.early_stopping
-                and fit_spec.early_stopping.restore_best_weights
-                and stopper.best_weights is not None
-            ),
-        }
-    if data.test is not None and not recorder.non_finite:
-        stops = [c for c in callbacks if isinstance(c, _StopAtBatch)]
-        scores = model.evaluate(
-            **feed.test_arguments(fit_spec), callbacks=stops, verbose=0, return_dict=True
-        )
-        outcome.test_loss = _clean(scores["loss"])
-        outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metrics}
+    if data.test is not None and not outcome.non_finite:
+        _evaluate(outcome, feed, fit_spec, compile_spec, callbacks.stop)
     outcome.train_seconds = time.perf_counter() - started
     return outcome
+
+
+@dataclass
+class _BuiltModel:
+    """The model to fit, its pacing, and (new models) the traced model it may keep."""
+
+    model: keras.Model
+    pacing: Pacing
+    reuse_key: str | None = None
+    prepared: Prepared | None = None
+
+    def keep_traced(self) -> None:
+        prepared = self.prepared
+        if self.reuse_key is not None and prepared is not None and prepared.traced is not None:
+            traced_models.keep(self.reuse_key, prepared.traced)
+
+
+def _resumed_model(
+    resume: Resume, data: TrainingData, fit_spec: FitSpec, devices: tuple[str, ...] | None
+) -> _BuiltModel:
+    """The checkpoint's model: it carries its Normalization, weights, optimizer state and
+    compile settings."""
+    with distribution(devices):
+        model = keras.models.load_model(resume.path, safe_mode=True)
+    pacing = _pacing(data, fit_spec, model, eager_allowed=False)
+    model.steps_per_execution = pacing.steps_per_execution
+    return _BuiltModel(model, pacing)
+
+
+def _new_model(
+    model_spec: ModelSpec,
+    compile_spec: CompileSpec,
+    fit_spec: FitSpec,
+    data: TrainingData,
+    execution: Execution,
+    streamed: bool,
+    devices: tuple[str, ...] | None,
+) -> _BuiltModel:
+    """Built from the spec (the Normalization adapted first), compiled, or a kept traced
+    model of the same architecture reset to these fresh weights."""
+    normalizer = _normalizer(data.train, streamed) if execution.standardize else None
+    policy = mixed_policy() if fit_spec.mixed_precision else None
+    with distribution(devices), dtype_policy(policy):
+        model = build_model(model_spec, normalizer)
+        eager_allowed = not fit_spec.jit_compile and not devices
+        pacing = _pacing(data, fit_spec, model, eager_allowed)
+        key = _reuse_key(
+            model_spec, compile_spec, fit_spec, data, pacing, execution, streamed, devices
+        )
+        prepared = traced_models.prepare(
+            model,
+            key,
+            lambda fresh: compile_model(fresh, compile_spec, fit_spec.jit_compile, pacing),
+        )
+    return _BuiltModel(prepared.model, pacing, key, prepared)
+
+
+@dataclass
+class _FitCallbacks:
+    """fitq's callbacks, run in this order at each epoch's end: record the epoch, then
+    EarlyStopping decides, then the checkpoint and the drain see the decided state."""
+
+    recorder: _EpochRecorder
+    stop: _StopAtBatch | None
+    stopper: checkpoints.ResumableEarlyStopping | None
+    at_epoch_end: _AtEpochEnd
+
+    @classmethod
+    def for_job(
+        cls, on_epoch: EpochHook | None, fit_spec: FitSpec, execution: Execution
+    ) -> _FitCallbacks:
+        resume = execution.resume
+        stopper = None
+        if fit_spec.early_stopping is not None:
+            stopper = checkpoints.ResumableEarlyStopping(
+                resume.state if resume else None, **fit_spec.early_stopping.model_dump()
+            )
+        return cls(
+            recorder=_EpochRecorder(on_epoch, resume.history if resume else []),
+            stop=None if execution.should_stop is None else _StopAtBatch(execution.should_stop),
+            stopper=stopper,
+            at_epoch_end=_AtEpochEnd(
+                execution.checkpoint,
+                execution.checkpoint_seconds,
+                execution.draining,
+                fit_spec.epochs,
+                stopper,
+            ),
+        )
+
+    def in_order(self) -> list[keras.callbacks.Callback]:
+        found = (self.recorder, self.stop, self.stopper, self.at_epoch_end)
+        return [callback for callback in found if callback is not None]
+
+
+def _execution_report(
+    built: _BuiltModel,
+    fit_spec: FitSpec,
+    execution: Execution,
+    devices: tuple[str, ...] | None,
+    streamed: bool,
+    data_bytes: int,
+    at_epoch_end: _AtEpochEnd,
+) -> dict[str, Any]:
+    """``result.execution``: how fitq ran the job."""
+    model = built.model
+    resume = execution.resume
+    return {
+        "steps_per_execution": built.pacing.steps_per_execution,
+        "traced": "reused" if built.prepared is not None and built.prepared.reused else "new",
+        "pacing": built.pacing.reason,
+        "jit_compile": bool(getattr(model, "jit_compile", False)),
+        "mixed_precision": model.dtype_policy.name if fit_spec.mixed_precision else None,
+        "mirrored_over": list(devices) if devices else None,
+        "run_eagerly": bool(model.run_eagerly),
+        "data": "streamed" if streamed else "in_memory",
+        "data_bytes": data_bytes,
+        "standardize": execution.standardize,
+        # A resumed run continues from an epoch's end with the state that drew its numbers
+        # (worker/checkpoints.py): on CPU and in-memory data, bit for bit the uninterrupted
+        # run's.
+        "resumed_from_epoch": len(resume.history) if resume else None,
+        "checkpoints": at_epoch_end.saves,
+        "checkpoint_seconds": round(at_epoch_end.saving, 4),
+    }
+
+
+def _early_stopping_report(
+    stopper: checkpoints.ResumableEarlyStopping | None, fit_spec: FitSpec
+) -> dict[str, Any] | None:
+    if stopper is None:
+        return None
+    return {
+        "stopped_epoch": stopper.stopped_epoch + 1 if stopper.stopped_epoch else None,
+        "best_epoch": stopper.best_epoch + 1,
+        "restored_best_weights": bool(
+            fit_spec.early_stopping
+            and fit_spec.early_stopping.restore_best_weights
+            and stopper.best_weights is not None
+        ),
+    }
+
+
+def _evaluate(
+    outcome: TrainingOutcome,
+    feed: _MemoryFeed | _StreamedFeed,
+    fit_spec: FitSpec,
+    compile_spec: CompileSpec,
+    stop: _StopAtBatch | None,
+) -> None:
+    """``model.evaluate`` on the test data: the test loss and every compiled metric."""
+    scores = outcome.model.evaluate(
+        **feed.test_arguments(fit_spec),
+        callbacks=[stop] if stop else [],
+        verbose=0,
+        return_dict=True,
+    )
+    outcome.test_loss = _clean(scores["loss"])
+    outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metrics}
 
 
 # Layers whose eager kernels give the traced graph's numbers bit for bit (tested); recurrent

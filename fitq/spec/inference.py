@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from fitq.errors import SpecError
-from fitq.spec.compile import CompileSpec
+from fitq.spec.compile import CompileSpec, LossBase
 from fitq.spec.data import LabelEncoding
 from fitq.spec.job import FitSpec, ModelSpec
 from fitq.spec.layers import Embedding, Shape
@@ -187,20 +187,39 @@ def _check_targets(
     compile_spec: CompileSpec,
     encoding: LabelEncoding | None,
 ) -> None:
-    loss = compile_spec.loss
-    y_rows = tuple(data.y_shape[1:])
-    width = model_out[-1]
-    sparse_shapes = (model_out[:-1], (*model_out[:-1], 1))
+    """The targets against the loss and the model's output: its width for a class loss, the
+    targets' shape, then their classes (encoded) or values (raw)."""
+    _check_output_width(compile_spec.loss, model_out)
+    _check_target_shape(loc, data, model_out, compile_spec.loss, encoding)
+    if encoding is not None:
+        _check_class_count(loc, compile_spec.loss, encoding, model_out[-1])
+    elif data.y_values is not None:
+        _check_target_values(loc, data, model_out, compile_spec, data.y_values)
+
+
+def _sparse_shapes(model_out: Shape) -> tuple[Shape, Shape]:
+    """Shapes of integer class labels for an output of ``model_out``: with or without a
+    trailing 1."""
+    return model_out[:-1], (*model_out[:-1], 1)
+
+
+def _check_output_width(loss: LossBase, model_out: Shape) -> None:
     sparse = loss.family == "sparse"
-    if loss.family in ("sparse", "categorical") and width < 2:
+    if loss.family in ("sparse", "categorical") and model_out[-1] < 2:
         raise SpecError(
             "model.layers",
             f"{loss.type} expected an output of width ≥ 2 (one column per class), received "
-            f"width {width}"
+            f"width {model_out[-1]}"
             f"{': use binary_crossentropy for two classes in one column' if not sparse else ''}",
         )
-    if sparse or (encoding is not None and encoding.one_hot):
-        if y_rows not in sparse_shapes:
+
+
+def _check_target_shape(
+    loc: str, data: SplitData, model_out: Shape, loss: LossBase, encoding: LabelEncoding | None
+) -> None:
+    y_rows = tuple(data.y_shape[1:])
+    if loss.family == "sparse" or (encoding is not None and encoding.one_hot):
+        if y_rows not in _sparse_shapes(model_out):
             raise SpecError(
                 loc,
                 f"{loss.type} expected integer class labels of shape {list(model_out[:-1])}, "
@@ -213,19 +232,26 @@ def _check_targets(
             f"{' or scalars' if model_out == (1,) else ''}, "
             f"received targets of shape {list(y_rows)}",
         )
-    if encoding is not None:
-        classes = len(encoding.classes)
-        limit = 2 if loss.family == "binary" else width
-        if classes > limit:
-            raise SpecError(
-                loc,
-                f"{loss.type} expected at most {limit} classes (the output width), received "
-                f"{classes} distinct targets",
-            )
-        return
-    values = data.y_values
-    if values is None:
-        return
+
+
+def _check_class_count(loc: str, loss: LossBase, encoding: LabelEncoding, width: int) -> None:
+    classes = len(encoding.classes)
+    limit = 2 if loss.family == "binary" else width
+    if classes > limit:
+        raise SpecError(
+            loc,
+            f"{loss.type} expected at most {limit} classes (the output width), received "
+            f"{classes} distinct targets",
+        )
+
+
+def _check_target_values(
+    loc: str, data: SplitData, model_out: Shape, compile_spec: CompileSpec, values: ValueRange
+) -> None:
+    """Raw (not encoded) targets: labels in range for a sparse loss, probabilities for a
+    binary or categorical one, labels for ``sparse_categorical_accuracy``."""
+    loss, width = compile_spec.loss, model_out[-1]
+    sparse = loss.family == "sparse"
     if sparse and (not values.integral or values.low < 0 or values.high >= width):
         raise SpecError(
             loc,
@@ -240,7 +266,8 @@ def _check_targets(
             f"[{values.low:g}, {values.high:g}]",
         )
     if "sparse_categorical_accuracy" in compile_spec.metrics and not sparse:
-        if y_rows not in sparse_shapes or not values.integral:
+        y_rows = tuple(data.y_shape[1:])
+        if y_rows not in _sparse_shapes(model_out) or not values.integral:
             raise SpecError(
                 "compile.metrics",
                 "sparse_categorical_accuracy expected integer class labels of shape "
