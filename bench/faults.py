@@ -34,7 +34,7 @@ import httpx
 
 from bench.stack import redis_postgres_stack
 from tests.factories import tiny_arrays, tiny_job
-from tests.processes import Stack, free_port, wait_for
+from tests.processes import Child, Stack, free_port, pool_child, wait_for
 from tests.services import PrivateRedis
 from tests.tcp_proxy import TcpProxy
 
@@ -116,11 +116,6 @@ def until(client: httpx.Client, job_id: str, check: Callable[[dict[str, Any]], b
     return time.monotonic()
 
 
-def pool_child(parent: int) -> int:
-    (child,) = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return int(child)
-
-
 # --- the drills -----------------------------------------------------------------------------
 
 
@@ -137,23 +132,44 @@ def undisturbed(cleanup: ExitStack, reference: dict[int, tuple[Any, ...]]) -> Dr
     return drill
 
 
+Job = dict[str, Any]
+
+
+def mid_training(
+    drill: Drill,
+    stack: Stack,
+    fault: Callable[[Child], None],
+    back: Callable[[Job], bool],
+) -> Drill:
+    """Two long jobs on one worker; ``fault(worker)`` once the first is at epoch 3; recovery
+    from the fault until ``back(first job)``; then every job to its end."""
+    worker = stack.start_worker()
+    with stack.client() as client:
+        first = drill.submit(client, LONG)
+        drill.submit(client, LONG)
+        until(client, first, lambda j: j["progress"]["epoch"] >= 3)
+        struck = time.monotonic()
+        fault(worker)
+        drill.recovery = until(client, first, back) - struck
+        drill.settle(client)
+    return drill
+
+
+def retried(job: Job) -> bool:
+    return job["attempts"] == 2 and job["status"] == "running"
+
+
 def killed_pool_child(cleanup: ExitStack, _: dict) -> Drill:
     drill = Drill(
         "pool child SIGKILLed mid-training (the OOM killer), lease 60 s",
         "recovery: kill to the job running again (Celery reports the death; no lease wait)",
     )
     stack = redis_postgres_stack(cleanup, **QUICK_SWEEP)
-    worker = stack.start_worker()
-    with stack.client() as client:
-        first = drill.submit(client, LONG)
-        drill.submit(client, LONG)
-        until(client, first, lambda j: j["progress"]["epoch"] >= 3)
-        killed = time.monotonic()
+
+    def kill_the_child(worker: Child) -> None:
         os.kill(pool_child(worker.process.pid), signal.SIGKILL)
-        back = until(client, first, lambda j: j["attempts"] == 2 and j["status"] == "running")
-        drill.recovery = back - killed
-        drill.settle(client)
-    return drill
+
+    return mid_training(drill, stack, kill_the_child, retried)
 
 
 def killed_worker(cleanup: ExitStack, _: dict) -> Drill:
@@ -162,18 +178,12 @@ def killed_worker(cleanup: ExitStack, _: dict) -> Drill:
         "recovery: kill to the job running again (the lease must end first)",
     )
     stack = redis_postgres_stack(cleanup, FITQ_LEASE_SECONDS="10", **QUICK_SWEEP)
-    worker = stack.start_worker()
-    with stack.client() as client:
-        first = drill.submit(client, LONG)
-        drill.submit(client, LONG)
-        until(client, first, lambda j: j["progress"]["epoch"] >= 3)
-        killed = time.monotonic()
+
+    def replace_the_host(worker: Child) -> None:
         worker.kill()
         stack.start_worker()
-        back = until(client, first, lambda j: j["attempts"] == 2 and j["status"] == "running")
-        drill.recovery = back - killed
-        drill.settle(client)
-    return drill
+
+    return mid_training(drill, stack, replace_the_host, retried)
 
 
 def drained_worker(cleanup: ExitStack, _: dict) -> Drill:
@@ -182,21 +192,15 @@ def drained_worker(cleanup: ExitStack, _: dict) -> Drill:
         "recovery: SIGTERM to the job running again on the new worker, from its epoch",
     )
     stack = redis_postgres_stack(cleanup, **QUICK_SWEEP)
-    worker = stack.start_worker()
-    with stack.client() as client:
-        first = drill.submit(client, LONG)
-        drill.submit(client, LONG)
-        until(client, first, lambda j: j["progress"]["epoch"] >= 3)
-        signalled = time.monotonic()
+
+    def deploy(worker: Child) -> None:
         os.kill(worker.process.pid, signal.SIGTERM)  # the Celery parent, as docker stop does
         worker.process.wait(timeout=120)
         stack.start_worker()
-        back = until(
-            client, first, lambda j: j["status"] == "running" and j["progress"]["epoch"] > 3
-        )
-        drill.recovery = back - signalled
-        drill.settle(client)
-    return drill
+
+    return mid_training(
+        drill, stack, deploy, lambda j: j["status"] == "running" and j["progress"]["epoch"] > 3
+    )
 
 
 def private_redis_stack(cleanup: ExitStack, **env: str) -> tuple[Stack, PrivateRedis]:

@@ -164,5 +164,19 @@ def finished(job: dict[str, Any]) -> bool:
     return job["status"] in {"succeeded", "failed", "cancelled"}
 
 
+def pool_child(parent: int) -> int:
+    """The pid of a Celery worker's one pool process (``--concurrency 1``)."""
+    (child,) = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return int(child)
+
+
+def peak_rss(pid: int) -> int:
+    """The process's resident high-water mark (the kernel's ``VmHWM``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmHWM for process {pid}")
+
+
 def python() -> str:
     return sys.executable

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tests.factories import tiny_arrays, tiny_job
 from tests.integration.conftest import api_stack
-from tests.processes import wait_for
+from tests.processes import peak_rss, wait_for
 
 
 def test_the_access_log_never_holds_a_key_sent_in_the_query_string(tmp_path: Path) -> None:
@@ -42,14 +42,6 @@ def test_a_body_that_stops_arriving_is_cut_off_with_408(tmp_path: Path) -> None:
                 answer += chunk.decode()
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "FITQ_BODY_IDLE_SECONDS" in answer and waited < 10
-
-
-def peak_rss(pid: int) -> int:
-    """The process's resident high-water mark, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def test_a_huge_header_is_431_and_costs_the_api_no_memory(tmp_path: Path) -> None:

@@ -22,24 +22,11 @@ import pytest
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE
 from tests.factories import tiny_job
 from tests.integration.conftest import api_stack
-from tests.processes import wait_for
+from tests.processes import peak_rss, pool_child, wait_for
 
 WORKER_BOUND = 64 * 2**20
 REFUSED_FACTOR = 6
 INLINE_FACTOR = 20
-
-
-def peak_rss(pid: int) -> int:
-    """The process's resident high-water mark, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
-def pool_child(parent: int) -> int:
-    (child,) = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    return int(child)
 
 
 def upload(client: httpx.Client, name: str, content: bytes, target: str) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.factories import tiny_arrays, tiny_job
 from tests.integration.conftest import api_stack
-from tests.processes import finished, poll_job
+from tests.processes import finished, poll_job, pool_child
 
 
 def test_a_worker_missing_a_module_fails_its_jobs_with_the_cause(tmp_path: Path) -> None:
@@ -50,10 +50,9 @@ def test_a_killed_pool_child_has_its_job_retried_without_waiting_out_the_lease(
             body = tiny_job(epochs=40, train=tiny_arrays(rows=2000))
             job_id = client.post("/v1/jobs", json=body).json()["id"]
             poll_job(client, job_id, lambda j: j["progress"]["epoch"] >= 1, 60)
-            children = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children")
-            (child,) = children.read_text().split()
+            child = pool_child(worker.process.pid)
             killed_at = time.monotonic()
-            os.kill(int(child), signal.SIGKILL)  # as the OOM killer would
+            os.kill(child, signal.SIGKILL)  # as the OOM killer would
             poll_job(client, job_id, lambda j: j["attempts"] == 2, 30)
             retried_after = time.monotonic() - killed_at
             job, _ = poll_job(client, job_id, finished, 120)
