@@ -11,7 +11,7 @@ import json
 import os
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,8 +58,8 @@ def session(url: str | None, key: str | None) -> Iterator[Client]:
         raise typer.Exit(1) from None
 
 
-def dump(value: BaseModel | list[BaseModel]) -> None:
-    if isinstance(value, list):
+def dump(value: BaseModel | Sequence[BaseModel]) -> None:
+    if not isinstance(value, BaseModel):
         print(json.dumps([v.model_dump(mode="json") for v in value], indent=2))
     else:
         print(value.model_dump_json(indent=2))
@@ -116,7 +116,7 @@ def follow_progress(client: Client, job: JobRead) -> JobRead:
 
         def update(view: JobRead) -> None:
             last = view.history[-1] if view.history else None
-            shown = view.status
+            shown: str = view.status
             if last is not None:
                 parts = [
                     f"{k} {v:.4g}"

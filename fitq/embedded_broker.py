@@ -28,7 +28,8 @@ def message_name(queue: str) -> str:
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's filesystem Channel names the second argument ``payload``, its base ``message``.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         final = os.path.join(self.data_folder_out, message_name(queue))
         partial = final + ".partial"  # "<queue>.msg.partial": no consumer of queue reads it
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -33,7 +33,7 @@ class _Pending(Generic[Item, Result]):
             self.done.set_result(outcome)
 
 
-def _consume(done: asyncio.Future[object]) -> None:
+def _consume(done: asyncio.Future[Any]) -> None:
     if not done.cancelled():
         done.exception()
 

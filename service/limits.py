@@ -109,7 +109,7 @@ class JsonShapeLimit:
         chunks: list[bytes] = []
         while True:
             try:
-                message = await receive()
+                event = await receive()
             except PayloadTooLarge as exc:
                 too_large = RequestErrorType.payload_too_large
                 await _send_error(scope, receive, send, 413, too_large, str(exc.detail))
@@ -118,10 +118,10 @@ class JsonShapeLimit:
                 timeout = RequestErrorType.timeout
                 await _send_error(scope, receive, send, 408, timeout, str(exc.detail))
                 return
-            if message["type"] != "http.request":
+            if event["type"] != "http.request":
                 break  # the client went away; let the app see the disconnect
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
+            chunks.append(event.get("body", b""))
+            if not event.get("more_body", False):
                 break
         body = b"".join(chunks)
         try:

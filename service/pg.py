@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import ColumnClause, Engine, Integer, Table, bindparam, column, func
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.expression import Executable, TableValuedAlias
+from sqlalchemy.sql.expression import ClauseElement, TableValuedAlias
 
 from fitq.errors import FitqError, RequestErrorType
 from fitq.store.db import CONNECT_TIMEOUT_SECONDS
@@ -87,7 +87,7 @@ async def _configure(connection: AsyncConnection[Any]) -> None:
     set_json_dumps(orjson.dumps, connection)
 
 
-def compiled(statement: Executable, engine: Engine) -> Compiled:
+def compiled(statement: ClauseElement, engine: Engine) -> Compiled:
     """The statement as psycopg's ``%(name)s`` SQL, with the values of its literal binds."""
     found = statement.compile(dialect=engine.dialect)
     defaults = {k: v for k, v in found.params.items() if v is not None}
@@ -145,7 +145,7 @@ async def execute_one(
     async def one() -> dict[str, Any] | None:
         async with pool.connection() as connection:
             cursor = await execute(connection, statement, params)
-            return await cursor.fetchone()  # type: ignore[no-any-return]
+            return await cursor.fetchone()
 
     return await reading(pool, one)
 

@@ -324,7 +324,8 @@ def _xy_chunks(
 ) -> Iterator[Chunk]:
     first_row = 0
     for batch in batches:
-        xs, ys = [], []
+        xs: list[Any] = []
+        ys: list[Any] = []
         for i, record in enumerate(batch):
             if set(record) != {"x", "y"}:
                 raise IngestError(

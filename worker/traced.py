@@ -63,8 +63,8 @@ class TracedModels:
             return Prepared(fresh, reused=False, traced=None)
         # Built now (fit would build it first thing) to record its state before any step.
         fresh.optimizer.build(fresh.trainable_variables)
-        start = [np.array(variable.numpy()) for variable in fresh.optimizer.variables]
-        return Prepared(fresh, reused=False, traced=Traced(fresh, start))
+        initial = [np.array(variable.numpy()) for variable in fresh.optimizer.variables]
+        return Prepared(fresh, reused=False, traced=Traced(fresh, initial))
 
     def keep(self, key: str, traced: Traced) -> None:
         if traced.model.count_params() > KEEP_MAX_PARAMS:

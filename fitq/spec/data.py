@@ -40,7 +40,7 @@ def _to_float32_array(value: Any) -> np.ndarray:
         raise ValueError(f"expected numbers, received an array of dtype {array.dtype}")
     if array.size == 0:
         raise ValueError(f"expected values in every row, received an empty shape {array.shape}")
-    bad = np.argwhere(~np.isfinite(array)) if array.dtype.kind == "f" else []
+    bad: Any = np.argwhere(~np.isfinite(array)) if array.dtype.kind == "f" else []
     if len(bad):
         index = tuple(int(i) for i in bad[0])
         raise ValueError(f"expected finite numbers, received {array[index]} at index {list(index)}")

@@ -14,7 +14,7 @@ from fitq.spec.data import DataSpec, LabelEncoding, StoredData
 from fitq.spec.keras_config import model_from_keras_config
 from fitq.spec.layers import Layer, ShapeOf
 
-SPEC_VERSION = 1
+SPEC_VERSION: Literal[1] = 1
 MAX_SEED = 2**32 - 1
 
 
@@ -109,7 +109,7 @@ class JobSpecBase(SpecModel):
 
 
 # A complete small job: the schema's example, which API explorers and schemathesis start from.
-EXAMPLE_JOB = {
+EXAMPLE_JOB: dict[str, Any] = {
     "model": {
         "layers": [
             {"type": "Dense", "units": 4, "activation": "relu", "input_shape": [2]},

@@ -21,6 +21,7 @@ from psycopg import OperationalError
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Engine,
     Select,
@@ -38,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Delete
 from starlette.concurrency import run_in_threadpool
 
 from fitq.statuses import JobStatus
@@ -56,7 +57,7 @@ from service.pg import (
     unavailable,
 )
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]  # a row by column name: psycopg's dict or SQLAlchemy's RowMapping
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,8 @@ def facts_statement(datasets: int) -> Select[Any]:
     """Everything one submission's checks read, in one statement: a row per referenced
     dataset of the tenant (or one row without), each with ``_facts_columns``. Binds:
     ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
-    tenant = bindparam("tenant_id")
-    ids = [bindparam(f"dataset_{i}") for i in range(datasets)]
+    tenant: BindParameter[str] = bindparam("tenant_id")
+    ids: list[BindParameter[str]] = [bindparam(f"dataset_{i}") for i in range(datasets)]
     referenced = and_(Dataset.tenant_id == tenant, Dataset.id.in_(ids)) if ids else false()
     one_row = select(literal(1).label("one")).subquery("one")
     active = repo.active_jobs_count(tenant).scalar_subquery()
@@ -143,7 +144,7 @@ def facts_many_statement() -> Select[Any]:
     )
 
 
-def _statements() -> dict[str, Executable]:
+def _statements() -> dict[str, Delete | Select[Any]]:
     return {
         "expired_idempotency": delete(IdempotencyKey).where(
             _idempotency_key(), IdempotencyKey.created_at < bindparam("expired_before")
@@ -259,11 +260,13 @@ class ThreadedSubmissions:
     def _facts(self, query: FactsQuery) -> Facts:
         statement = facts_statement(len(query.dataset_ids))
         with self._engine.connect() as connection:
-            rows = connection.execute(statement, _facts_params(query)).mappings().all()
-            gpu = []
+            rows: Sequence[Row] = (
+                connection.execute(statement, _facts_params(query)).mappings().all()
+            )
+            gpu: Sequence[Row] = []
             if query.gpu_since is not None:
                 params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
-                gpu = connection.execute(STATEMENTS["gpu_use"], params).mappings().all()  # type: ignore[call-overload]
+                gpu = connection.execute(STATEMENTS["gpu_use"], params).mappings().all()
         return _facts(rows, gpu)
 
     def _insert(self, jobs: Sequence[NewRows]) -> list[int]:
@@ -280,7 +283,7 @@ class ThreadedSubmissions:
                         connection.execute(insert(table), [dict(row)])
                 ahead = [
                     connection.execute(
-                        STATEMENTS["jobs_ahead"],  # type: ignore[call-overload]
+                        STATEMENTS["jobs_ahead"],
                         {"queue": rows.job["queue"], "job_id": rows.job["id"]},
                     ).scalar()
                     for rows in jobs
