@@ -14,9 +14,8 @@ from psycopg import AsyncConnection, AsyncCursor, OperationalError
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy import ColumnClause, Engine, Integer, Table, bindparam, column, func
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.expression import ClauseElement, TableValuedAlias
+from sqlalchemy import Engine, Table
+from sqlalchemy.sql.expression import ClauseElement
 
 from fitq.errors import FitqError, RequestErrorType
 from fitq.store.db import CONNECT_TIMEOUT_SECONDS
@@ -166,17 +165,6 @@ async def reading(pool: AsyncConnectionPool, read: Callable[[], Awaitable[T]]) -
         return await read()
     except OperationalError as exc:
         raise unavailable(exc) from exc
-
-
-def numbered_queries(*columns: ColumnClause[Any]) -> TableValuedAlias:
-    """The ``queries`` parameter — a JSON array of objects, one per query of a group read —
-    as rows ``q(i, *columns)``, ``i`` numbering the queries: what a group read's statement
-    selects from (``read_numbered`` fills it)."""
-    return (
-        func.jsonb_to_recordset(bindparam("queries", type_=JSONB))
-        .table_valued(column("i", Integer), *columns)
-        .render_derived(name="q", with_types=True)
-    )
 
 
 async def read_numbered(

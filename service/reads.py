@@ -13,47 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, Select, String, and_, bindparam, case, column, select
+from sqlalchemy import Engine, Select
 from starlette.concurrency import run_in_threadpool
 
-from fitq.statuses import JobStatus
-from fitq.store import repository as repo
-from fitq.store.models import ApiKey, Job
+from fitq.store.statements import API_KEY, JOB, jobs_statement
 from service.batching import Batcher
-from service.jobs.presenter import JOB_COLUMNS
-from service.pg import compiled, execute_one, numbered_queries, read_numbered
+from service.pg import compiled, execute_one, read_numbered
 
 Row = Mapping[str, Any]
-
-
-def _job_columns() -> list[Any]:
-    waiting = repo.jobs_ahead(Job.queue, Job.id).scalar_subquery()
-    position = case((Job.status == JobStatus.queued.value, waiting + 1), else_=None)
-    return [*(getattr(Job, name) for name in JOB_COLUMNS), position.label("queue_position")]
-
-
-def _job_statement() -> Select[Any]:
-    return select(*_job_columns()).where(
-        and_(Job.tenant_id == bindparam("tenant_id"), Job.id == bindparam("job_id"))
-    )
-
-
-def _jobs_statement() -> Select[Any]:
-    """``_job_statement`` for many polls at once (PostgreSQL): ``queries`` is a JSON array
-    of ``{i, tenant_id, job_id}``; each job found comes with its query's ``i``."""
-    query = numbered_queries(column("tenant_id", String), column("job_id", String))
-    found = and_(Job.tenant_id == query.c.tenant_id, Job.id == query.c.job_id)
-    return select(query.c.i, *_job_columns()).select_from(query.join(Job, found))
-
-
-def _key_statement() -> Select[Any]:
-    return select(ApiKey.tenant_id, ApiKey.role, ApiKey.secret_sha256, ApiKey.revoked_at).where(
-        ApiKey.prefix == bindparam("prefix")
-    )
-
-
-JOB = _job_statement()
-API_KEY = _key_statement()
 
 
 class StoreReads(Protocol):
@@ -93,7 +60,7 @@ class PostgresReads:
 
     def __init__(self, pool: AsyncConnectionPool, engine: Engine) -> None:
         self._pool = pool
-        self._jobs = compiled(_jobs_statement(), engine)
+        self._jobs = compiled(jobs_statement(), engine)
         self._api_key = compiled(API_KEY, engine)
         self._polls: Batcher[tuple[str, str], Row | None] = Batcher(
             self._read_jobs, MAX_POLL_BATCH, POLL_READERS

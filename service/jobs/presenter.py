@@ -18,13 +18,7 @@ from fitq.schemas import JobResult
 from fitq.spec import JobSpec
 from fitq.statuses import JobStatus
 from fitq.store.models import Job
-
-# The columns a job's document is made of (the hot read selects exactly these).
-JOB_COLUMNS = (
-    "id", "status", "created_at", "started_at", "finished_at", "spec", "epoch", "epochs",
-    "eta_seconds", "history", "result", "error_type", "error_message", "attempt",
-    "handbacks", "cancel_requested", "model_key",
-)  # fmt: skip
+from fitq.store.statements import JOB_COLUMNS
 
 
 class _Rendered:

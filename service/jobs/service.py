@@ -48,6 +48,7 @@ from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.models import Dataset, Job
 from fitq.store.repository import gpu_seconds
+from fitq.store.statements import JOB_COLUMNS
 from fitq.store.types import utcnow
 from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
@@ -61,7 +62,6 @@ from service.datasets.service import (
 )
 from service.jobs.limits import DAY, check_job_limits, check_job_quotas
 from service.jobs.presenter import (
-    JOB_COLUMNS,
     columns_of,
     job_document,
     remember_spec,

@@ -12,46 +12,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Protocol
 
 from psycopg import OperationalError
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
     Engine,
-    Select,
-    String,
     Table,
-    and_,
-    bindparam,
-    column,
-    delete,
-    false,
-    func,
     insert,
-    literal,
-    select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.expression import Delete
 from starlette.concurrency import run_in_threadpool
 
-from fitq.statuses import JobStatus
 from fitq.store import repository as repo
-from fitq.store.models import Dataset, IdempotencyKey, Job, JobCount, JobEvent, WorkerBeat
+from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
+from fitq.store.statements import (
+    DATASET_COLUMNS,
+    SUBMISSION_STATEMENTS,
+    DatasetFacts,
+    facts_many_statement,
+    facts_statement,
+    queued_statement,
+)
 from service.batching import Batcher
 from service.pg import (
     Compiled,
     RecordsetInsert,
     compiled,
     execute,
-    numbered_queries,
     read_numbered,
     reading,
     unavailable,
@@ -60,124 +51,8 @@ from service.pg import (
 Row = Mapping[Any, Any]  # a row by column name: psycopg's dict or SQLAlchemy's RowMapping
 
 
-@dataclass(frozen=True)
-class DatasetFacts:
-    """What a submission's checks read of a referenced dataset: ``Dataset``'s columns of the
-    same names (``service.datasets.service.StoredDataset``), as plain values."""
-
-    id: str
-    status: str
-    rows: int | None
-    x_shape: list[int] | None
-    y_shape: list[int] | None
-    stats: dict[str, Any] | None
-    labels: list[str] | None
-
-
-DATASET_COLUMNS = tuple(f.name for f in fields(DatasetFacts))
-
-
-def _idempotency_key() -> ColumnElement[bool]:
-    return and_(
-        IdempotencyKey.tenant_id == bindparam("tenant_id"),
-        IdempotencyKey.key == bindparam("key"),
-    )
-
-
-def _facts_columns(tenant: Any, key: Any, active: Any) -> list[Any]:
-    """What a submission's checks read, for the tenant and idempotency key given (values,
-    bind parameters or an outer row's columns) and its active jobs (``active``): the
-    tenant's usage, the live workers' queues (``;``-joined, when ``live_since`` is set), the
-    key's earlier use, and the columns of a referenced dataset (joined by the caller)."""
-
-    def earlier(column: Any) -> Any:
-        return (
-            select(column)
-            .where(IdempotencyKey.tenant_id == tenant, IdempotencyKey.key == key)
-            .scalar_subquery()
-        )
-
-    live = select(func.aggregate_strings(WorkerBeat.queues, ";")).where(
-        WorkerBeat.heartbeat_at >= bindparam("live_since")
-    )
-    stored = repo.dataset_bytes_total(tenant).correlate_except(Dataset)
-    return [
-        active.label("active_jobs"),
-        stored.scalar_subquery().label("stored_bytes"),
-        live.scalar_subquery().label("live_queues"),
-        earlier(IdempotencyKey.request_hash).label("key_request_hash"),
-        earlier(IdempotencyKey.job_id).label("key_job_id"),
-        earlier(IdempotencyKey.created_at).label("key_created_at"),
-        *(getattr(Dataset, name) for name in DATASET_COLUMNS),
-    ]
-
-
-@lru_cache(maxsize=8)
-def facts_statement(datasets: int) -> Select[Any]:
-    """Everything one submission's checks read, in one statement: a row per referenced
-    dataset of the tenant (or one row without), each with ``_facts_columns``. Binds:
-    ``tenant_id``, ``key``, ``live_since``, ``dataset_0``…"""
-    tenant: BindParameter[str] = bindparam("tenant_id")
-    ids: list[BindParameter[str]] = [bindparam(f"dataset_{i}") for i in range(datasets)]
-    referenced = and_(Dataset.tenant_id == tenant, Dataset.id.in_(ids)) if ids else false()
-    one_row = select(literal(1).label("one")).subquery("one")
-    active = repo.active_jobs_count(tenant).scalar_subquery()
-    return select(*_facts_columns(tenant, bindparam("key"), active)).select_from(
-        one_row.outerjoin(Dataset, referenced)
-    )
-
-
-@lru_cache(maxsize=1)
-def facts_many_statement() -> Select[Any]:
-    """``facts_statement`` for many submissions at once (PostgreSQL): ``queries`` is a JSON
-    array of ``{i, tenant_id, key, dataset_ids}``; the rows carry their query's ``i``. The
-    active jobs are the counts the triggers keep (``JobCount``), not counted rows."""
-    query = numbered_queries(
-        column("tenant_id", String), column("key", String), column("dataset_ids", ARRAY(String))
-    )
-    active = repo.kept_count("active", query.c.tenant_id).scalar_subquery()
-    referenced = and_(
-        Dataset.tenant_id == query.c.tenant_id, Dataset.id == func.any(query.c.dataset_ids)
-    )
-    return select(query.c.i, *_facts_columns(query.c.tenant_id, query.c.key, active)).select_from(
-        query.outerjoin(Dataset, referenced)
-    )
-
-
-def _statements() -> dict[str, Delete | Select[Any]]:
-    return {
-        "expired_idempotency": delete(IdempotencyKey).where(
-            _idempotency_key(), IdempotencyKey.created_at < bindparam("expired_before")
-        ),
-        "gpu_use": repo.gpu_use_since(bindparam("tenant_id"), bindparam("gpu_since")),
-        "jobs_ahead": repo.jobs_ahead(bindparam("queue"), bindparam("job_id")),
-    }
-
-
-STATEMENTS = _statements()
-
-
-def _queued_statement() -> Select[Any]:
-    """Per queue of a batch (``queues``), its queued jobs (the kept count) and the queued ids
-    from the batch's first id on (the few committed beside the batch, a short index range):
-    its positions, whatever its size and however long the queue, without a count per job
-    (``repo.jobs_ahead`` in bulk). PostgreSQL (``JobCount``)."""
-    since = (
-        select(func.array_agg(aggregate_order_by(Job.id, Job.id)))
-        .where(
-            Job.queue == JobCount.name,
-            Job.status == JobStatus.queued.value,
-            Job.id >= bindparam("first_id"),
-        )
-        .scalar_subquery()
-    )
-    return select(
-        JobCount.name.label("queue"), JobCount.jobs.label("queued"), since.label("since")
-    ).where(JobCount.kind == "queued", JobCount.name == func.any(bindparam("queues")))
-
-
 def _positions(queued: Sequence[Row], jobs: Sequence[NewRows]) -> list[int]:
-    """Each new job's position from ``_queued_statement``'s rows, read in the snapshot before
+    """Each new job's position from ``queued_statement``'s rows, read in the snapshot before
     the batch's rows: the queued jobs of its queue before the batch's first id, plus those
     (committed or the batch's own) from there up to and with itself."""
     since = {row["queue"]: row["since"] or [] for row in queued}
@@ -266,7 +141,7 @@ class ThreadedSubmissions:
             gpu: Sequence[Row] = []
             if query.gpu_since is not None:
                 params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
-                gpu = connection.execute(STATEMENTS["gpu_use"], params).mappings().all()
+                gpu = connection.execute(SUBMISSION_STATEMENTS["gpu_use"], params).mappings().all()
         return _facts(rows, gpu)
 
     def _insert(self, jobs: Sequence[NewRows]) -> list[int]:
@@ -276,14 +151,14 @@ class ThreadedSubmissions:
                     if rows.idempotency_expired_before is not None and rows.idempotency:
                         expired = {"expired_before": rows.idempotency_expired_before}
                         connection.execute(
-                            STATEMENTS["expired_idempotency"],
+                            SUBMISSION_STATEMENTS["expired_idempotency"],
                             {**_key_of(rows.idempotency), **expired},
                         )
                     for table, row in _rows_in_order(rows):
                         connection.execute(insert(table), [dict(row)])
                 ahead = [
                     connection.execute(
-                        STATEMENTS["jobs_ahead"],
+                        SUBMISSION_STATEMENTS["jobs_ahead"],
                         {"queue": rows.job["queue"], "job_id": rows.job["id"]},
                     ).scalar()
                     for rows in jobs
@@ -308,7 +183,9 @@ class PostgresSubmissions:
         self._pool = pool
         self._engine = engine
         self._facts_sql = compiled(facts_many_statement(), engine)
-        self._sql: dict[str, Compiled] = {n: compiled(s, engine) for n, s in STATEMENTS.items()}
+        self._sql: dict[str, Compiled] = {
+            n: compiled(s, engine) for n, s in SUBMISSION_STATEMENTS.items()
+        }
         self._inserts = {t.name: RecordsetInsert(t) for t in _tables()}
         self._write = self._write_statement()
         self._reads: Batcher[FactsQuery, Facts] = Batcher(
@@ -352,7 +229,7 @@ class PostgresSubmissions:
         data-modifying CTE each), and reads the queues as they were before (the CTEs' rows
         are not in the statement's snapshot; ``_positions`` adds them)."""
         inserts = ",\n".join(f"{name}_new AS ({i.sql})" for name, i in self._inserts.items())
-        sql, defaults = compiled(_queued_statement(), self._engine)
+        sql, defaults = compiled(queued_statement(), self._engine)
         return f"WITH {inserts}\n{sql}", defaults
 
     async def insert(self, jobs: Sequence[NewRows]) -> list[int]:
