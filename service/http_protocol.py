@@ -4,8 +4,9 @@ headers), which httptools itself does not bound: a head larger than
 its first byte 408, and the connection is closed. Before, one 96 MB header was read whole
 into memory and a client could hold a connection open by sending its head a byte at a time.
 
-The body has its own limits, in the app (``service.limits``). ``fitq api`` and ``fitq serve``
-run uvicorn with this protocol (``--http service.http_protocol:LimitedHttpToolsProtocol``)."""
+The body has its own limits, in the app (``service.request_limits``). ``fitq api`` and
+``fitq serve`` run uvicorn with this protocol
+(``--http service.http_protocol:LimitedHttpToolsProtocol``)."""
 
 from __future__ import annotations
 

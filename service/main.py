@@ -27,14 +27,14 @@ from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
 from service.jobs.endpoints import validate_router
 from service.jobs.group_commit import GroupCommit
-from service.jobs.service import send_jobs
+from service.jobs.service import send_new_jobs
 from service.jobs.submission_store import submission_store
-from service.limits import BodySizeLimit, JsonShapeLimit
 from service.metrics import ApiMetrics, RequestMetrics
 from service.metrics import router as metrics_router
 from service.pg import pool_for
 from service.queue import TaskQueue
 from service.reads import store_reads
+from service.request_limits import BodySizeLimit, JsonShapeLimit
 from service.sweeper import SweeperThread
 from service.usage import router as usage_router
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             submission_store=submission_store(engine, pool),
             pool=pool,
         )
-        ctx.group_commit = GroupCommit(ctx.submission_store, partial(send_jobs, ctx))
+        ctx.group_commit = GroupCommit(ctx.submission_store, partial(send_new_jobs, ctx))
         if pool is not None:
             await pool.open()
         app.state.context = ctx

@@ -32,7 +32,7 @@ from fitq.store.types import utcnow
 from service.capacity import live_queues
 from service.context import ServiceContext
 from service.datasets.service import send_ingest
-from service.jobs.service import send_job
+from service.jobs.service import resend_job
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def sweep_once(
         if requeued:
             log.warning("job %s: lease of attempt %d expired; re-queued", lease.id, lease.attempt)
             report.requeued.append(lease.id)
-            send_job(ctx, lease.id, lease.queue, lease.max_runtime_seconds)
+            resend_job(ctx, lease.id, lease.queue, lease.max_runtime_seconds)
 
     _fail_without_capacity(ctx, now, report)
     _fail_unsent_too_long(ctx, now, report)
@@ -121,7 +121,7 @@ def sweep_once(
         if job.id in report.requeued or not due:
             continue
         log.info("job %s still queued after %d sends; re-sending", job.id, job.sends)
-        if send_job(ctx, job.id, job.queue, job.max_runtime_seconds):
+        if resend_job(ctx, job.id, job.queue, job.max_runtime_seconds):
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
     _apply_retention(ctx, now, report)

@@ -23,7 +23,7 @@ from fitq.settings import Settings
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.models import Dataset
-from worker.heartbeat import Heartbeat
+from worker.lease_renewal import LeaseRenewal
 from worker.npy import ColumnStats, NpyWriter
 from worker.parsers import MAX_CLASSES, Chunk, IngestError, IngestLimits, parse, row_name
 
@@ -228,7 +228,7 @@ class DatasetIngestor:
         options = row.options or {}
         beat = lambda: self._beat(dataset_id, attempt)  # noqa: E731
         try:
-            with Heartbeat(beat, self.settings.heartbeat_seconds):
+            with LeaseRenewal(beat, self.settings.heartbeat_seconds):
                 ingested = ingest_file(
                     self.artifacts.local_path(row.source_key),
                     row.format or "csv",

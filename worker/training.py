@@ -19,8 +19,8 @@ import numpy as np
 
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
-from fitq.spec.inference import split_rows
 from fitq.spec.job import FitSpec, ModelSpec
+from fitq.spec.validation import split_rows
 from worker import checkpoints
 from worker.backend import visible_gpus
 from worker.pacing import Pacing, plan_pacing

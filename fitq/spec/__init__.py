@@ -2,17 +2,6 @@
 
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import DatasetRef, DataSpec, InlineArrays, StoredData, value_range
-from fitq.spec.inference import (
-    EstimatedWork,
-    ModelSummary,
-    SplitData,
-    Validation,
-    ValueRange,
-    check_data,
-    split_rows,
-    summarize,
-    validate_job,
-)
 from fitq.spec.job import (
     SPEC_VERSION,
     EarlyStopping,
@@ -22,6 +11,17 @@ from fitq.spec.job import (
     ModelSpec,
     ResourcesSpec,
     StoredDataSpec,
+)
+from fitq.spec.validation import (
+    EstimatedWork,
+    ModelSummary,
+    SplitData,
+    Validation,
+    ValueRange,
+    check_data,
+    split_rows,
+    summarize,
+    validate_job,
 )
 
 __all__ = [

@@ -10,7 +10,7 @@ from datetime import timedelta
 from fitq.errors import SpecError, quota_exceeded
 from fitq.settings import Settings
 from fitq.spec import FitSpec
-from fitq.spec.inference import ModelSummary
+from fitq.spec.validation import ModelSummary
 
 DAY = timedelta(days=1)
 

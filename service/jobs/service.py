@@ -119,7 +119,7 @@ def check_job(
     return CheckedJob(validation, inline, referenced)
 
 
-async def checked_job(
+async def check_job_async(
     settings: Settings, datasets: Mapping[str, StoredDataset], body: JobCreate
 ) -> CheckedJob:
     """``check_job``; off the event loop when inline arrays must be scanned (value ranges,
@@ -131,7 +131,7 @@ async def checked_job(
 
 async def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
     facts = await ctx.submission_store.facts(FactsQuery(tenant_id, referenced_ids(body)))
-    return (await checked_job(ctx.settings, facts.datasets, body)).validation
+    return (await check_job_async(ctx.settings, facts.datasets, body)).validation
 
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -187,7 +187,7 @@ async def create_job(
         earlier = _replay(facts.idempotency, idempotency_key, digest)
         if earlier is not None:
             return Submitted(earlier, await read_job(ctx, tenant_id, earlier), created=False)
-    checked = await checked_job(settings, facts.datasets, body)
+    checked = await check_job_async(settings, facts.datasets, body)
     queue = training_queue(body.resources.gpus, queues_served(facts.live_queues))
     used = gpu_seconds(facts.gpu_use, now - DAY, now) if cap is not None else None
     check_job_quotas(settings, facts.active_jobs, used)
@@ -312,7 +312,7 @@ def _idempotency_row(
     }
 
 
-def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
+def resend_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
     """Send the job's id (a re-send: the sweeper's). The send is counted (``sends``,
     ``last_sent_at``, for the re-send backoff) whether or not the broker took it; a job it
     refused stays queued for the next re-send (``unsent_since``)."""
@@ -327,7 +327,7 @@ def send_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | 
     return True
 
 
-async def send_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
+async def send_new_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
     """Send committed jobs' ids, in one broker round trip. New jobs were counted as sent in
     the rows committed; those the broker refused stay queued and the sweeper re-sends them."""
     try:

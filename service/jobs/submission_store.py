@@ -127,12 +127,12 @@ class ThreadedSubmissions:
         self._engine = engine
 
     async def facts(self, query: FactsQuery) -> Facts:
-        return await run_in_threadpool(self._facts, query)
+        return await run_in_threadpool(self._read_facts_now, query)
 
     async def insert(self, jobs: Sequence[NewRows]) -> list[int]:
         return await run_in_threadpool(self._insert, jobs)
 
-    def _facts(self, query: FactsQuery) -> Facts:
+    def _read_facts_now(self, query: FactsQuery) -> Facts:
         statement = facts_statement(len(query.dataset_ids))
         with self._engine.connect() as connection:
             rows: Sequence[Row] = (
@@ -142,7 +142,7 @@ class ThreadedSubmissions:
             if query.gpu_since is not None:
                 params = {"tenant_id": query.tenant_id, "gpu_since": query.gpu_since}
                 gpu = connection.execute(SUBMISSION_STATEMENTS["gpu_use"], params).mappings().all()
-        return _facts(rows, gpu)
+        return _facts_from_rows(rows, gpu)
 
     def _insert(self, jobs: Sequence[NewRows]) -> list[int]:
         try:
@@ -207,7 +207,7 @@ class PostgresSubmissions:
         )
         return [
             # A query that asked no live queues gets none, as when read alone.
-            _facts(rows, await self._gpu_use(query), live=query.live_since is not None)
+            _facts_from_rows(rows, await self._gpu_use(query), live=query.live_since is not None)
             for query, rows in zip(queries, rows_of, strict=True)
         ]
 
@@ -286,7 +286,7 @@ def _key_of(idempotency: Row) -> dict[str, Any]:
     return {"tenant_id": idempotency["tenant_id"], "key": idempotency["key"]}
 
 
-def _facts(rows: Sequence[Row], gpu: Sequence[Row], live: bool = True) -> Facts:
+def _facts_from_rows(rows: Sequence[Row], gpu: Sequence[Row], live: bool = True) -> Facts:
     """``facts_statement``'s rows (one per dataset found, or one) and the GPU runs read;
     ``live``: the live queues were asked."""
     first = rows[0]

@@ -15,7 +15,7 @@ from fitq.settings import Settings
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from tests.factories import diverging_job, tiny_arrays, tiny_job
-from worker.heartbeat import Heartbeat
+from worker.lease_renewal import LeaseRenewal
 from worker.runner import JobRunner, RunResult
 
 Api = tuple[TestClient, Settings]
@@ -107,15 +107,15 @@ def test_a_worker_that_lost_its_lease_writes_nothing(
     assert job["history"] == []  # nothing written by the stale attempt
 
 
-def test_heartbeat_beats_and_notices_a_lost_lease() -> None:
+def test_lease_renewal_renews_and_notices_a_lost_lease() -> None:
     beats: list[float] = []
 
     def beat() -> bool:
         beats.append(time.monotonic())
         return len(beats) < 3
 
-    with Heartbeat(beat, interval=0.01) as heartbeat:
-        assert heartbeat.lost.wait(timeout=5)
+    with LeaseRenewal(beat, interval=0.01) as renewal:
+        assert renewal.lost.wait(timeout=5)
     assert len(beats) == 3
 
 

@@ -1,5 +1,6 @@
-"""A background thread that extends a running job's lease while it trains, so an epoch longer
-than the lease is not mistaken for a dead worker; it notices when the job is no longer ours."""
+"""A background thread that renews a lease while long work holds it (an upload being
+ingested), so work longer than the lease is not mistaken for a dead worker; it notices when
+the lease is no longer ours. (A training job's lease is renewed by ``worker.watch``.)"""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
-class Heartbeat:
+class LeaseRenewal:
     def __init__(self, beat: Callable[[], bool], interval: float) -> None:
         self._beat = beat
         self._interval = interval
         self._stop = threading.Event()
         self.lost = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fitq-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="fitq-lease-renewal", daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> LeaseRenewal:
         self._thread.start()
         return self
 
