@@ -26,6 +26,20 @@ def hard_time_limit(settings: Settings, max_runtime: float | None) -> float:
     return (max_runtime or settings.max_runtime_seconds) + settings.time_limit_grace_seconds
 
 
+def train_task_options(job_id: str, time_limit: float | None) -> dict[str, Any]:
+    """The options of every ``fitq.train`` message, whoever sends it (the API, its Redis
+    publisher, the sweeper, a worker handing a job back): the job's id as the only argument,
+    Celery's hard time limit, no result, and the reprs Celery's saferepr would write
+    (without its cost)."""
+    return {
+        "args": [job_id],
+        "time_limit": time_limit,
+        "ignore_result": True,
+        "argsrepr": f"['{job_id}']",
+        "kwargsrepr": "{}",
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "broker_url": settings.resolved_broker_url,

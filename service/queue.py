@@ -21,6 +21,7 @@ from fitq.queues import (
     TRAIN_TASK,
     celery_config,
     prepare_broker,
+    train_task_options,
 )
 from fitq.settings import Settings
 from service.redis_publish import RedisTrainPublisher
@@ -71,11 +72,11 @@ class TaskQueue:
                 with batch:
                     for job_id, queue, time_limit in messages:
                         self._app.send_task(
-                            TRAIN_TASK, args=[job_id], queue=queue, time_limit=time_limit,
-                            ignore_result=True, producer=producer,
-                            # What Celery's saferepr would write, without its cost.
-                            argsrepr=f"['{job_id}']", kwargsrepr="{}",
-                        )  # fmt: skip
+                            TRAIN_TASK,
+                            queue=queue,
+                            producer=producer,
+                            **train_task_options(job_id, time_limit),
+                        )
         except Exception as exc:  # kombu raises OperationalError and friends after its retries
             raise _train_refused(messages, exc) from exc
 

@@ -27,7 +27,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from fitq.queues import TRAIN_TASK
+from fitq.queues import TRAIN_TASK, train_task_options
 
 # kombu's default exchange ("") delivers straight to the queue named by the routing key,
 # which is how Celery routes fitq's queues (task_routes by queue name).
@@ -39,9 +39,8 @@ def train_envelope(app: Celery, job_id: str, queue: str, time_limit: float | Non
     """One ``fitq.train(job_id)`` message as kombu's Redis transport stores it."""
     task_id = str(uuid.uuid4())
     message = app.amqp.as_task_v2(
-        task_id, TRAIN_TASK, args=[job_id], kwargs={}, time_limit=time_limit,
-        ignore_result=True, argsrepr=f"['{job_id}']", kwargsrepr="{}",
-    )  # fmt: skip
+        task_id, TRAIN_TASK, kwargs={}, **train_task_options(job_id, time_limit)
+    )
     # Celery's JSON body (kombu's json serializer writes it with the standard library).
     body = orjson.dumps(message.body)
     envelope: dict[str, Any] = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq.artifacts import artifact_store
-from fitq.queues import TRAIN_QUEUE, TRAIN_TASK, hard_time_limit
+from fitq.queues import TRAIN_QUEUE, TRAIN_TASK, hard_time_limit, train_task_options
 from fitq.settings import get_settings
 from fitq.store.db import make_engine, make_session_factory
 
@@ -52,7 +52,7 @@ def _resend_train(job_id: str, max_runtime: float | None) -> None:
         job = repo.get_job_by_id(session, job_id)
         queue = job.queue if job is not None else TRAIN_QUEUE
     limit = hard_time_limit(settings, max_runtime)
-    app.send_task(TRAIN_TASK, args=[job_id], queue=queue, time_limit=limit)
+    app.send_task(TRAIN_TASK, queue=queue, **train_task_options(job_id, limit))
 
 
 @lru_cache
