@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from fitq.schemas import TenantList, TenantUsage
-from fitq.statuses import JobStatus
+from fitq.statuses import ACTIVE
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.types import utcnow
@@ -28,7 +28,7 @@ def list_tenants(ctx: Context, _: Admin) -> TenantList:
                 TenantUsage(
                     tenant=tenant,
                     jobs=jobs,
-                    active_jobs=jobs.get(JobStatus.queued, 0) + jobs.get(JobStatus.running, 0),
+                    active_jobs=sum(jobs.get(status, 0) for status in ACTIVE),
                     dataset_bytes=repo.dataset_bytes(session, tenant),
                     gpu_seconds_per_day=round(repo.gpu_seconds_since(session, tenant, since), 1),
                 )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from fitq.statuses import JobStatus
+from fitq.statuses import ACTIVE, JobStatus
 from fitq.store.models import ApiKey, Dataset, Job, JobCount
 from fitq.store.types import utcnow
 
@@ -21,7 +21,7 @@ def active_jobs_count(tenant_id: Any) -> Select[tuple[int]]:
         .select_from(Job)
         .where(
             Job.tenant_id == tenant_id,
-            or_(Job.status == JobStatus.queued.value, Job.status == JobStatus.running.value),
+            Job.status.in_(sorted(status.value for status in ACTIVE)),
         )
     )
 
