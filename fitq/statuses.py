@@ -19,7 +19,7 @@ class JobStatus(StrEnum):
 
 FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 # What counts against a tenant's FITQ_MAX_ACTIVE_JOBS: every status not finished. Migration
-# 0009's triggers keep the same count in SQL (tests/unit/test_job_counts.py holds them equal).
+# 0009's triggers keep the same count in SQL (tests/fitq/test_job_counts.py holds them equal).
 ACTIVE = frozenset(JobStatus) - FINISHED
 
 

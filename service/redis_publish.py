@@ -9,7 +9,7 @@ for the GIL. This path costs ~0.07 ms per message and never leaves the loop.
 
 What it relies on, from kombu's Redis transport (``kombu.transport.redis``): a queue is a
 list named after it (priority 0 has no suffix), consumers ``BRPOP`` from the right, and a
-message is the JSON envelope below. ``tests/unit/test_redis_publish.py`` holds the envelope
+message is the JSON envelope below. ``tests/service/test_redis_publish.py`` holds the envelope
 equal to what ``send_task`` writes; every Redis integration test's worker consumes it."""
 
 from __future__ import annotations

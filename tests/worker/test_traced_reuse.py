@@ -12,7 +12,7 @@ import pytest
 from fitq.spec import JobCreate
 from tests import hand_run
 from tests.factories import cnn_job, lstm_job, tiny_arrays, tiny_job
-from tests.unit.test_training import hand_run_tiny, run_job
+from tests.worker.test_training import hand_run_tiny, run_job
 from worker.traced import traced_models
 from worker.training import Arrays, Execution, TrainingData, TrainingOutcome, train
 

@@ -14,7 +14,7 @@ from fitq.store.models import WorkerBeat
 from fitq.store.types import utcnow
 from service.sweeper import sweep_once
 from tests.factories import tiny_job
-from tests.unit.test_sweeper import context
+from tests.service.test_sweeper import context
 
 Api = tuple[TestClient, Settings]
 

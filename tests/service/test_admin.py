@@ -16,7 +16,7 @@ from fitq.store.models import Job
 from fitq.store.types import utcnow
 from service.main import create_app
 from tests.factories import tiny_job
-from tests.unit.test_auth import bearer, make_key, secured  # noqa: F401 (fixture)
+from tests.service.test_auth import bearer, make_key, secured  # noqa: F401 (fixture)
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
