@@ -47,6 +47,8 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on error (the one place that commits)."""
+    """One unit of work: commit on success, roll back on error. Every ORM write commits here;
+    the hot paths' statements (``fitq.store.statements``) commit as one statement each, or in
+    the one transaction ``service/jobs/submission_store.py`` opens for a submission batch."""
     with factory() as session, session.begin():
         yield session

@@ -1,6 +1,8 @@
-"""Every query of the job store, one module per domain, all reachable as ``repo.<name>``
-(``from fitq.store import repository as repo``). Functions take a Session and never commit: the
-caller's unit of work (``fitq.store.db.transaction``) does.
+"""The job store's queries through the ORM, one module per domain, all reachable as
+``repo.<name>`` (``from fitq.store import repository as repo``). Functions take a Session and
+never commit: the caller's unit of work (``fitq.store.db.transaction``) does. The API's hot
+paths run the statements of ``fitq.store.statements`` instead (built from pieces here, such
+as ``jobs_ahead`` and ``active_jobs_count``), without a Session.
 
 API-side reads filter by ``tenant_id``. Worker-side writes address a job by id and are fenced
 by the attempt the worker claimed, so a redelivered message or a stale worker never overwrites
