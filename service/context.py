@@ -28,5 +28,5 @@ class ServiceContext:
     submission_store: SubmissionStore
     pool: AsyncConnectionPool | None = None
     # Submissions' writes and sends, batched under load (set once the context exists: it
-    # sends through ``service.jobs.service.send_new_jobs``, which takes the context).
+    # sends through ``service.jobs.sending.send_new_jobs``, which takes the context).
     group_commit: GroupCommit = field(init=False)

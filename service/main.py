@@ -27,7 +27,7 @@ from service.health import router as health_router
 from service.jobs.endpoints import router as jobs_router
 from service.jobs.endpoints import validate_router
 from service.jobs.group_commit import GroupCommit
-from service.jobs.service import send_new_jobs
+from service.jobs.sending import send_new_jobs
 from service.jobs.submission_store import submission_store
 from service.metrics import ApiMetrics, RequestMetrics
 from service.metrics import router as metrics_router

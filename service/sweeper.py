@@ -32,7 +32,7 @@ from fitq.store.types import utcnow
 from service.capacity import live_queues
 from service.context import ServiceContext
 from service.datasets.service import send_ingest
-from service.jobs.service import resend_job
+from service.jobs.sending import resend_job
 
 log = logging.getLogger(__name__)
 

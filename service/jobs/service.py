@@ -1,14 +1,14 @@
-"""Job use cases: create (check, store data, commit, then send the id), read, list, cancel.
-Commits happen here, once per use case; queries live in the repository, and the
-submission's two store calls in ``service.jobs.submission_store``."""
+"""Job use cases: create (check, store data, commit, then send the id), read, list, cancel,
+delete, predict. Commits happen here, once per use case; queries live in the repository,
+the submission's two store calls in ``service.jobs.submission_store``, its checks in
+``service.jobs.checks`` and the sends in ``service.jobs.sending``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,9 +31,7 @@ from fitq.ids import JOB_PREFIX, is_valid_id, new_id
 from fitq.liveness import live_since
 from fitq.queues import hard_time_limit
 from fitq.schemas import EventList, JobEventRead, PredictResponse
-from fitq.settings import Settings
 from fitq.spec import (
-    DatasetRef,
     InlineArrays,
     JobCreate,
     JobSpec,
@@ -41,7 +39,6 @@ from fitq.spec import (
     StoredData,
     StoredDataSpec,
     Validation,
-    validate_job,
 )
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
@@ -53,14 +50,12 @@ from fitq.store.types import utcnow
 from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
 from service.datasets.service import (
-    StoredDataset,
     ensure_storage,
-    inline_split,
-    resolve_reference,
     store_inline,
     stored_data,
 )
-from service.jobs.limits import DAY, check_job_limits, check_job_quotas
+from service.jobs.checks import check_job_async, referenced_ids
+from service.jobs.limits import DAY, check_job_quotas
 from service.jobs.presenter import (
     columns_of,
     job_document,
@@ -70,63 +65,6 @@ from service.jobs.presenter import (
 from service.jobs.submission_store import DuplicateKey, FactsQuery, NewRows, row_of
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable, TrainMessage
-
-
-@dataclass(frozen=True)
-class CheckedJob:
-    validation: Validation
-    inline: dict[str, InlineArrays]
-    referenced: dict[str, StoredData]
-
-
-def referenced_ids(body: JobCreate) -> list[str]:
-    return [src.dataset_id for src in body.data.sources().values() if isinstance(src, DatasetRef)]
-
-
-def check_job(
-    settings: Settings, datasets: Mapping[str, StoredDataset], body: JobCreate
-) -> CheckedJob:
-    """Every check a job passes before anything is written: what ``/v1/validate`` answers.
-    ``datasets``: the tenant's datasets among those the body references, by id."""
-    sources = body.data.sources()
-    inline = {s: src for s, src in sources.items() if isinstance(src, InlineArrays)}
-    refs = {s: src for s, src in sources.items() if isinstance(src, DatasetRef)}
-    for split, arrays in inline.items():
-        if len(arrays.x) > settings.max_inline_rows:
-            raise SpecError(
-                f"data.{split}.x",
-                f"expected at most {settings.max_inline_rows} rows inline, "
-                f"received {len(arrays.x)}: upload larger data as a dataset",
-            )
-    resolved = {s: resolve_reference(datasets.get(r.dataset_id), s, r) for s, r in refs.items()}
-    referenced = {s: stored for s, (stored, _) in resolved.items()}
-    splits = {
-        **{s: inline_split(a) for s, a in inline.items()},
-        **{s: split for s, (_, split) in resolved.items()},
-    }
-    validation = validate_job(
-        body.model,
-        body.compile,
-        body.fit,
-        splits,
-        test_split=body.data.test_split,
-        max_params=settings.max_params,
-        standardize=body.data.standardize,
-    )
-    check_job_limits(
-        settings, body.fit, validation.model_summary, validation.estimated_work.samples_x_epochs
-    )
-    return CheckedJob(validation, inline, referenced)
-
-
-async def check_job_async(
-    settings: Settings, datasets: Mapping[str, StoredDataset], body: JobCreate
-) -> CheckedJob:
-    """``check_job``; off the event loop when inline arrays must be scanned (value ranges,
-    classes), on it otherwise (a spec's checks take microseconds)."""
-    if any(isinstance(src, InlineArrays) for src in body.data.sources().values()):
-        return await to_thread.run_sync(check_job, settings, datasets, body)
-    return check_job(settings, datasets, body)
 
 
 async def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
@@ -310,42 +248,6 @@ def _idempotency_row(
         "job_id": job_id,
         "created_at": now,
     }
-
-
-def resend_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None) -> bool:
-    """Send the job's id (a re-send: the sweeper's). The send is counted (``sends``,
-    ``last_sent_at``, for the re-send backoff) whether or not the broker took it; a job it
-    refused stays queued for the next re-send (``unsent_since``)."""
-    message = TrainMessage(job_id, queue, hard_time_limit(ctx.settings, max_runtime))
-    try:
-        ctx.queue.send_train_many([message])
-    except BrokerUnavailable as exc:
-        _keep_unsent(ctx, [message], str(exc), counted=False)
-        return False
-    with transaction(ctx.sessions) as session:
-        repo.mark_sent(session, job_id, utcnow())
-    return True
-
-
-async def send_new_jobs(ctx: ServiceContext, messages: Sequence[TrainMessage]) -> list[bool]:
-    """Send committed jobs' ids, in one broker round trip. New jobs were counted as sent in
-    the rows committed; those the broker refused stay queued and the sweeper re-sends them."""
-    try:
-        await ctx.queue.send_train_async(messages)
-    except BrokerUnavailable as exc:
-        reason = str(exc)
-        await to_thread.run_sync(lambda: _keep_unsent(ctx, messages, reason, counted=True))
-        return [False] * len(messages)
-    return [True] * len(messages)
-
-
-def _keep_unsent(
-    ctx: ServiceContext, messages: Sequence[TrainMessage], reason: str, *, counted: bool
-) -> None:
-    now = utcnow()
-    with transaction(ctx.sessions) as session:
-        for message in messages:
-            repo.mark_unsent(session, message.job_id, now, reason, counted=counted)
 
 
 def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
