@@ -7,9 +7,8 @@ the tests that ask for them pay for it). Tests under ``tests/integration`` and
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import text
@@ -20,16 +19,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fastapi.testclient import TestClient
 
-from fitq.artifacts import artifact_store_from_root
 from fitq.settings import Settings
 from fitq.store.db import make_engine, make_session_factory
 from fitq.store.migrate import upgrade
 from service.main import create_app
 from tests.services import postgres_database
 
-if TYPE_CHECKING:
-    from worker.ingest import DatasetIngestor
-    from worker.runner import JobRunner
+# The worker's fixtures (they import Keras when used): the worker tests' own, and the
+# service tests that drive a worker in-process ask for them by name.
+pytest_plugins = ["tests.worker.fixtures"]
 
 # Packages whose tests start real processes (uvicorn, Celery workers, pip, docker).
 INTEGRATION_PACKAGES = ("integration", "packaging", "compose")
@@ -92,58 +90,3 @@ def api(embedded_settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
     upgrade(embedded_settings.resolved_database_url)
     with TestClient(create_app(embedded_settings)) as client:
         yield client, embedded_settings
-
-
-@pytest.fixture
-def runner(api: tuple[TestClient, Settings]) -> JobRunner:
-    """A worker's job runner on the same store, driven without Celery."""
-    from worker.runner import JobRunner
-
-    settings = api[1]
-    engine = make_engine(settings.resolved_database_url)
-    return JobRunner(
-        sessions=make_session_factory(engine),
-        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
-        settings=settings,
-        worker_name="test",
-    )
-
-
-@pytest.fixture
-def ingestor(api: tuple[TestClient, Settings]) -> DatasetIngestor:
-    """The ingest worker's logic on the same store, driven without Celery."""
-    from worker.ingest import DatasetIngestor
-
-    settings = api[1]
-    return DatasetIngestor(
-        sessions=make_session_factory(make_engine(settings.resolved_database_url)),
-        artifacts=artifact_store_from_root(settings.resolved_artifacts_dir),
-        settings=settings,
-    )
-
-
-@pytest.fixture
-def epoch_hook(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Callable[[], None]]:
-    """``install(hook, before_report=False)`` makes the runner's training call ``hook(history)``
-    at each epoch end, after (or before) the runner records the epoch; returns ``uninstall``."""
-    import worker.runner
-
-    real_train = worker.runner.train
-
-    def install(
-        hook: Callable[[list[Any]], None], *, before_report: bool = False
-    ) -> Callable[[], None]:
-        def train(*args: Any, on_epoch: Callable[[list[Any]], None], **kwargs: Any) -> Any:
-            def report(history: list[Any]) -> None:
-                if before_report:
-                    hook(history)
-                on_epoch(history)
-                if not before_report:
-                    hook(history)
-
-            return real_train(*args, on_epoch=report, **kwargs)
-
-        monkeypatch.setattr(worker.runner, "train", train)
-        return lambda: monkeypatch.setattr(worker.runner, "train", real_train)
-
-    return install
