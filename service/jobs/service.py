@@ -62,13 +62,15 @@ from service.jobs.presenter import (
     remember_spec,
     render_json,
 )
-from service.jobs.submission_store import DuplicateKey, FactsQuery, NewRows, row_of
+from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionFactsQuery, row_of
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable, TrainMessage
 
 
 async def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
-    facts = await ctx.submission_store.facts(FactsQuery(tenant_id, referenced_ids(body)))
+    facts = await ctx.submission_store.read_facts(
+        SubmissionFactsQuery(tenant_id, referenced_ids(body))
+    )
     return (await check_job_async(ctx.settings, facts.datasets, body)).validation
 
 
@@ -112,8 +114,8 @@ async def create_job(
     digest = request_hash(body) if idempotency_key else ""
     now = utcnow()
     cap = settings.max_gpu_seconds_per_day
-    facts = await ctx.submission_store.facts(
-        FactsQuery(
+    facts = await ctx.submission_store.read_facts(
+        SubmissionFactsQuery(
             tenant_id,
             referenced_ids(body),
             idempotency_key,
@@ -152,8 +154,8 @@ async def create_job(
     except DuplicateKey:
         # The same key, committed by a concurrent request a moment ago: answer as a replay.
         assert idempotency_key is not None
-        again = await ctx.submission_store.facts(
-            FactsQuery(tenant_id, idempotency_key=idempotency_key)
+        again = await ctx.submission_store.read_facts(
+            SubmissionFactsQuery(tenant_id, idempotency_key=idempotency_key)
         )
         earlier = _replay(again.idempotency, idempotency_key, digest)
         if earlier is None:  # taken, then expired and replaced, within this request

@@ -68,7 +68,7 @@ def _positions(queued: Sequence[Row], jobs: Sequence[NewRows]) -> list[int]:
 
 
 @dataclass(frozen=True)
-class FactsQuery:
+class SubmissionFactsQuery:
     tenant_id: str
     dataset_ids: Sequence[str] = ()
     idempotency_key: str | None = None
@@ -76,7 +76,7 @@ class FactsQuery:
     gpu_since: datetime | None = None  # the GPU runs are read when set
 
 
-def _facts_params(query: FactsQuery) -> dict[str, Any]:
+def _facts_params(query: SubmissionFactsQuery) -> dict[str, Any]:
     return {
         "tenant_id": query.tenant_id,
         "key": query.idempotency_key,
@@ -86,7 +86,7 @@ def _facts_params(query: FactsQuery) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Facts:
+class SubmissionFacts:
     """What the checks of a submission need to know, read in one go."""
 
     idempotency: Row | None  # request_hash, job_id, created_at of the key's earlier use
@@ -113,7 +113,7 @@ class DuplicateKey(Exception):
 
 
 class SubmissionStore(Protocol):
-    async def facts(self, query: FactsQuery) -> Facts: ...
+    async def read_facts(self, query: SubmissionFactsQuery) -> SubmissionFacts: ...
 
     async def insert(self, jobs: Sequence[NewRows]) -> list[int]:
         """Writes the jobs' rows in one transaction; each job's queue position (1: next
@@ -126,13 +126,13 @@ class ThreadedSubmissions:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    async def facts(self, query: FactsQuery) -> Facts:
+    async def read_facts(self, query: SubmissionFactsQuery) -> SubmissionFacts:
         return await run_in_threadpool(self._read_facts_now, query)
 
     async def insert(self, jobs: Sequence[NewRows]) -> list[int]:
         return await run_in_threadpool(self._insert, jobs)
 
-    def _read_facts_now(self, query: FactsQuery) -> Facts:
+    def _read_facts_now(self, query: SubmissionFactsQuery) -> SubmissionFacts:
         statement = facts_statement(len(query.dataset_ids))
         with self._engine.connect() as connection:
             rows: Sequence[Row] = (
@@ -188,14 +188,16 @@ class PostgresSubmissions:
         }
         self._inserts = {t.name: RecordsetInsert(t) for t in _tables()}
         self._write = self._write_statement()
-        self._reads: Batcher[FactsQuery, Facts] = Batcher(
-            self._read_facts, MAX_FACTS_BATCH, FACT_READERS
+        self._reads: Batcher[SubmissionFactsQuery, SubmissionFacts] = Batcher(
+            self._read_facts_batch, MAX_FACTS_BATCH, FACT_READERS
         )
 
-    async def facts(self, query: FactsQuery) -> Facts:
+    async def read_facts(self, query: SubmissionFactsQuery) -> SubmissionFacts:
         return await self._reads.submit(query)
 
-    async def _read_facts(self, queries: Sequence[FactsQuery]) -> list[Facts]:
+    async def _read_facts_batch(
+        self, queries: Sequence[SubmissionFactsQuery]
+    ) -> list[SubmissionFacts]:
         queried = [
             {"tenant_id": q.tenant_id, "key": q.idempotency_key, "dataset_ids": q.dataset_ids}
             for q in queries
@@ -211,7 +213,7 @@ class PostgresSubmissions:
             for query, rows in zip(queries, rows_of, strict=True)
         ]
 
-    async def _gpu_use(self, query: FactsQuery) -> list[Row]:
+    async def _gpu_use(self, query: SubmissionFactsQuery) -> list[Row]:
         """The tenant's GPU runs, read only where a GPU-seconds cap is set."""
         if query.gpu_since is None:
             return []
@@ -286,12 +288,12 @@ def _key_of(idempotency: Row) -> dict[str, Any]:
     return {"tenant_id": idempotency["tenant_id"], "key": idempotency["key"]}
 
 
-def _facts_from_rows(rows: Sequence[Row], gpu: Sequence[Row], live: bool = True) -> Facts:
+def _facts_from_rows(rows: Sequence[Row], gpu: Sequence[Row], live: bool = True) -> SubmissionFacts:
     """``facts_statement``'s rows (one per dataset found, or one) and the GPU runs read;
     ``live``: the live queues were asked."""
     first = rows[0]
     live_queues = first["live_queues"] if live else None
-    return Facts(
+    return SubmissionFacts(
         idempotency=(
             {
                 "request_hash": first["key_request_hash"],

@@ -149,7 +149,7 @@ class _StoreThatFails:
         self.error = error
         self.batches: list[list[str]] = []
 
-    async def facts(self, query: Any) -> Any:
+    async def read_facts(self, query: Any) -> Any:
         raise NotImplementedError
 
     async def insert(self, jobs: Any) -> list[int]:

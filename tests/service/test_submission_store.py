@@ -17,7 +17,7 @@ from fitq.store import repository as repo
 from fitq.store.db import make_engine, transaction
 from fitq.store.models import Dataset, IdempotencyKey, Job, WorkerBeat
 from fitq.store.types import utcnow
-from service.jobs.submission_store import Facts, FactsQuery, submission_store
+from service.jobs.submission_store import SubmissionFacts, SubmissionFactsQuery, submission_store
 from service.pg import pool_for
 
 
@@ -36,13 +36,13 @@ def _job(tenant: str, status: str, **fields: Any) -> Job:
     )  # fmt: skip
 
 
-async def _read(store_url: str, query: FactsQuery) -> Facts:
+async def _read(store_url: str, query: SubmissionFactsQuery) -> SubmissionFacts:
     engine = make_engine(store_url)
     pool = pool_for(engine)
     if pool is not None:
         await pool.open()
     try:
-        return await submission_store(engine, pool).facts(query)
+        return await submission_store(engine, pool).read_facts(query)
     finally:
         if pool is not None:
             await pool.close()
@@ -76,7 +76,7 @@ def test_the_facts_are_what_the_orm_reads(sessions: sessionmaker[Session], store
             )
         )
     since = now - timedelta(days=1)
-    query = FactsQuery(
+    query = SubmissionFactsQuery(
         "t1",
         [mine.id, theirs.id, pending.id],
         idempotency_key="k",
@@ -98,12 +98,14 @@ def test_the_facts_are_what_the_orm_reads(sessions: sessionmaker[Session], store
     assert (facts.idempotency["request_hash"], facts.idempotency["job_id"]) == ("h", jobs[0].id)
     assert facts.idempotency["created_at"].tzinfo is not None
 
-    bare = asyncio.run(_read(store_url, FactsQuery("t3")))
+    bare = asyncio.run(_read(store_url, SubmissionFactsQuery("t3")))
     assert (bare.active_jobs, bare.stored_bytes, bare.datasets) == (0, 0, {})
     assert (bare.idempotency, bare.live_queues, bare.gpu_use) == (None, [], [])
 
 
-async def _read_together(store_url: str, queries: list[FactsQuery]) -> tuple[list[Facts], int]:
+async def _read_together(
+    store_url: str, queries: list[SubmissionFactsQuery]
+) -> tuple[list[SubmissionFacts], int]:
     """The facts of concurrent submissions, and how many statements read them (PostgreSQL)."""
     engine = make_engine(store_url)
     pool = pool_for(engine)
@@ -111,7 +113,7 @@ async def _read_together(store_url: str, queries: list[FactsQuery]) -> tuple[lis
         await pool.open()
     try:
         store = submission_store(engine, pool)
-        found = await asyncio.gather(*(store.facts(query) for query in queries))
+        found = await asyncio.gather(*(store.read_facts(query) for query in queries))
         return list(found), getattr(getattr(store, "_reads", None), "runs", len(queries))
     finally:
         if pool is not None:
@@ -133,7 +135,7 @@ def test_facts_read_together_are_what_each_reads_alone(
         session.add(IdempotencyKey(tenant_id="t2", key="k", request_hash="h", job_id="job_x"))
         session.add(WorkerBeat(name="w1", hostname="h", pid=1, queues="cpu", heartbeat_at=now))
     queries = [
-        FactsQuery(tenant, [datasets[other].id for other in others], key, live_since=live)
+        SubmissionFactsQuery(tenant, [datasets[other].id for other in others], key, live_since=live)
         for tenant, others, key, live in (
             ("t1", ["t1"], None, now - timedelta(minutes=1)),
             ("t2", ["t2", "t1"], "k", None),  # another tenant's dataset is not found
