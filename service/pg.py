@@ -1,7 +1,8 @@
 """The API's async PostgreSQL pool, for the statements on its hot paths (the job poll, the
 API-key check, the job submission): psycopg straight from the event loop, no thread and no
-ORM. The statements are written once, in SQLAlchemy Core, and compiled here for psycopg; the
-same statements run through SQLAlchemy on SQLite (the embedded default)."""
+ORM. The statements are written once, in SQLAlchemy Core (``fitq.store.statements``), and
+compiled here for psycopg; the same statements run through SQLAlchemy on SQLite (the
+embedded default)."""
 
 from __future__ import annotations
 
