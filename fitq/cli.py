@@ -43,6 +43,8 @@ def db_upgrade() -> None:
     console.print("[green]database is at the latest revision[/green]")
 
 
+ApiHost = Annotated[str, typer.Option(help="Address the API binds.")]
+ApiPort = Annotated[int, typer.Option(help="Port the API listens on.")]
 # uvicorn's httptools protocol with fitq's limits on request heads (431, 408).
 HTTP_PROTOCOL = "service.http_protocol:LimitedHttpToolsProtocol"
 
@@ -58,8 +60,8 @@ def api_command(host: str, port: int) -> list[str]:
 
 @app.command()
 def api(
-    host: Annotated[str, typer.Option(help="Address the API binds.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+    host: ApiHost = "127.0.0.1",
+    port: ApiPort = 8000,
 ) -> None:
     """Start the API alone (uvicorn), on a migrated store; workers run elsewhere
     (`fitq worker`). What the API image runs."""
@@ -80,8 +82,8 @@ def worker_command(settings: Settings, name: str = "fitq", queue: str = TRAIN_QU
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address the API binds.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+    host: ApiHost = "127.0.0.1",
+    port: ApiPort = 8000,
 ) -> None:
     """Start the API, a training worker and an ingest + inference worker as child processes,
     on embedded defaults unless FITQ_DATABASE_URL / FITQ_BROKER_URL say otherwise. Migrates

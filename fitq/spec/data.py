@@ -53,8 +53,8 @@ _JSON_NAMES = {str: "a string", bool: "a boolean", type(None): "null"}
 
 def _only_json_numbers(value: list[Any]) -> None:
     """NumPy reads "1" and true as numbers (and null as NaN): the values must have been JSON
-    numbers. Checked by type in one C-speed pass (about 20 ms a million
-    values); the slow search for the index runs only when one is wrong."""
+    numbers. Checked by type in one C-speed pass (about 20 ms a million values); the slow
+    search for the index runs only when one is wrong."""
     level: Iterable[Any] = value
     rows, depth = value, 0
     while rows and type(rows[0]) is list:  # rectangular: NumPy took it
