@@ -20,6 +20,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from fitq.errors import FitqError, RequestErrorType
 from fitq.store.db import CONNECT_TIMEOUT_SECONDS
+from fitq.store.rows import RowShape
 
 T = TypeVar("T")
 Compiled = tuple[str, dict[str, Any]]  # psycopg SQL and the values of its literal binds
@@ -113,9 +114,8 @@ class RecordsetInsert:
     as ISO 8601, enums as their values, NaN and ±Infinity as null (as ``FiniteJSON``)."""
 
     def __init__(self, table: Table) -> None:
-        serial = table.autoincrement_column  # the database's to number
-        self.columns = [column.key for column in table.columns if column is not serial]
-        self._defaults = {c.key: c.default for c in table.columns if c.default is not None}
+        self._shape = RowShape(table)
+        self.columns = self._shape.columns
         self.param = table.name
         names = ", ".join(self.columns)
         self.sql = (
@@ -124,17 +124,7 @@ class RecordsetInsert:
         )
 
     def rows(self, rows: Sequence[Mapping[str, Any]]) -> Jsonb:
-        return Jsonb([self._complete(row) for row in rows])
-
-    def _complete(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = set(row) - set(self.columns)
-        if unknown:
-            raise ValueError(f"expected columns of the table, received {sorted(unknown)}")
-        complete = dict(row)
-        for name, default in self._defaults.items():
-            if complete.get(name) is None:
-                complete[name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
-        return complete
+        return Jsonb([self._shape.complete(row) for row in rows])
 
 
 async def execute_one(

@@ -11,26 +11,32 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fitq.store.types import FiniteJSON, UTCDateTime, utcnow
 
+# A column the API shows: read by the hot job poll (``fitq.store.statements.JOB_COLUMNS``).
+SHOWN = {"shown": True}
+
 
 class Base(DeclarativeBase):
     pass
 
 
 class Job(Base):
+    """A training job. Columns marked ``SHOWN`` are what its API document (``JobRead``) is
+    made of: ``service/jobs/presenter.py:job_document`` reads those and no others."""
+
     __tablename__ = "jobs"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, info=SHOWN)
     tenant_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), info=SHOWN)
     queue: Mapped[str] = mapped_column(String(32))
-    spec: Mapped[dict[str, Any]] = mapped_column(FiniteJSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    spec: Mapped[dict[str, Any]] = mapped_column(FiniteJSON, info=SHOWN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=SHOWN)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=SHOWN)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=SHOWN)
 
     # Claim and fencing: a worker's writes carry the attempt it claimed.
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, info=SHOWN)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker: Mapped[str | None] = mapped_column(String(255))
@@ -42,21 +48,21 @@ class Job(Base):
     # Since when every send was refused (the broker is down); NULL once one went through.
     unsent_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    epoch: Mapped[int] = mapped_column(Integer, default=0)
-    epochs: Mapped[int] = mapped_column(Integer)
-    eta_seconds: Mapped[float | None] = mapped_column(Float)
-    history: Mapped[list[dict[str, Any]]] = mapped_column(FiniteJSON, default=list)
-    result: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)
-    error_type: Mapped[str | None] = mapped_column(String(32))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    model_key: Mapped[str | None] = mapped_column(String(255))
+    epoch: Mapped[int] = mapped_column(Integer, default=0, info=SHOWN)
+    epochs: Mapped[int] = mapped_column(Integer, info=SHOWN)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, info=SHOWN)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(FiniteJSON, default=list, info=SHOWN)
+    result: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON, info=SHOWN)
+    error_type: Mapped[str | None] = mapped_column(String(32), info=SHOWN)
+    error_message: Mapped[str | None] = mapped_column(Text, info=SHOWN)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, info=SHOWN)
+    model_key: Mapped[str | None] = mapped_column(String(255), info=SHOWN)
     max_runtime_seconds: Mapped[float | None] = mapped_column(Float)
     # Epochs the last checkpoint holds (jobs/<id>/checkpoint.keras); a next attempt resumes there.
     checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
     # Claims a draining worker handed back: they do not count as attempts (attempt stays
     # monotonic for fencing; attempts = attempt - handbacks).
-    handbacks: Mapped[int] = mapped_column(Integer, default=0)
+    handbacks: Mapped[int] = mapped_column(Integer, default=0, info=SHOWN)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # the last event's seq
 
     __table_args__ = (

@@ -35,12 +35,9 @@ from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.models import ApiKey, Dataset, IdempotencyKey, Job, JobCount, WorkerBeat
 
-# The columns a job's document is made of (the hot read selects exactly these).
-JOB_COLUMNS = (
-    "id", "status", "created_at", "started_at", "finished_at", "spec", "epoch", "epochs",
-    "eta_seconds", "history", "result", "error_type", "error_message", "attempt",
-    "handbacks", "cancel_requested", "model_key",
-)  # fmt: skip
+# The columns a job's document is made of (the hot read selects exactly these): the ORM
+# marks them (``models.SHOWN``).
+JOB_COLUMNS = tuple(column.key for column in Job.__table__.columns if column.info.get("shown"))
 
 
 def numbered_queries(*columns: ColumnClause[Any]) -> TableValuedAlias:

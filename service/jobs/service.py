@@ -43,9 +43,9 @@ from fitq.spec import (
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
-from fitq.store.models import Dataset, Job
+from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
 from fitq.store.repository import gpu_seconds
-from fitq.store.statements import JOB_COLUMNS
+from fitq.store.rows import new_row
 from fitq.store.types import utcnow
 from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
@@ -203,39 +203,36 @@ def _new_job(
     job_id = new_id(JOB_PREFIX)
     dumped = spec.model_dump(mode="json")
     remember_spec(job_id, dumped)
-    return {
-        **dict.fromkeys(JOB_COLUMNS),
-        "id": job_id,
-        "tenant_id": tenant_id,
-        "status": JobStatus.queued.value,
-        "queue": queue,
-        "spec": dumped,
-        "created_at": now,
-        "updated_at": now,
-        "epochs": spec.fit.epochs,
-        "history": [],
-        "attempt": 0,
-        "handbacks": 0,
-        "epoch": 0,
-        "cancel_requested": False,
-        "max_runtime_seconds": min(spec.fit.max_runtime_seconds or cap, cap),
+    # Every other column takes the model's default (fitq/store/models.py).
+    return new_row(
+        Job,
+        id=job_id,
+        tenant_id=tenant_id,
+        status=JobStatus.queued.value,
+        queue=queue,
+        spec=dumped,
+        created_at=now,
+        updated_at=now,
+        epochs=spec.fit.epochs,
+        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
         # Counted as sent before the send: the commit must come first, and a process that
         # dies between the two leaves the job to the sweeper's next re-send.
-        "sends": 1,
-        "last_sent_at": now,
-        "event_seq": 1,  # the first event, written with it
-    }
+        sends=1,
+        last_sent_at=now,
+        event_seq=1,  # the first event, written with it
+    )
 
 
 def _first_event(job: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "job_id": job["id"],
-        "tenant_id": job["tenant_id"],
-        "seq": 1,
-        "time": job["created_at"],
-        "type": "status",
-        "data": {"status": "queued"},
-    }
+    return new_row(
+        JobEvent,
+        job_id=job["id"],
+        tenant_id=job["tenant_id"],
+        seq=1,
+        time=job["created_at"],
+        type="status",
+        data={"status": "queued"},
+    )
 
 
 def _idempotency_row(
@@ -243,13 +240,14 @@ def _idempotency_row(
 ) -> dict[str, Any] | None:
     if key is None:
         return None
-    return {
-        "tenant_id": tenant_id,
-        "key": key,
-        "request_hash": digest,
-        "job_id": job_id,
-        "created_at": now,
-    }
+    return new_row(
+        IdempotencyKey,
+        tenant_id=tenant_id,
+        key=key,
+        request_hash=digest,
+        job_id=job_id,
+        created_at=now,
+    )
 
 
 def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
