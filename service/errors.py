@@ -68,14 +68,20 @@ def _detail(error: dict[str, Any]) -> ErrorDetail:
     return ErrorDetail(loc=_loc(parts), message=message, received=_received(error.get("input")))
 
 
-# Fields whose value is a discriminated union: pydantic puts the member's tag after them.
-_TAGGED_FIELDS = {"optimizer", "loss", "train", "validation", "test"}
+# Fields whose value is a discriminated union: pydantic puts the member's tag after them
+# ("schedule" and "object" are themselves tags, of a learning rate and a metric, followed by
+# the member's own). Lists of tagged members: a tag after the index.
+_TAGGED_FIELDS = {
+    "optimizer", "loss", "train", "validation", "test", "learning_rate", "schedule", "object"
+}  # fmt: skip
+_TAGGED_LISTS = {"layers", "callbacks", "metrics"}
 _UNION_MEMBER = re.compile(r"^(constrained-)?(int|float|str|bool)$|\[")
 
 
 def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
     """Pydantic names the union member in the path: a discriminated union its tag
-    ('model.layers.0.Dense.units', 'compile.loss.huber.delta', 'data.train.inline.x'), a
+    ('model.layers.0.Dense.units', 'compile.loss.huber.delta', 'data.train.inline.x',
+    'compile.optimizer.adam.learning_rate.schedule.CosineDecay.config.alpha'), a
     plain union the member's type ('kernel_size.tuple[int, int]'). Users never wrote those."""
     part = loc[index]
     if index == 0 or not isinstance(part, str):
@@ -83,7 +89,7 @@ def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
     previous = loc[index - 1]
     if previous in _TAGGED_FIELDS or bool(_UNION_MEMBER.search(part)):
         return True
-    return isinstance(previous, int) and index >= 2 and loc[index - 2] == "layers"
+    return isinstance(previous, int) and index >= 2 and loc[index - 2] in _TAGGED_LISTS
 
 
 def envelope(

@@ -4,7 +4,7 @@ and ``evaluate`` on test data."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -15,6 +15,7 @@ from fitq.spec.keras_config import model_from_keras_config
 from fitq.spec.layers import Layer, ShapeOf
 
 SPEC_VERSION: Literal[1] = 1
+CallbackT = TypeVar("CallbackT", bound=SpecModel)
 MAX_SEED = 2**32 - 1
 
 
@@ -64,6 +65,30 @@ class EarlyStopping(SpecModel):
     restore_best_weights: bool = False
 
 
+class ReduceLROnPlateau(SpecModel):
+    """``keras.callbacks.ReduceLROnPlateau`` with its defaults."""
+
+    type: Literal["ReduceLROnPlateau"]
+    monitor: str = Field("val_loss", max_length=64)
+    factor: float = Field(0.1, gt=0.0, lt=1.0)
+    patience: int = Field(10, ge=0, le=10_000)
+    mode: Literal["auto", "min", "max"] = "auto"
+    min_delta: float = Field(0.0001, ge=0.0, le=1e6)
+    cooldown: int = Field(0, ge=0, le=10_000)
+    min_lr: float = Field(0.0, ge=0.0, le=10.0)
+
+
+class TerminateOnNaN(SpecModel):
+    """``keras.callbacks.TerminateOnNaN``: stop at the batch whose loss is NaN or infinite
+    (the job then fails as diverged, with the epochs before it kept)."""
+
+    type: Literal["TerminateOnNaN"]
+
+
+Callback = Annotated[ReduceLROnPlateau | TerminateOnNaN, Field(discriminator="type")]
+ClassKey = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,6})$")]
+
+
 class FitSpec(SpecModel):
     batch_size: int = Field(32, ge=1, le=65_536)
     epochs: int = Field(1, ge=1, le=100_000)
@@ -72,6 +97,17 @@ class FitSpec(SpecModel):
         None, gt=0.0, lt=1.0, description="Keras semantics: the last fraction of the rows."
     )
     early_stopping: EarlyStopping | None = None
+    callbacks: list[Callback] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Keras callbacks by class name with their arguments, each at most once.",
+    )
+    class_weight: dict[ClassKey, Annotated[float, Field(gt=0.0, le=1e6)]] | None = Field(
+        None,
+        max_length=10_000,
+        description="fit(class_weight=…): class index (as a string, JSON's keys) → weight; "
+        "classes left out weigh 1.",
+    )
     max_runtime_seconds: float | None = Field(
         None, gt=0, le=30 * 86_400, description="Stop the job past this; the server caps it."
     )
@@ -85,6 +121,17 @@ class FitSpec(SpecModel):
         description="compile(jit_compile=...): XLA on or off; absent: Keras's 'auto' (XLA on "
         "a GPU where the model supports it, off on a CPU).",
     )
+
+    @model_validator(mode="after")
+    def _each_callback_once(self) -> FitSpec:
+        kinds = [callback.type for callback in self.callbacks]
+        twice = [kind for i, kind in enumerate(kinds) if kind in kinds[:i]]
+        if twice:
+            raise ValueError(f"expected each callback once, received {twice[0]} twice")
+        return self
+
+    def callback(self, kind: type[CallbackT]) -> CallbackT | None:
+        return next((c for c in self.callbacks if isinstance(c, kind)), None)
 
 
 class ResourcesSpec(SpecModel):

@@ -13,8 +13,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, Strict, field_validator
 
 from fitq.errors import SpecError
+from fitq.spec.arguments import Activation, Fraction, Initializer, Regularizer
 from fitq.spec.base import SpecModel
-from fitq.spec.compile import Activation, Fraction, Initializer, Regularizer
 
 Shape = tuple[int, ...]
 Dim = Annotated[int, Field(ge=1, le=1_000_000)]

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from fitq.errors import SpecError
-from fitq.spec.compile import CompileSpec, LossBase
+from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
 from fitq.spec.job import FitSpec, ModelSpec
 from fitq.spec.layers import Embedding, Shape
+from fitq.spec.losses import LossBase
+from fitq.spec.metrics import SPARSE_METRICS, metric_type
 
 
 class LayerSummary(BaseModel):
@@ -148,11 +150,13 @@ def plan_labels(
     one_hot = family == "categorical" and scalar and model_out[-1] >= 2
     if family == "categorical" and not one_hot:
         return None  # already one row per class
-    if family == "binary" and (len(classes) > 2 or not scalar):
+    if family in ("binary", "hinge") and (len(classes) > 2 or not scalar):
         return None  # several binary targets, or values the range check will refuse
     contiguous = classes == list(range(len(classes)))
-    if family == "binary" and set(classes) <= {0.0, 1.0}:
+    if family in ("binary", "hinge") and set(classes) <= {0.0, 1.0}:
         contiguous = True
+    if family == "hinge" and set(classes) <= {-1.0, 1.0}:
+        contiguous = True  # Keras's hinge takes -1/1 as given (and makes 0/1 into -1/1)
     if contiguous and not one_hot and labels is None:
         return None
     return LabelEncoding(classes=classes, names=labels, one_hot=one_hot)
@@ -191,6 +195,23 @@ def _check_targets(
     targets' shape, then their classes (encoded) or values (raw)."""
     _check_output_width(compile_spec.loss, model_out)
     _check_target_shape(loc, data, model_out, compile_spec.loss, encoding)
+    scalars = tuple(data.y_shape[1:]) == ()
+    one_hot = encoding is not None and encoding.one_hot
+    for index, metric in enumerate(compile_spec.metrics):
+        if metric_type(metric) in SPARSE_METRICS and one_hot:
+            raise SpecError(
+                f"compile.metrics.{index}",
+                f"{metric_type(metric)} expected integer class labels, received targets that "
+                f"{compile_spec.loss.type} takes one-hot (fitq encodes them so): use "
+                f"{metric_type(metric).removeprefix('sparse_')}",
+            )
+        if metric_type(metric) == "f1_score" and scalars:
+            raise SpecError(
+                f"compile.metrics.{index}",
+                f"f1_score expected 2-D targets of shape [rows, {model_out[-1]}] "
+                f"(as Keras's metric takes them), received scalars in {loc}: send each row's "
+                "target as a list ([[0.0], [1.0], …])",
+            )
     if encoding is not None:
         _check_class_count(loc, compile_spec.loss, encoding, model_out[-1])
     elif data.y_values is not None:
@@ -236,7 +257,7 @@ def _check_target_shape(
 
 def _check_class_count(loc: str, loss: LossBase, encoding: LabelEncoding, width: int) -> None:
     classes = len(encoding.classes)
-    limit = 2 if loss.family == "binary" else width
+    limit = 2 if loss.family in ("binary", "hinge") else width
     if classes > limit:
         raise SpecError(
             loc,
@@ -265,13 +286,35 @@ def _check_target_values(
             f"{loss.type} expected targets in [0, 1], received values in "
             f"[{values.low:g}, {values.high:g}]",
         )
-    if "sparse_categorical_accuracy" in compile_spec.metrics and not sparse:
-        y_rows = tuple(data.y_shape[1:])
-        if y_rows not in _sparse_shapes(model_out) or not values.integral:
+    if loss.family == "hinge" and (values.low < -1 or values.high > 1):
+        raise SpecError(
+            loc,
+            f"{loss.type} expected targets -1 or 1 (or 0 or 1), received values in "
+            f"[{values.low:g}, {values.high:g}]",
+        )
+    y_rows = tuple(data.y_shape[1:])
+    for metric in compile_spec.metrics:
+        name = metric_type(metric)
+        labels = y_rows in _sparse_shapes(model_out) and values.integral
+        if name in SPARSE_METRICS and not sparse and not labels:
             raise SpecError(
                 "compile.metrics",
-                "sparse_categorical_accuracy expected integer class labels of shape "
-                f"{list(model_out[:-1])}, received targets of shape {list(y_rows)}",
+                f"{name} expected integer class labels of shape {list(model_out[:-1])}, "
+                f"received targets of shape {list(y_rows)}",
+            )
+
+
+def _check_metrics(compile_spec: CompileSpec, model_out: Shape) -> None:
+    """Metrics that report one number only for some outputs."""
+    for index, metric in enumerate(compile_spec.metrics):
+        average = getattr(metric, "average", None)
+        if metric_type(metric) == "f1_score" and average is None and model_out[-1] > 1:
+            raise SpecError(
+                f"compile.metrics.{index}",
+                "f1_score without an average reports one value per class; fitq records one "
+                f'number per metric: expected {{"type": "f1_score", "average": '
+                f'"macro"}} (or "micro", "weighted") for an output of width '
+                f"{model_out[-1]}, received no average",
             )
 
 
@@ -302,17 +345,53 @@ def check_splits(
                 f"{fit.validation_split} of {rows} rows ({kept} to train, {held_out} to validate)",
             )
         rows = kept
+    logged = ["loss", *compile_spec.metric_names]
+    if has_validation or fit.validation_split:
+        logged += [f"val_{name}" for name in logged]
     if fit.early_stopping is not None:
-        logged = ["loss", *compile_spec.metrics]
-        if has_validation or fit.validation_split:
-            logged += [f"val_{name}" for name in logged]
-        if fit.early_stopping.monitor not in logged:
-            raise SpecError(
-                "fit.early_stopping.monitor",
-                f"expected one of {', '.join(map(repr, logged))} (what this job logs), "
-                f"received {fit.early_stopping.monitor!r}",
-            )
+        _check_monitor("fit.early_stopping.monitor", fit.early_stopping.monitor, logged)
+    for index, callback in enumerate(fit.callbacks):
+        monitor = getattr(callback, "monitor", None)
+        if monitor is not None:
+            _check_monitor(f"fit.callbacks.{index}.monitor", monitor, logged)
     return EstimatedWork(train_rows=rows, epochs=fit.epochs, samples_x_epochs=rows * fit.epochs)
+
+
+def _check_fit_options(fit: FitSpec, compile_spec: CompileSpec, model_out: Shape) -> None:
+    """``class_weight`` against the loss's classes; ReduceLROnPlateau against a schedule."""
+    loss = compile_spec.loss
+    if fit.class_weight is not None:
+        if loss.family == "regression":
+            raise SpecError(
+                "fit.class_weight",
+                f"expected a classification loss with class_weight, received {loss.type!r} "
+                "(its targets are numbers, not classes)",
+            )
+        classes = 2 if loss.family in ("binary", "hinge") else model_out[-1]
+        outside = sorted(int(k) for k in fit.class_weight if int(k) >= classes)
+        if outside:
+            raise SpecError(
+                "fit.class_weight",
+                f"expected class indices in [0, {classes}) ({loss.type} with an output of "
+                f"width {model_out[-1]}), received {outside[0]}",
+            )
+    scheduled = getattr(compile_spec.optimizer, "scheduled", False)
+    for index, callback in enumerate(fit.callbacks):
+        if callback.type == "ReduceLROnPlateau" and scheduled:
+            raise SpecError(
+                f"fit.callbacks.{index}",
+                "ReduceLROnPlateau expected a number as compile.optimizer.learning_rate, "
+                "received a schedule (Keras cannot set the rate a schedule computes)",
+            )
+
+
+def _check_monitor(loc: str, monitor: str, logged: list[str]) -> None:
+    if monitor not in logged:
+        raise SpecError(
+            loc,
+            f"expected one of {', '.join(map(repr, logged))} (what this job logs), "
+            f"received {monitor!r}",
+        )
 
 
 class Validation(BaseModel):
@@ -335,6 +414,9 @@ def validate_job(
     standardize: bool = False,
 ) -> Validation:
     summary = summarize(model, max_params, standardize=standardize)
+    model_out = tuple(d for d in summary.output_shape[1:] if d is not None)
+    _check_metrics(compile_spec, model_out)
+    _check_fit_options(fit, compile_spec, model_out)
     encoding = check_data(model, summary, compile_spec, splits)
     work = check_splits(
         fit, compile_spec, splits["train"].x_shape[0], "validation" in splits, test_split

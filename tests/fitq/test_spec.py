@@ -35,7 +35,12 @@ def test_optimizer_object_keeps_only_given_arguments() -> None:
 @pytest.mark.parametrize(
     ("patch", "loc", "fragment"),
     [
-        ({"compile": {"loss": "hinge"}}, ("compile", "loss"), "'mse', 'mae', 'huber'"),
+        (
+            {"compile": {"loss": "mean_sqared_error"}},
+            ("compile", "loss"),
+            "received 'mean_sqared_error' (did you mean 'mean_squared_error'?)",
+        ),
+        ({"compile": {"loss": "hnge"}}, ("compile", "loss"), "hinge, huber, kl_divergence"),
         ({"compile": {"loss": "mse", "optimizer": "adamx"}}, ("compile", "optimizer"), "adamx"),
         ({"compile": {"loss": "mse", "metrics": ["mae", "mae"]}}, ("compile", "metrics"), "twice"),
         ({"fit": {"batch_size": 0}}, ("fit", "batch_size"), "greater than or equal to 1"),
