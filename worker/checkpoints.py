@@ -6,7 +6,7 @@ out and a resumed run needs to draw the same numbers:
 - the state of each random layer's seed generator (Dropout's masks);
 - Python's and NumPy's global random states (Keras shuffles the batches of a dataset
   object with Python's ``random``);
-- EarlyStopping's counters and best weights;
+- EarlyStopping's counters and best weights, ReduceLROnPlateau's counters;
 - the epoch it was taken after.
 
 That extra state is a member of the same ``.keras`` zip, so the checkpoint is one artifact,
@@ -35,8 +35,10 @@ LOSS_SHARE = 0.05
 COST_SHARE = 0.03
 STATE_MEMBER = "fitq-checkpoint.json"
 BEST_WEIGHTS_MEMBER = "fitq-early-stopping-best-weights.npz"
-# EarlyStopping's progress; on_train_begin resets it, so a resumed run puts it back after.
+# EarlyStopping's and ReduceLROnPlateau's progress; on_train_begin resets it, so a resumed
+# run puts it back after.
 EARLY_STOPPING_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
+REDUCE_LR_FIELDS = ("wait", "best", "cooldown_counter")
 
 
 def checkpoint_due(
@@ -65,6 +67,7 @@ class CheckpointState:
     numpy_random: list[Any]  # np.random.get_state()
     early_stopping: dict[str, Any] | None = None
     best_weights: list[np.ndarray] | None = None
+    reduce_lr: dict[str, Any] | None = None
 
 
 def _seed_variables(model: keras.Model) -> list[Any]:
@@ -77,6 +80,7 @@ def save(
     path: Path,
     epoch: int,
     early_stopping: keras.callbacks.EarlyStopping | None = None,
+    reduce_lr: keras.callbacks.ReduceLROnPlateau | None = None,
 ) -> None:
     """``model.save(path)`` plus the state Keras leaves out."""
     model.save(path)
@@ -86,12 +90,11 @@ def save(
         "python_random": _plain_tree(random.getstate()),
         "numpy_random": _plain_tree(np.random.get_state()),
         "early_stopping": None,
+        "reduce_lr": _fields(reduce_lr, REDUCE_LR_FIELDS) if reduce_lr is not None else None,
     }
     best: list[np.ndarray] | None = None
     if early_stopping is not None:
-        state["early_stopping"] = {
-            name: _plain(getattr(early_stopping, name)) for name in EARLY_STOPPING_FIELDS
-        }
+        state["early_stopping"] = _fields(early_stopping, EARLY_STOPPING_FIELDS)
         best = early_stopping.best_weights
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr(STATE_MEMBER, json.dumps(state))
@@ -120,6 +123,7 @@ def read_state(path: Path) -> CheckpointState | None:
         numpy_random=state["numpy_random"],
         early_stopping=state["early_stopping"],
         best_weights=best,
+        reduce_lr=state.get("reduce_lr"),
     )
 
 
@@ -154,6 +158,26 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         for name, value in self._resume.early_stopping.items():
             setattr(self, name, value)
         self.best_weights = self._resume.best_weights
+
+
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras's ReduceLROnPlateau, which a resumed run starts where the checkpoint left it
+    (the learning rate itself is the optimizer's, saved with the model)."""
+
+    def __init__(self, resume: CheckpointState | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._resume = resume
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self._resume is None or self._resume.reduce_lr is None:
+            return
+        for name, value in self._resume.reduce_lr.items():
+            setattr(self, name, value)
+
+
+def _fields(callback: keras.callbacks.Callback, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: _plain(getattr(callback, name)) for name in names}
 
 
 def _plain_tree(value: Any) -> Any:

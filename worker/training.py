@@ -19,7 +19,9 @@ import numpy as np
 
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
-from fitq.spec.job import FitSpec, ModelSpec
+from fitq.spec.job import FitSpec, ModelSpec, ReduceLROnPlateau, TerminateOnNaN
+from fitq.spec.metrics import METRIC_CLASSES, MetricBase
+from fitq.spec.optimizers import OptimizerBase, ScheduleBase
 from fitq.spec.validation import split_rows
 from worker import checkpoints
 from worker.backend import visible_gpus
@@ -30,37 +32,6 @@ from worker.watch import StopReason
 
 HistoryEpoch = dict[str, float | int | None]
 EpochHook = Callable[[list[HistoryEpoch]], None]
-
-# User metric name → Keras metric; the user's string becomes the metric's name, so it is the key
-# in history and results ("rmse" included, though Keras calls it root_mean_squared_error).
-# "accuracy" stays Keras's own string: Keras picks binary, categorical or sparse accuracy from
-# the shapes of targets and outputs, as it does for a hand-written compile.
-METRICS: dict[str, type[keras.metrics.Metric]] = {
-    "mae": keras.metrics.MeanAbsoluteError,
-    "mse": keras.metrics.MeanSquaredError,
-    "rmse": keras.metrics.RootMeanSquaredError,
-    "mape": keras.metrics.MeanAbsolutePercentageError,
-    "binary_accuracy": keras.metrics.BinaryAccuracy,
-    "categorical_accuracy": keras.metrics.CategoricalAccuracy,
-    "sparse_categorical_accuracy": keras.metrics.SparseCategoricalAccuracy,
-    "auc": keras.metrics.AUC,
-}
-LOSSES: dict[str, type[keras.losses.Loss]] = {
-    "mse": keras.losses.MeanSquaredError,
-    "mae": keras.losses.MeanAbsoluteError,
-    "huber": keras.losses.Huber,
-    "log_cosh": keras.losses.LogCosh,
-    "binary_crossentropy": keras.losses.BinaryCrossentropy,
-    "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
-    "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
-}
-OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "sgd": keras.optimizers.SGD,
-    "rmsprop": keras.optimizers.RMSprop,
-    "adagrad": keras.optimizers.Adagrad,
-}
 
 
 @dataclass(frozen=True)
@@ -146,17 +117,38 @@ def compile_model(
     jit_compile: bool | None = None,
     pacing: Pacing | None = None,
 ) -> None:
-    optimizer = OPTIMIZERS[spec.optimizer.type](**spec.optimizer.keras_kwargs())
-    metrics = [name if name == "accuracy" else METRICS[name](name=name) for name in spec.metrics]
-    loss = LOSSES[spec.loss.type](**spec.loss.keras_kwargs())
+    """``model.compile`` with the Keras objects the spec names (each class as
+    ``fitq/spec`` names it, with the arguments the user set)."""
     model.compile(
-        loss=loss,
-        optimizer=optimizer,
-        metrics=metrics,
+        loss=getattr(keras.losses, spec.loss.keras_class)(**spec.loss.keras_kwargs()),
+        optimizer=_optimizer(spec.optimizer),
+        metrics=[_metric(metric) for metric in spec.metrics],
         jit_compile="auto" if jit_compile is None else jit_compile,
         steps_per_execution=pacing.steps_per_execution if pacing else 1,
         run_eagerly=pacing.run_eagerly if pacing else False,
     )
+
+
+def _optimizer(spec: OptimizerBase) -> keras.optimizers.Optimizer:
+    kwargs = spec.keras_kwargs()
+    rate = spec.learning_rate
+    if isinstance(rate, ScheduleBase):
+        kwargs["learning_rate"] = getattr(keras.optimizers.schedules, rate.class_name)(
+            **rate.keras_kwargs()
+        )
+    return getattr(keras.optimizers, spec.keras_class)(**kwargs)
+
+
+def _metric(metric: str | MetricBase) -> str | keras.metrics.Metric:
+    """The user's string becomes the metric's name, so it is the key in history and results
+    ("rmse" included, though Keras calls it root_mean_squared_error), as Keras names a metric
+    given by string. "accuracy" stays Keras's own string (Keras picks the accuracy)."""
+    if isinstance(metric, MetricBase):
+        return getattr(keras.metrics, metric.keras_class)(**metric.keras_kwargs())
+    keras_class = METRIC_CLASSES[metric]
+    if keras_class is None:
+        return metric
+    return getattr(keras.metrics, keras_class)(name=metric)
 
 
 def mixed_policy() -> str:
@@ -226,8 +218,16 @@ def prepare_data(
     return TrainingData(train, validation, test)
 
 
+def class_weights(fit: FitSpec) -> dict[int, float] | None:
+    """``fit.class_weight`` as Keras takes it (JSON keys are strings)."""
+    if fit.class_weight is None:
+        return None
+    return {int(key): weight for key, weight in fit.class_weight.items()}
+
+
 def _clean(value: Any) -> float | None:
-    number = float(value)
+    # One number: a metric of one output may be a 1-element array (F1Score per class).
+    number = float(np.asarray(value).item())
     return number if math.isfinite(number) else None
 
 
@@ -301,8 +301,10 @@ class _AtEpochEnd(keras.callbacks.Callback):
         draining: Callable[[], bool] | None,
         epochs: int,
         early_stopping: keras.callbacks.EarlyStopping | None,
+        reduce_lr: keras.callbacks.ReduceLROnPlateau | None = None,
     ) -> None:
         super().__init__()
+        self._reduce_lr = reduce_lr
         self._store = store
         self._interval = interval
         self._draining = draining
@@ -327,8 +329,8 @@ class _AtEpochEnd(keras.callbacks.Callback):
             longest_interval=self._interval,
         )
         if self._store is not None and (draining or due):
-            model, stopper = self.model, self._early_stopping
-            self._store(lambda path: checkpoints.save(model, path, done, stopper), done)
+            model, stopper, reducer = self.model, self._early_stopping, self._reduce_lr
+            self._store(lambda path: checkpoints.save(model, path, done, stopper, reducer), done)
             self._last = time.monotonic()
             self._last_save = self._last - now
             self.saving += self._last_save
@@ -405,6 +407,7 @@ def train(
         **feed.fit_arguments(fit_spec),
         epochs=fit_spec.epochs,
         initial_epoch=initial_epoch,
+        class_weight=class_weights(fit_spec),
         callbacks=callbacks.in_order(),
         verbose=0,
     )
@@ -467,7 +470,7 @@ def _new_model(
     with distribution(devices), dtype_policy(policy):
         model = build_model(model_spec, normalizer)
         eager_allowed = not fit_spec.jit_compile and not devices
-        pacing = _pacing(data, fit_spec, model, eager_allowed)
+        pacing = _pacing(data, fit_spec, model, eager_allowed, compile_spec)
         key = _reuse_key(
             model_spec, compile_spec, fit_spec, data, pacing, execution, streamed, devices
         )
@@ -481,9 +484,12 @@ def _new_model(
 
 @dataclass
 class _FitCallbacks:
-    """fitq's callbacks, run in this order at each epoch's end: record the epoch, then
-    EarlyStopping decides, then the checkpoint and the drain see the decided state."""
+    """The callbacks of a job's fit, run in this order at each epoch's end: the user's
+    (``fit.callbacks``, in the order given, as a script lists them; ReduceLROnPlateau adds
+    ``learning_rate`` to the logs), then fitq's: record the epoch, EarlyStopping decides,
+    then the checkpoint and the drain see the decided state."""
 
+    user: list[keras.callbacks.Callback]
     recorder: _EpochRecorder
     stop: _StopAtBatch | None
     stopper: checkpoints.ResumableEarlyStopping | None
@@ -494,12 +500,24 @@ class _FitCallbacks:
         cls, on_epoch: EpochHook | None, fit_spec: FitSpec, execution: Execution
     ) -> _FitCallbacks:
         resume = execution.resume
+        state = resume.state if resume else None
         stopper = None
         if fit_spec.early_stopping is not None:
             stopper = checkpoints.ResumableEarlyStopping(
-                resume.state if resume else None, **fit_spec.early_stopping.model_dump()
+                state, **fit_spec.early_stopping.model_dump()
             )
+        user: list[keras.callbacks.Callback] = []
+        reducer = None
+        for spec in fit_spec.callbacks:
+            if isinstance(spec, ReduceLROnPlateau):
+                reducer = checkpoints.ResumableReduceLROnPlateau(
+                    state, **spec.model_dump(exclude={"type"})
+                )
+                user.append(reducer)
+            elif isinstance(spec, TerminateOnNaN):
+                user.append(keras.callbacks.TerminateOnNaN())
         return cls(
+            user=user,
             recorder=_EpochRecorder(on_epoch, resume.history if resume else []),
             stop=None if execution.should_stop is None else _StopAtBatch(execution.should_stop),
             stopper=stopper,
@@ -509,11 +527,12 @@ class _FitCallbacks:
                 execution.draining,
                 fit_spec.epochs,
                 stopper,
+                reducer,
             ),
         )
 
     def in_order(self) -> list[keras.callbacks.Callback]:
-        found = (self.recorder, self.stop, self.stopper, self.at_epoch_end)
+        found = (*self.user, self.recorder, self.stop, self.stopper, self.at_epoch_end)
         return [callback for callback in found if callback is not None]
 
 
@@ -580,19 +599,53 @@ def _evaluate(
         return_dict=True,
     )
     outcome.test_loss = _clean(scores["loss"])
-    outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metrics}
+    outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metric_names}
 
 
-# Layers whose eager kernels give the traced graph's numbers bit for bit (tested); recurrent
-# layers do not (graph mode fuses their loop), so jobs with others stay traced.
+# What eager kernels compute bit for bit as the traced graph does (tested): these layers,
+# losses, metrics and optimizers with a number for a learning rate. Recurrent layers do not
+# (graph mode fuses their loop), nor do the hinge and focal losses, r2_score, top-k or a
+# schedule's arithmetic (measured: the last bit of a loss or metric differs), so jobs using
+# anything else stay traced, as a hand-written ``fit`` is.
 EAGER_EXACT = frozenset(
     {"Dense", "Dropout", "Activation", "Flatten", "Reshape", "BatchNormalization",
      "LayerNormalization", "Normalization"}
 )  # fmt: skip
+EAGER_EXACT_LOSSES = frozenset(
+    {"mse", "mae", "huber", "log_cosh", "binary_crossentropy", "categorical_crossentropy",
+     "sparse_categorical_crossentropy"}
+)  # fmt: skip
+EAGER_EXACT_OPTIMIZERS = frozenset({"adam", "adamw", "sgd", "rmsprop", "adagrad"})
+EAGER_EXACT_METRICS = frozenset(
+    {"accuracy", "MeanAbsoluteError", "MeanSquaredError", "RootMeanSquaredError",
+     "MeanAbsolutePercentageError", "BinaryAccuracy", "CategoricalAccuracy",
+     "SparseCategoricalAccuracy", "AUC"}
+)  # fmt: skip
 
 
-def _pacing(data: TrainingData, fit: FitSpec, model: keras.Model, eager_allowed: bool) -> Pacing:
-    exact = all(type(layer).__name__ in EAGER_EXACT for layer in model.layers)
+def _eager_exact(model: keras.Model, compile_spec: CompileSpec) -> bool:
+    optimizer = compile_spec.optimizer
+    return (
+        all(type(layer).__name__ in EAGER_EXACT for layer in model.layers)
+        and compile_spec.loss.type in EAGER_EXACT_LOSSES
+        and optimizer.type in EAGER_EXACT_OPTIMIZERS
+        and not optimizer.scheduled
+        and all(
+            isinstance(m, str) and (METRIC_CLASSES[m] or m) in EAGER_EXACT_METRICS
+            for m in compile_spec.metrics
+        )
+    )
+
+
+def _pacing(
+    data: TrainingData,
+    fit: FitSpec,
+    model: keras.Model,
+    eager_allowed: bool,
+    compile_spec: CompileSpec | None = None,
+) -> Pacing:
+    """``compile_spec``: a new model's (None: a resumed one, never eager)."""
+    exact = compile_spec is not None and _eager_exact(model, compile_spec)
     eager_allowed = eager_allowed and exact
     rows = data.train.count
     held_out = split_rows(rows, fit.validation_split)[1] if fit.validation_split else 0

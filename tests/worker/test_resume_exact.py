@@ -213,3 +213,55 @@ def test_the_checkpoint_cadence_bounds_lost_work_and_its_cost() -> None:
     assert due(trained=1000, since_last=60)
     assert not due(trained=1000, since_last=60, saving=29.99)  # the cost budget is spent
     assert due(trained=10**6, since_last=300, saving=10**6)  # never more than 300 s apart
+
+
+@pytest.mark.parametrize(
+    ("fit", "optimizer"),
+    [
+        # Reduces at epoch 3 undisturbed (two epochs without a 10.0 improvement), so a resumed
+        # run that forgot its counter after epoch 2 would train epoch 4 at the old rate.
+        (
+            {"callbacks": [{"type": "ReduceLROnPlateau", "patience": 2, "min_delta": 10.0}]},
+            {"type": "adam", "learning_rate": 0.01},
+        ),
+        (
+            {},
+            {
+                "type": "sgd",
+                "learning_rate": {
+                    "class_name": "ExponentialDecay",
+                    "config": {"initial_learning_rate": 0.05, "decay_steps": 5, "decay_rate": 0.5},
+                },
+            },
+        ),
+    ],
+    ids=["ReduceLROnPlateau", "ExponentialDecay"],
+)
+def test_callbacks_and_schedules_resume_to_the_undisturbed_numbers(
+    fit: dict[str, Any],
+    optimizer: dict[str, Any],
+    api: Api,
+    runner: JobRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, _ = api
+    runner.resend = lambda job_id, limit: None
+    body = dropout_job()
+    body["fit"].update(fit)
+    body["compile"]["optimizer"] = optimizer
+    undisturbed = client.post("/v1/jobs", json=body).json()["id"]
+    assert runner.run(undisturbed) == RunResult.succeeded
+    expected = outcome(client, undisturbed)
+
+    monkeypatch.setattr(_DrainAt, "boundary", "between epochs")
+    monkeypatch.setattr(worker.training, "_StopAtBatch", _DrainAt)
+    job_id = client.post("/v1/jobs", json=body).json()["id"]
+    try:
+        assert runner.run(job_id) == RunResult.handed_back
+    finally:
+        drain.requested.clear()
+    assert runner.run(job_id) == RunResult.succeeded
+    assert outcome(client, job_id) == expected
+    if fit:  # the rate fell once, at epoch 3's end (each epoch logs the rate it trained at)
+        rates = [epoch["learning_rate"] for epoch in expected["history"]]
+        assert rates[:3] == pytest.approx([0.01] * 3) and rates[3] == pytest.approx(0.001)

@@ -1,0 +1,297 @@
+"""Losses, metrics, optimizers, learning-rate schedules, callbacks and class weights by their
+Keras names: each job is accepted by ``POST /v1/validate`` and trains bit-identical to the
+same Keras code written by hand (CPU, in-memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import worker.training
+from fitq.settings import Settings
+from fitq.spec import JobCreate
+from worker.pacing import Pacing
+from worker.traced import traced_models
+from worker.training import Arrays, TrainingData, TrainingOutcome, train
+
+SEED = 21
+EPOCHS = 4
+
+
+def _arrays(kind: str, rows: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((rows, 4), dtype=np.float32)
+    score = x @ np.array([1.0, -2.0, 0.5, 1.5], dtype=np.float32)
+    if kind == "regression":
+        y = (score + 0.1 * rng.standard_normal(rows)).astype(np.float32)
+    elif kind == "counts":  # what poisson and msle take: positive targets
+        y = np.abs(score + 0.1 * rng.standard_normal(rows)).astype(np.float32) + 0.1
+    elif kind == "binary":  # rows of one value: f1_score takes 2-D targets only
+        y = (score > np.median(score)).astype(np.float32)[:, None]
+    elif kind == "hinge":
+        y = np.where(score > np.median(score), 1.0, -1.0).astype(np.float32)
+    else:
+        classes = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3])).astype(np.int64)
+        y = np.eye(3, dtype=np.float32)[classes] if kind == "categorical" else classes
+        y = y.astype(np.float32)
+    return {"x": x, "y": y}
+
+
+# The output layer each target kind takes, by hand and in the spec.
+OUTPUTS = {
+    "regression": (1, "linear"),
+    "counts": (1, "softplus"),
+    "binary": (1, "sigmoid"),
+    "hinge": (1, "tanh"),
+    "categorical": (3, "softmax"),
+    "sparse": (3, "softmax"),
+}
+
+
+@dataclass
+class Case:
+    """The spec's compile and fit fragments, and the same by hand."""
+
+    kind: str
+    compile: dict[str, Any]
+    by_hand: Callable[[], dict[str, Any]]  # model.compile's arguments, built fresh
+    fit: dict[str, Any] = field(default_factory=dict)
+    fit_by_hand: Callable[[], dict[str, Any]] = dict
+
+
+S = keras.optimizers.schedules
+CASES: dict[str, Case] = {
+    "mean_squared_error by its Keras name, nadam": Case(
+        "regression",
+        {"loss": "mean_squared_error", "optimizer": "nadam", "metrics": ["mean_absolute_error"]},
+        lambda: {"loss": "mean_squared_error", "optimizer": "nadam",
+                 "metrics": ["mean_absolute_error"]},
+    ),
+    "poisson, msle, r2_score, adamax": Case(
+        "counts",
+        {"loss": "poisson", "optimizer": {"type": "Adamax", "learning_rate": 0.01},
+         "metrics": ["msle", "r2_score", "log_cosh_error"]},
+        lambda: {"loss": "poisson", "optimizer": keras.optimizers.Adamax(learning_rate=0.01),
+                 "metrics": ["msle", "r2_score", "log_cosh_error"]},
+    ),
+    "ExponentialDecay schedule": Case(
+        "regression",
+        {"loss": "mse", "optimizer": {"type": "sgd", "learning_rate": {
+            "class_name": "ExponentialDecay",
+            "config": {"initial_learning_rate": 0.05, "decay_steps": 3, "decay_rate": 0.5,
+                       "staircase": True}}}, "metrics": ["mae"]},
+        lambda: {"loss": "mse", "optimizer": keras.optimizers.SGD(
+            learning_rate=S.ExponentialDecay(0.05, decay_steps=3, decay_rate=0.5, staircase=True)
+        ), "metrics": ["mae"]},
+    ),
+    "CosineDecay with warmup, as Keras serialises it": Case(
+        "regression",
+        {"loss": "huber", "optimizer": {"type": "adam", "learning_rate": S.serialize(
+            S.CosineDecay(0.0, decay_steps=10, warmup_target=0.02, warmup_steps=4))}},
+        lambda: {"loss": "huber", "optimizer": keras.optimizers.Adam(
+            S.CosineDecay(0.0, decay_steps=10, warmup_target=0.02, warmup_steps=4))},
+    ),
+    "PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay, CosineDecayRestarts": Case(
+        "regression",
+        {"loss": "mae", "optimizer": {"type": "rmsprop", "learning_rate": {
+            "class_name": "PiecewiseConstantDecay",
+            "config": {"boundaries": [4, 8], "values": [0.01, 0.005, 0.001]}}}},
+        lambda: {"loss": "mae", "optimizer": keras.optimizers.RMSprop(
+            S.PiecewiseConstantDecay([4, 8], [0.01, 0.005, 0.001]))},
+    ),
+    "PolynomialDecay on lion": Case(
+        "regression",
+        {"loss": "mse", "optimizer": {"type": "lion", "learning_rate": {
+            "class_name": "PolynomialDecay",
+            "config": {"initial_learning_rate": 0.003, "decay_steps": 8, "power": 2.0}}}},
+        lambda: {"loss": "mse", "optimizer": keras.optimizers.Lion(
+            S.PolynomialDecay(0.003, decay_steps=8, power=2.0))},
+    ),
+    "InverseTimeDecay and CosineDecayRestarts": Case(
+        "regression",
+        {"loss": "mse", "optimizer": {"type": "adamw", "learning_rate": {
+            "class_name": "CosineDecayRestarts",
+            "config": {"initial_learning_rate": 0.01, "first_decay_steps": 3}}}},
+        lambda: {"loss": "mse", "optimizer": keras.optimizers.AdamW(
+            S.CosineDecayRestarts(0.01, first_decay_steps=3))},
+    ),
+    "adafactor": Case(
+        "regression",
+        {"loss": "mse", "optimizer": {"type": "adafactor", "learning_rate": {
+            "class_name": "InverseTimeDecay",
+            "config": {"initial_learning_rate": 0.01, "decay_steps": 2, "decay_rate": 0.3}}}},
+        lambda: {"loss": "mse", "optimizer": keras.optimizers.Adafactor(
+            S.InverseTimeDecay(0.01, decay_steps=2, decay_rate=0.3))},
+    ),
+    "binary focal crossentropy, precision, recall, auc": Case(
+        "binary",
+        {"loss": {"type": "binary_focal_crossentropy", "gamma": 1.5, "apply_class_balancing": True},
+         "metrics": ["precision", "recall", {"type": "auc", "curve": "PR", "name": "pr_auc"},
+                     {"type": "precision", "thresholds": 0.3, "name": "precision_at_03"},
+                     "f1_score", "bce"]},
+        lambda: {"loss": keras.losses.BinaryFocalCrossentropy(gamma=1.5,
+                                                              apply_class_balancing=True),
+                 "optimizer": "adam",
+                 "metrics": ["precision", "recall", keras.metrics.AUC(curve="PR", name="pr_auc"),
+                             keras.metrics.Precision(thresholds=0.3, name="precision_at_03"),
+                             "f1_score", "bce"]},
+    ),
+    "class_weight": Case(
+        "binary",
+        {"loss": "binary_crossentropy", "metrics": ["binary_accuracy"]},
+        lambda: {"loss": "binary_crossentropy", "optimizer": "adam",
+                 "metrics": ["binary_accuracy"]},
+        fit={"class_weight": {"0": 1.0, "1": 3.5}},
+        fit_by_hand=lambda: {"class_weight": {0: 1.0, 1: 3.5}},
+    ),
+    "hinge on -1/1 targets": Case(
+        "hinge",
+        {"loss": "hinge", "metrics": ["hinge"]},
+        lambda: {"loss": "hinge", "optimizer": "adam", "metrics": ["hinge"]},
+    ),
+    "squared_hinge": Case(
+        "hinge",
+        {"loss": "squared_hinge"},
+        lambda: {"loss": "squared_hinge", "optimizer": "adam"},
+    ),
+    "categorical focal, kld, top-k, f1 macro": Case(
+        "categorical",
+        {"loss": {"type": "categorical_focal_crossentropy", "alpha": 0.5},
+         "metrics": [{"type": "top_k_categorical_accuracy", "k": 2}, "kl_divergence",
+                     {"type": "f1_score", "average": "macro"}, "categorical_hinge"]},
+        lambda: {"loss": keras.losses.CategoricalFocalCrossentropy(alpha=0.5),
+                 "optimizer": "adam",
+                 "metrics": [keras.metrics.TopKCategoricalAccuracy(k=2), "kl_divergence",
+                             keras.metrics.F1Score(average="macro"), "categorical_hinge"]},
+    ),
+    "kl_divergence by its alias, categorical_hinge": Case(
+        "categorical",
+        {"loss": "kld", "optimizer": "Adam", "metrics": ["accuracy"]},
+        lambda: {"loss": "kld", "optimizer": "adam", "metrics": ["accuracy"]},
+    ),
+    "categorical_hinge loss, class_weight on one-hot targets": Case(
+        "categorical",
+        {"loss": "categorical_hinge"},
+        lambda: {"loss": "categorical_hinge", "optimizer": "adam"},
+        fit={"class_weight": {"2": 2.0}},
+        fit_by_hand=lambda: {"class_weight": {2: 2.0}},
+    ),
+    "sparse top-k": Case(
+        "sparse",
+        {"loss": "sparse_categorical_crossentropy",
+         "metrics": [{"type": "sparse_top_k_categorical_accuracy", "k": 2}]},
+        lambda: {"loss": "sparse_categorical_crossentropy", "optimizer": "adam",
+                 "metrics": [keras.metrics.SparseTopKCategoricalAccuracy(k=2)]},
+    ),
+    "ReduceLROnPlateau and TerminateOnNaN": Case(
+        "regression",
+        {"loss": "mse", "optimizer": {"type": "sgd", "learning_rate": 0.05}},
+        lambda: {"loss": "mse", "optimizer": keras.optimizers.SGD(learning_rate=0.05)},
+        fit={"callbacks": [
+            {"type": "ReduceLROnPlateau", "monitor": "val_loss", "patience": 0, "factor": 0.5,
+             "min_delta": 10.0},
+            {"type": "TerminateOnNaN"}]},
+        fit_by_hand=lambda: {"callbacks": [
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5,
+                                              min_delta=10.0),
+            keras.callbacks.TerminateOnNaN()]},
+    ),
+}  # fmt: skip
+
+
+def _body(
+    case: Case, train: dict[str, np.ndarray], test: dict[str, np.ndarray], seed: int = SEED
+) -> dict:
+    units, activation = OUTPUTS[case.kind]
+    return {
+        "model": {
+            "layers": [
+                {"type": "Dense", "units": 8, "input_shape": [4], "activation": "relu"},
+                {"type": "Dense", "units": units, "activation": activation},
+            ]
+        },
+        "compile": case.compile,
+        "fit": {"batch_size": 16, "epochs": EPOCHS, "validation_split": 0.25, **case.fit},
+        "data": {
+            "train": {"x": train["x"].tolist(), "y": train["y"].tolist()},
+            "test": {"x": test["x"].tolist(), "y": test["y"].tolist()},
+        },
+        "seed": seed,
+    }
+
+
+def _by_hand(
+    case: Case, train: dict[str, np.ndarray], test: dict[str, np.ndarray], seed: int = SEED
+) -> tuple:
+    units, activation = OUTPUTS[case.kind]
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(units, activation=activation),
+        ]
+    )
+    model.compile(**case.by_hand())
+    history = model.fit(
+        train["x"], train["y"], batch_size=16, epochs=EPOCHS, validation_split=0.25, verbose=0,
+        **case.fit_by_hand(),
+    )  # fmt: skip
+    scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
+    return history.history, scores
+
+
+def _fitq(body: dict, test: dict[str, np.ndarray]) -> TrainingOutcome:
+    job = JobCreate.model_validate(body)
+    return train(
+        job.model,
+        job.compile,
+        job.fit,
+        TrainingData(Arrays(job.data.train.x, job.data.train.y), test=Arrays(test["x"], test["y"])),
+        seed=body["seed"],
+    )
+
+
+def _assert_same(outcome: TrainingOutcome, history: dict, scores: dict) -> None:
+    assert set(outcome.history[0]) - {"epoch"} == set(history)
+    for key, values in history.items():
+        by_hand = [float(np.asarray(v).item()) for v in values]  # F1Score: one per class
+        assert [epoch[key] for epoch in outcome.history] == by_hand, key
+    assert outcome.test_loss == scores["loss"]
+    assert outcome.test_metrics == {
+        k: float(np.asarray(v).item()) for k, v in scores.items() if k != "loss"
+    }
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_trains_as_the_same_keras_code_by_hand(name: str, api: tuple[TestClient, Settings]) -> None:
+    case = CASES[name]
+    train_arrays, test = _arrays(case.kind, 64, 0), _arrays(case.kind, 24, 1)
+    body = _body(case, train_arrays, test)
+    client, _ = api
+    checked = client.post("/v1/validate", json=body)
+    assert checked.status_code == 200, checked.json()
+    _assert_same(_fitq(body, test), *_by_hand(case, train_arrays, test))
+
+
+@pytest.mark.parametrize(
+    "name", ["ExponentialDecay schedule", "ReduceLROnPlateau and TerminateOnNaN", "class_weight"]
+)
+def test_a_reused_trace_starts_each_job_afresh(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schedule's step, the rate ReduceLROnPlateau lowered, the weights: a job on a kept
+    traced model starts from none of the last job's (traced pacing: eager keeps nothing)."""
+    traced = Pacing(run_eagerly=False, steps_per_execution=2, reason="test")
+    monkeypatch.setattr(worker.training, "plan_pacing", lambda *args, **kwargs: traced)
+    case = CASES[name]
+    train_arrays, test = _arrays(case.kind, 64, 0), _arrays(case.kind, 24, 1)
+    traced_models.clear()
+    for seed, kept in ((SEED, "new"), (SEED + 1, "reused")):
+        outcome = _fitq(_body(case, train_arrays, test, seed), test)
+        assert outcome.execution["traced"] == kept
+        _assert_same(outcome, *_by_hand(case, train_arrays, test, seed))
