@@ -20,6 +20,7 @@ import numpy as np
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
 from fitq.spec.job import FitSpec, ModelSpec, ReduceLROnPlateau, TerminateOnNaN
+from fitq.spec.layers import LayerBase
 from fitq.spec.metrics import METRIC_CLASSES, MetricBase
 from fitq.spec.optimizers import OptimizerBase, ScheduleBase
 from fitq.spec.validation import split_rows
@@ -88,11 +89,17 @@ def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> ker
     layers: list[Any] = [keras.Input(shape=spec.resolved_input_shape)]
     if first is not None:
         layers.append(first)
-    for layer in spec.layers:
-        # The type is allowlisted by the spec's discriminated union: no user string reaches
-        # getattr unchecked.
-        layers.append(getattr(keras.layers, layer.type)(**layer.keras_kwargs()))
+    layers.extend(keras_layer(layer) for layer in spec.layers)
     return keras.Sequential(layers)
+
+
+def keras_layer(spec: LayerBase) -> keras.layers.Layer:
+    """``keras.layers.<type>(**arguments)``, a wrapped layer built first and passed in, as a
+    script writes ``Bidirectional(LSTM(8))``. The type is allowlisted by the spec's
+    discriminated union: no user string reaches getattr unchecked."""
+    kwargs = spec.keras_kwargs()
+    kwargs.update({name: keras_layer(inner) for name, inner in spec.wrapped().items()})
+    return getattr(keras.layers, spec.type)(**kwargs)
 
 
 def label_transform(

@@ -66,6 +66,14 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "zero_output_for_mask": (False,),
     "bias_initializer": ({"class_name": "Zeros", "config": {}},),
     "bias_regularizer": (None,),
+    "depthwise_constraint": (None,),
+    "pointwise_constraint": (None,),
+    "depthwise_initializer": ({"class_name": "GlorotUniform", "config": {"seed": None}},),
+    "pointwise_initializer": ({"class_name": "GlorotUniform", "config": {"seed": None}},),
+    "depthwise_regularizer": (None,),
+    "pointwise_regularizer": (None,),
+    "output_padding": (None,),
+    "backward_layer": (None,),
 }
 
 _INITIALIZERS = {
@@ -81,7 +89,9 @@ _INITIALIZER_DEFAULTS: dict[str, Any] = {
     "seed": None, "input_axes": None, "output_axes": None, "gain": 1.0, "mean": 0.0,
     "stddev": 0.05, "minval": -0.05, "maxval": 0.05,
 }  # fmt: skip
-_ONE_D = frozenset({"Conv1D", "MaxPooling1D", "AveragePooling1D"})
+_ONE_D = frozenset(
+    {"Conv1D", "MaxPooling1D", "AveragePooling1D", "Conv1DTranspose", "SeparableConv1D"}
+)
 
 
 # A Sequential of the most layers a spec may hold, written by model.to_json(), is well under
@@ -171,6 +181,8 @@ def _input_shape(config: dict[str, Any], where: str) -> list[int]:
 
 
 def _layer(class_name: str, config: dict[str, Any], where: str) -> dict[str, Any]:
+    if class_name == "Bidirectional":
+        config = _without_mirror(config, where)
     fields = layer_fields(class_name)
     layer: dict[str, Any] = {"type": class_name}
     for key, value in config.items():
@@ -194,7 +206,19 @@ def _layer(class_name: str, config: dict[str, Any], where: str) -> dict[str, Any
     return layer
 
 
+# Layers that wrap another (its config under "layer"), and one-axis layers whose sizes Keras
+# writes as one-element lists.
+_WRAPPERS = frozenset({"Bidirectional", "TimeDistributed"})
+
+
 def _value(class_name: str, key: str, value: Any, where: str) -> Any:
+    if class_name in _WRAPPERS and key == "layer":
+        inner = _checked_entry(value, where)
+        config = dict(_object(value.get("config"), f"{where}.config"))
+        if class_name == "Bidirectional":
+            # Bidirectional sets it on the layer it wraps, whatever the user wrote.
+            config.pop("zero_output_for_mask", None)
+        return _layer(inner, config, where)
     if key.endswith("_initializer") and isinstance(value, dict):
         return _initializer(value, where)
     if key.endswith("_regularizer"):
@@ -202,6 +226,31 @@ def _value(class_name: str, key: str, value: Any, where: str) -> Any:
     if class_name in _ONE_D and isinstance(value, list) and len(value) == 1:
         return value[0]  # (3,) in Keras's config, 3 in fitq's spec
     return value
+
+
+def _without_mirror(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """A Bidirectional's config without ``backward_layer`` where that is the copy Keras made
+    of ``layer`` (Keras writes it either way); a backward layer of the user's is refused."""
+    config = dict(config)
+    backward = config.pop("backward_layer", None)
+    if backward is None:
+        return config
+
+    def essence(entry: Any) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        inner = dict(_object(entry.get("config"), where))
+        for key in ("name", "go_backwards", "zero_output_for_mask"):
+            inner.pop(key, None)
+        return entry.get("class_name"), inner
+
+    if essence(backward) != essence(config.get("layer")):
+        raise SpecError(
+            f"{where}.config.backward_layer",
+            "expected the backward layer Keras makes from layer (fitq's Bidirectional has "
+            "no backward_layer of its own), received a different layer",
+        )
+    return config
 
 
 def _initializer(value: dict[str, Any], where: str) -> str:

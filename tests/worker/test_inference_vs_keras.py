@@ -47,7 +47,16 @@ def layer_strategies(rank: int) -> list[st.SearchStrategy[dict[str, Any]]]:
         st.builds(lambda t: {"type": "Reshape", "target_shape": t},
                   st.lists(st.integers(1, 8), min_size=1, max_size=3)
                   | st.lists(st.integers(1, 4), min_size=0, max_size=2).map(lambda t: [*t, -1])),
+        st.builds(lambda s: {"type": "GaussianNoise", "stddev": s}, st.sampled_from([0.1, 1.0])),
+        st.builds(lambda r: {"type": "GaussianDropout", "rate": r}, st.sampled_from([0.1, 0.5])),
+        st.builds(lambda a, b: {"type": "Rescaling", "scale": a, "offset": b},
+                  st.sampled_from([1 / 255, 2.0]), st.sampled_from([0.0, -1.0])),
+        st.just({"type": "Normalization", "mean": 0.5, "variance": 2.0}),
+        st.just({"type": "Masking"}),
     ]  # fmt: skip
+    features = [
+        st.builds(lambda n: {"type": "RepeatVector", "n": n}, small),
+    ]
     sequence = [
         st.builds(lambda f, k, s, p, b: {"type": "Conv1D", "filters": f, "kernel_size": k,
                                          "strides": s, "padding": p, "use_bias": b},
@@ -58,8 +67,26 @@ def layer_strategies(rank: int) -> list[st.SearchStrategy[dict[str, Any]]]:
                   st.none() | st.integers(1, 3), padding),
         st.just({"type": "GlobalAveragePooling1D"}),
         st.builds(lambda t, u, r, b: {"type": t, "units": u, "return_sequences": r, "use_bias": b},
-                  st.sampled_from(["LSTM", "GRU"]), st.integers(1, 4), st.booleans(),
+                  st.sampled_from(["LSTM", "GRU", "SimpleRNN"]), st.integers(1, 4), st.booleans(),
                   st.booleans()),
+        st.builds(lambda t, u, r, m: {"type": "Bidirectional", "merge_mode": m,
+                                      "layer": {"type": t, "units": u, "return_sequences": r}},
+                  st.sampled_from(["LSTM", "GRU", "SimpleRNN"]), st.integers(1, 4), st.booleans(),
+                  st.sampled_from(["concat", "sum", "mul", "ave"])),
+        st.builds(lambda u, b: {"type": "TimeDistributed",
+                                "layer": {"type": "Dense", "units": u, "use_bias": b}},
+                  st.integers(1, 5), st.booleans()),
+        st.just({"type": "GlobalMaxPooling1D"}),
+        st.builds(lambda f, k, s, p, b: {"type": "Conv1DTranspose", "filters": f,
+                                         "kernel_size": k, "strides": s, "padding": p,
+                                         "use_bias": b},
+                  small, small, st.integers(1, 3), padding, st.booleans()),
+        st.builds(lambda f, k, s, p, d: {"type": "SeparableConv1D", "filters": f,
+                                         "kernel_size": k, "strides": s, "padding": p,
+                                         "depth_multiplier": d},
+                  small, small, st.integers(1, 3), padding, st.integers(1, 3)),
+        st.builds(lambda n: {"type": "UpSampling1D", "size": n}, st.integers(1, 3)),
+        st.builds(lambda r: {"type": "SpatialDropout1D", "rate": r}, st.sampled_from([0.1, 0.5])),
     ]  # fmt: skip
     image = [
         st.builds(lambda f, k, s, p, b: {"type": "Conv2D", "filters": f, "kernel_size": k,
@@ -71,10 +98,39 @@ def layer_strategies(rank: int) -> list[st.SearchStrategy[dict[str, Any]]]:
                   st.sampled_from(["MaxPooling2D", "AveragePooling2D"]), pair,
                   st.none() | st.integers(1, 3), padding),
         st.just({"type": "GlobalAveragePooling2D"}),
+        st.just({"type": "GlobalMaxPooling2D"}),
+        st.builds(lambda f, k, s, p: {"type": "Conv2DTranspose", "filters": f, "kernel_size": k,
+                                      "strides": s, "padding": p},
+                  small, pair, st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3),
+                                                                       st.integers(1, 3))),
+                  padding),
+        st.builds(lambda f, k, s, p, d: {"type": "SeparableConv2D", "filters": f,
+                                         "kernel_size": k, "strides": s, "padding": p,
+                                         "depth_multiplier": d},
+                  small, pair, st.integers(1, 3), padding, st.integers(1, 2)),
+        st.builds(lambda k, s, p, d, b: {"type": "DepthwiseConv2D", "kernel_size": k,
+                                         "strides": s, "padding": p, "depth_multiplier": d,
+                                         "use_bias": b},
+                  pair, st.integers(1, 3), padding, st.integers(1, 3), st.booleans()),
+        st.builds(lambda n, i: {"type": "UpSampling2D", "size": n, "interpolation": i},
+                  pair, st.sampled_from(["nearest", "bilinear"])),
+        st.builds(lambda r: {"type": "SpatialDropout2D", "rate": r}, st.sampled_from([0.1, 0.5])),
+        st.builds(lambda m: {"type": "RandomFlip", "mode": m},
+                  st.sampled_from(["horizontal", "vertical", "horizontal_and_vertical"])),
+        st.builds(lambda f: {"type": "RandomRotation", "factor": f},
+                  st.sampled_from([0.1, [-0.2, 0.3]])),
+        st.builds(lambda h, w: {"type": "RandomZoom", "height_factor": h, "width_factor": w},
+                  st.sampled_from([0.1, [-0.2, 0.1]]), st.none() | st.just(0.2)),
+        st.builds(lambda h, w: {"type": "RandomTranslation", "height_factor": h,
+                                "width_factor": w},
+                  st.sampled_from([0.1, 0.2]), st.sampled_from([0.1, [-0.1, 0.2]])),
+        st.builds(lambda f: {"type": "RandomContrast", "factor": f}, st.sampled_from([0.1, 0.5])),
+        st.builds(lambda f: {"type": "RandomBrightness", "factor": f}, st.sampled_from([0.1, 0.5])),
+        st.builds(lambda h, w: {"type": "RandomCrop", "height": h, "width": w}, small, small),
     ]  # fmt: skip
     return {
-        0: any_rank + sequence + image,
-        1: any_rank,
+        0: any_rank + features + sequence + image,
+        1: any_rank + features,
         2: any_rank + sequence,
         3: any_rank + image,
     }.get(rank, any_rank)
@@ -90,12 +146,22 @@ def input_shapes() -> st.SearchStrategy[list[int]]:
 
 def rank_after(layer: dict[str, Any], rank: int) -> int:
     kind = layer["type"]
-    if kind in {"Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D"}:
+    if kind in {
+        "Flatten",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+    }:
         return 1
     if kind == "Reshape":
         return len(layer["target_shape"])
-    if kind in {"LSTM", "GRU"}:
+    if kind in {"LSTM", "GRU", "SimpleRNN"}:
         return 2 if layer["return_sequences"] else 1
+    if kind == "Bidirectional":
+        return 2 if layer["layer"]["return_sequences"] else 1
+    if kind == "RepeatVector":
+        return 2
     if kind == "Embedding":
         return rank + 1
     return rank
@@ -169,10 +235,28 @@ def assert_agrees(raw: dict[str, Any]) -> None:
     if theirs is None:
         assert ours is None, f"Keras refuses {raw}, fitq accepted it: {ours}"
     elif ours is None:
-        # Stricter than Keras only for outputs with a zero-size dimension.
-        assert any(0 in shape for shape, _, _ in theirs), f"fitq refuses {raw}; Keras: {theirs}"
+        # Stricter than Keras only for outputs with a zero-size dimension, and for image
+        # augmentation on inputs that are not images (Keras builds it on any rank, then takes
+        # a batch of other rank for one unbatched image, or fails in training).
+        zero_size = any(0 in shape for shape, _, _ in theirs)
+        assert zero_size or _augments_a_non_image(raw, theirs), f"fitq refuses {raw}; {theirs}"
     else:
         assert ours == theirs, raw
+
+
+AUGMENTATION = {
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+    "RandomBrightness", "RandomCrop",
+}  # fmt: skip
+
+
+def _augments_a_non_image(raw: dict[str, Any], keras_layers: list[Any]) -> bool:
+    """An augmentation layer whose input (the layer before's output) is not (h, w, c)."""
+    shapes = [tuple(raw["input_shape"]), *(shape[1:] for shape, _, _ in keras_layers)]
+    return any(
+        layer["type"] in AUGMENTATION and len(shapes[i]) != 3
+        for i, layer in enumerate(raw["layers"])
+    )
 
 
 @PROPERTY

@@ -295,3 +295,123 @@ def test_a_reused_trace_starts_each_job_afresh(name: str, monkeypatch: pytest.Mo
         outcome = _fitq(_body(case, train_arrays, test, seed), test)
         assert outcome.execution["traced"] == kept
         _assert_same(outcome, *_by_hand(case, train_arrays, test, seed))
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+L = keras.layers
+LAYER_CASES: dict[str, tuple[tuple[int, ...], list[dict[str, Any]], Callable[[], list[Any]]]] = {
+    "image augmentation and convolutions": (
+        (8, 8, 3),
+        [
+            {"type": "RandomFlip", "mode": "horizontal"},
+            {"type": "RandomRotation", "factor": 0.1},
+            {"type": "RandomZoom", "height_factor": [-0.2, 0.1]},
+            {"type": "RandomTranslation", "height_factor": 0.1, "width_factor": 0.1},
+            {"type": "RandomContrast", "factor": 0.2, "value_range": [0, 1]},
+            {"type": "RandomBrightness", "factor": 0.1, "value_range": [0, 1]},
+            {"type": "RandomCrop", "height": 7, "width": 7},
+            {"type": "Rescaling", "scale": 2.0, "offset": -1.0},
+            {"type": "SeparableConv2D", "filters": 4, "kernel_size": 3, "depth_multiplier": 2,
+             "activation": "relu"},
+            {"type": "DepthwiseConv2D", "kernel_size": 2, "padding": "same"},
+            {"type": "SpatialDropout2D", "rate": 0.2},
+            {"type": "Conv2DTranspose", "filters": 3, "kernel_size": 2, "strides": 2},
+            {"type": "UpSampling2D", "size": [1, 2], "interpolation": "bilinear"},
+            {"type": "GlobalMaxPooling2D"},
+            {"type": "GaussianNoise", "stddev": 0.1},
+            {"type": "Dense", "units": 1},
+        ],
+        lambda: [
+            L.RandomFlip(mode="horizontal"),
+            L.RandomRotation(0.1),
+            L.RandomZoom((-0.2, 0.1)),
+            L.RandomTranslation(0.1, 0.1),
+            L.RandomContrast(0.2, value_range=(0, 1)),
+            L.RandomBrightness(0.1, value_range=(0, 1)),
+            L.RandomCrop(7, 7),
+            L.Rescaling(2.0, offset=-1.0),
+            L.SeparableConv2D(4, 3, depth_multiplier=2, activation="relu"),
+            L.DepthwiseConv2D(2, padding="same"),
+            L.SpatialDropout2D(0.2),
+            L.Conv2DTranspose(3, 2, strides=2),
+            L.UpSampling2D((1, 2), interpolation="bilinear"),
+            L.GlobalMaxPooling2D(),
+            L.GaussianNoise(0.1),
+            L.Dense(1),
+        ],
+    ),
+    "wrapped and simple recurrent layers": (
+        (10, 3),
+        [
+            {"type": "Masking", "mask_value": 0.0},
+            {"type": "Bidirectional",
+             "layer": {"type": "LSTM", "units": 4, "return_sequences": True}},
+            {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 3}},
+            {"type": "Bidirectional", "merge_mode": "ave",
+             "layer": {"type": "SimpleRNN", "units": 3, "return_sequences": True,
+                       "dropout": 0.1}},
+            {"type": "SpatialDropout1D", "rate": 0.2},
+            {"type": "GRU", "units": 3},
+            {"type": "RepeatVector", "n": 4},
+            {"type": "SimpleRNN", "units": 2},
+            {"type": "GaussianDropout", "rate": 0.1},
+            {"type": "Normalization", "mean": [0.1, -0.1], "variance": [2.0, 0.5]},
+            {"type": "Dense", "units": 1},
+        ],
+        lambda: [
+            L.Masking(0.0),
+            L.Bidirectional(L.LSTM(4, return_sequences=True)),
+            L.TimeDistributed(L.Dense(3)),
+            L.Bidirectional(L.SimpleRNN(3, return_sequences=True, dropout=0.1), merge_mode="ave"),
+            L.SpatialDropout1D(0.2),
+            L.GRU(3),
+            L.RepeatVector(4),
+            L.SimpleRNN(2),
+            L.GaussianDropout(0.1),
+            L.Normalization(mean=[0.1, -0.1], variance=[2.0, 0.5]),
+            L.Dense(1),
+        ],
+    ),
+    "transposed and separable convolutions over steps": (
+        (12, 2),
+        [
+            {"type": "Conv1DTranspose", "filters": 3, "kernel_size": 3, "strides": 2},
+            {"type": "SeparableConv1D", "filters": 4, "kernel_size": 3, "padding": "same"},
+            {"type": "UpSampling1D", "size": 2},
+            {"type": "GlobalMaxPooling1D"},
+            {"type": "Dense", "units": 1},
+        ],
+        lambda: [
+            L.Conv1DTranspose(3, 3, strides=2),
+            L.SeparableConv1D(4, 3, padding="same"),
+            L.UpSampling1D(2),
+            L.GlobalMaxPooling1D(),
+            L.Dense(1),
+        ],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(LAYER_CASES))
+def test_layers_train_as_the_same_keras_layers_by_hand(name: str) -> None:
+    shape, layers, by_hand = LAYER_CASES[name]
+    rng = np.random.default_rng(3)
+    x = rng.random((48, *shape), dtype=np.float32)
+    y = x.reshape(48, -1).mean(axis=1).astype(np.float32)
+    test = {"x": x[:16] * 0.5, "y": y[:16]}
+    body = {
+        "model": {"input_shape": list(shape), "layers": layers},
+        "compile": {"loss": "mse", "metrics": ["mae"]},
+        "fit": {"batch_size": 16, "epochs": 3, "validation_split": 0.25},
+        "data": {"train": {"x": x.tolist(), "y": y.tolist()}},
+        "seed": SEED,
+    }
+    outcome = _fitq(body, test)
+
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential([keras.Input(shape), *by_hand()])
+    model.compile(loss="mse", optimizer="adam", metrics=["mae"])
+    history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
+    scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
+    _assert_same(outcome, history.history, scores)
