@@ -38,6 +38,7 @@ from worker.training import (
     TrainingOutcome,
     TrainingStopped,
     prepare_data,
+    save_model,
     train,
 )
 from worker.watch import JobWatch, StopReason
@@ -346,7 +347,7 @@ class JobRunner:
         key = model_key(job_id)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
-            outcome.model.save(path)
+            save_model(outcome.model, path, spec.fit)
             self.artifacts.put_file(key, path)
         result: dict[str, Any] = {
             "test_loss": outcome.test_loss,

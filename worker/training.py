@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import keras
 import numpy as np
@@ -156,6 +157,21 @@ def _metric(metric: str | MetricBase) -> str | keras.metrics.Metric:
     if keras_class is None:
         return metric
     return getattr(keras.metrics, keras_class)(name=metric)
+
+
+def save_model(model: keras.Model, path: Path, fit: FitSpec) -> None:
+    """``model.save(path)`` with the compile settings the user's own ``compile`` would have
+    written: fitq's execution choices (``run_eagerly`` for a short job, several
+    ``steps_per_execution``) are not theirs, and a loaded model would keep them (predicting
+    eagerly, re-fitting in steps). ``get_compile_config`` is what Keras's saving reads."""
+    config = model.get_compile_config()
+    config.update(
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto" if fit.jit_compile is None else fit.jit_compile,
+    )
+    with mock.patch.object(model, "get_compile_config", lambda: config):
+        model.save(path)
 
 
 def mixed_policy() -> str:

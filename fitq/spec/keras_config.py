@@ -289,21 +289,28 @@ def _neutral(key: str, value: Any) -> bool:
 def spec_from_keras(
     model: Any,
     *,
-    loss: Any = "mse",
-    optimizer: Any = "adam",
-    metrics: list[str] | None = None,
+    loss: Any = None,
+    optimizer: Any = None,
+    metrics: list[Any] | None = None,
     batch_size: int = 32,
     epochs: int = 1,
     **fit: Any,
 ) -> dict[str, Any]:
     """A job spec, all but its ``data``, from a live ``keras.Sequential``: the layers go
-    through the allowlist (``SpecError`` names whatever fitq would not run as written)."""
+    through the allowlist, and so does how the model was compiled (its loss, optimizer with
+    its arguments, and metrics), unless ``loss``, ``optimizer`` or ``metrics`` say otherwise
+    (names, spec objects or Keras objects). Not compiled and not given: ``mse`` and
+    ``adam``. ``SpecError`` names whatever fitq would not run as written."""
+    from fitq.spec.keras_compile import compile_from_keras
+
+    compiled = model.get_compile_config() if getattr(model, "compiled", False) else None
     spec = {
         "model": model_from_keras_config(model.to_json()),
-        "compile": {"loss": loss, "optimizer": optimizer, "metrics": metrics or []},
+        "compile": compile_from_keras(compiled, loss=loss, optimizer=optimizer, metrics=metrics),
         "fit": {"batch_size": batch_size, "epochs": epochs, **fit},
     }
-    from fitq.spec.job import ModelSpec  # the layers' own checks, before any data is attached
+    from fitq.spec.job import CompileSpec, ModelSpec  # the checks, before data is attached
 
     ModelSpec.model_validate(spec["model"])
+    CompileSpec.model_validate(spec["compile"])
     return spec

@@ -147,6 +147,7 @@ def _type_of(loss: type[LossBase]) -> str:
     return str(loss.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
 
 
+LOSS_BY_TYPE: dict[str, type[LossBase]] = {_type_of(loss): loss for loss in LOSSES}
 # Every name a loss is asked by → the spec's name.
 LOSS_NAMES: dict[str, str] = {
     name: _type_of(loss)

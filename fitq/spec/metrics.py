@@ -140,10 +140,12 @@ MetricObject = Annotated[
     | SparseTopKMetric | AUCMetric,
     Field(discriminator="type"),
 ]  # fmt: skip
-METRIC_OBJECTS = (
-    "precision", "recall", "f1_score", "r2_score", "top_k_categorical_accuracy",
-    "sparse_top_k_categorical_accuracy", "auc",
-)  # fmt: skip
+# The metrics that take arguments: their spec type → the spec class.
+METRIC_OBJECTS: dict[str, type[MetricBase]] = {
+    str(c.model_fields["type"].annotation.__args__[0]): c  # type: ignore[union-attr]
+    for c in (PrecisionMetric, RecallMetric, F1ScoreMetric, R2ScoreMetric, TopKMetric,
+              SparseTopKMetric, AUCMetric)
+}  # fmt: skip
 # A name or an object: one of them is checked, so an error names what was meant.
 Metric = Annotated[
     Annotated[str, Tag("name")] | Annotated[MetricObject, Tag("object")],

@@ -415,3 +415,70 @@ def test_layers_train_as_the_same_keras_layers_by_hand(name: str) -> None:
     history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
     scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
     _assert_same(outcome, history.history, scores)
+
+
+# ---- spec_from_keras reads how the model was compiled -----------------------------------------
+
+
+def _classifier() -> keras.Model:
+    return keras.Sequential(
+        [keras.Input((4,)), L.Dense(8, activation="relu"), L.Dense(1, activation="sigmoid")]
+    )
+
+
+def test_spec_from_keras_reads_the_compiled_loss_optimizer_and_metrics() -> None:
+    import json
+
+    import fitq
+
+    def compiled() -> keras.Model:
+        model = _classifier()
+        model.compile(
+            loss=keras.losses.BinaryCrossentropy(label_smoothing=0.1),
+            optimizer=keras.optimizers.Adam(0.01, beta_2=0.99),
+            metrics=["accuracy", keras.metrics.Precision(thresholds=0.3, name="p30"), "auc"],
+        )
+        return model
+
+    spec = fitq.spec_from_keras(compiled(), batch_size=16, epochs=EPOCHS, validation_split=0.25)
+    json.dumps(spec)  # plain JSON: what jobs.create sends
+    assert spec["compile"]["loss"] == {"type": "binary_crossentropy", "from_logits": False,
+                                       "label_smoothing": 0.1}  # fmt: skip
+    assert spec["compile"]["optimizer"]["type"] == "adam"
+    assert spec["compile"]["metrics"][:2] == [
+        "accuracy", {"type": "precision", "name": "p30", "thresholds": 0.3}
+    ]  # fmt: skip
+
+    train_arrays, test = _arrays("binary", 64, 0), _arrays("binary", 24, 1)
+    spec["data"] = {"train": {"x": train_arrays["x"].tolist(), "y": train_arrays["y"].tolist()}}
+    spec["seed"] = SEED
+    outcome = _fitq(spec, test)
+    keras.utils.set_random_seed(SEED)
+    model = compiled()
+    history = model.fit(
+        train_arrays["x"], train_arrays["y"], batch_size=16, epochs=EPOCHS,
+        validation_split=0.25, verbose=0,
+    )  # fmt: skip
+    scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
+    _assert_same(outcome, history.history, scores)
+
+
+def test_spec_from_keras_takes_keras_objects_and_refuses_what_it_cannot_carry() -> None:
+    import json
+
+    import fitq
+    from fitq.errors import SpecError
+
+    spec = fitq.spec_from_keras(
+        _classifier(), loss=keras.losses.Huber(delta=2.0), optimizer=keras.optimizers.SGD(0.1)
+    )
+    json.dumps(spec)
+    assert spec["compile"]["loss"] == {"type": "huber", "delta": 2.0}
+    assert spec["compile"]["optimizer"]["learning_rate"] == pytest.approx(0.1)
+    with pytest.raises(SpecError, match="expected reduction at its Keras default") as refused:
+        fitq.spec_from_keras(_classifier(), loss=keras.losses.MeanSquaredError(reduction="sum"))
+    assert refused.value.details[0].loc == "compile.loss.reduction"
+    model = _classifier()
+    model.compile(loss="mse", optimizer=keras.optimizers.Adam(use_ema=True))
+    with pytest.raises(SpecError, match="expected use_ema at its Keras default"):
+        fitq.spec_from_keras(model)

@@ -56,6 +56,37 @@ def test_a_job_runs_to_succeeded_with_results_and_a_loadable_model(
     assert np.isclose(scores["loss"], result["test_loss"], rtol=1e-6)
 
 
+def test_the_model_is_saved_as_the_users_own_compile_would_save_it(
+    api: Api, runner: JobRunner, tmp_path
+) -> None:
+    """fitq's execution choices (eager for this short job, steps per call) stay out of the
+    file: loaded, it predicts in graph mode as the hand-trained model does, bit for bit."""
+    client, _ = api
+    train, test = tiny_arrays(), tiny_arrays(rows=20, seed=3)
+    job_id = submit(client, tiny_job(epochs=3, seed=11, train=train, test=test))
+    assert runner.run(job_id) == RunResult.succeeded
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["result"]["execution"]["run_eagerly"] is True  # fitq's choice for 12 steps
+    path = tmp_path / "model.keras"
+    path.write_bytes(client.get(f"/v1/jobs/{job_id}/model").content)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    keras.utils.set_random_seed(11)
+    by_hand = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    )
+    by_hand.compile(loss="mse", optimizer="adam", metrics=["mae", "mse"])
+    by_hand.fit(train["x"], train["y"], batch_size=16, epochs=3, verbose=0)
+    hand_path = tmp_path / "by_hand.keras"
+    by_hand.save(hand_path)
+    execution = ("run_eagerly", "steps_per_execution", "jit_compile")
+    ours = keras.models.load_model(path, safe_mode=True).get_compile_config()
+    theirs = keras.models.load_model(hand_path, safe_mode=True).get_compile_config()
+    assert [ours[k] for k in execution] == [theirs[k] for k in execution] == [False, 1, False]
+    np.testing.assert_array_equal(
+        loaded.predict(test["x"], verbose=0), by_hand.predict(test["x"], verbose=0)
+    )
+
+
 def test_a_second_delivery_is_ignored(api: Api, runner: JobRunner) -> None:
     client, _ = api
     job_id = submit(client, tiny_job(epochs=1))
