@@ -86,12 +86,38 @@ class TrainingOutcome:
 def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
     """``Sequential([Input(shape), layer, …])``: the same weights as ``input_shape=`` on the
     first layer after the same seed (checked by a test). ``first`` (a fitted Normalization)
-    goes right after the input."""
+    goes right after the input. A graph is Keras's functional API (``build_graph``)."""
+    if spec.is_graph:
+        return build_graph(spec, first)
     layers: list[Any] = [keras.Input(shape=spec.resolved_input_shape)]
     if first is not None:
         layers.append(first)
     layers.extend(keras_layer(layer) for layer in spec.layers)
     return keras.Sequential(layers)
+
+
+def build_graph(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
+    """As a script writes a functional model: ``x = Input(shape, name=…)``, then each layer
+    built and called on its inputs in the order listed (``h = Dense(8, name=…)(x)``; a merge
+    layer on a list, ``Add()([a, b])``; attention on its query and value, ``mha(q, v)``),
+    then ``Model(x, output)``. Layers draw their seeds in that order, as the script's do."""
+    assert spec.inputs is not None
+    graph_input = spec.inputs[0]
+    model_input = keras.Input(shape=graph_input.shape, name=graph_input.name)
+    tensors: dict[str, Any] = {
+        graph_input.name: first(model_input) if first is not None else model_input
+    }
+    for index, layer_spec in enumerate(spec.layers):
+        layer = keras_layer(layer_spec)
+        called = [tensors[name] for name in spec.layer_inputs(index)]
+        if layer_spec.type == "MultiHeadAttention":
+            output = layer(*called)
+        elif layer_spec.arity == (1, 1):
+            output = layer(called[0])
+        else:
+            output = layer(called)
+        tensors[str(layer_spec.name)] = output
+    return keras.Model(model_input, tensors[spec.graph_outputs[0]])
 
 
 def keras_layer(spec: LayerBase) -> keras.layers.Layer:

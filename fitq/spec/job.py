@@ -8,23 +8,42 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, model_validator
 
+from fitq.spec.arguments import did_you_mean
 from fitq.spec.base import SpecModel
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import DataSpec, LabelEncoding, StoredData
 from fitq.spec.keras_config import model_from_keras_config
-from fitq.spec.layers import Layer, ShapeOf
+from fitq.spec.layers import Layer, LayerName, ShapeOf
 
 SPEC_VERSION: Literal[1] = 1
 CallbackT = TypeVar("CallbackT", bound=SpecModel)
 MAX_SEED = 2**32 - 1
 
 
+class GraphInput(SpecModel):
+    """``keras.Input(shape, name=name)`` of a graph model."""
+
+    name: LayerName
+    shape: ShapeOf = Field(min_length=1, max_length=8)
+
+
 class ModelSpec(SpecModel):
-    """The layers, or ``{"keras_config": …}``: a Keras 3 ``model.to_json()`` (the string or the
-    parsed object), translated through the allowlist into these layers before validation."""
+    """The layers, as a stack (``Sequential``) or a graph (Keras's functional API: ``inputs``,
+    layers that name the ``inputs`` they are called on, ``outputs``); or ``{"keras_config":
+    …}``, a Keras 3 ``model.to_json()`` (the string or the parsed object) translated through
+    the allowlist into these layers before validation."""
 
     layers: list[Layer] = Field(min_length=1, max_length=256)
     input_shape: ShapeOf | None = Field(None, min_length=1, max_length=8)
+    inputs: list[GraphInput] | None = Field(
+        None,
+        min_length=1,
+        description="A graph model's inputs. Graph models take one input and give one output "
+        "today.",
+    )
+    outputs: list[LayerName] | None = Field(
+        None, min_length=1, description="A graph model's output layer; absent: the last layer."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -37,6 +56,20 @@ class ModelSpec(SpecModel):
 
     @model_validator(mode="after")
     def _one_input_shape(self) -> ModelSpec:
+        if self.inputs is not None:
+            self._check_graph(self.inputs)
+            return self
+        wired = [i for i, layer in enumerate(self.layers) if layer.inputs is not None]
+        if wired or self.outputs is not None:
+            where = f"layers.{wired[0]}.inputs" if wired else "outputs"
+            raise ValueError(f"expected {where} only in a graph model (with inputs), received it")
+        merging = [i for i, layer in enumerate(self.layers) if layer.arity != (1, 1)]
+        if merging:
+            kind = self.layers[merging[0]].type
+            raise ValueError(
+                f"expected layers of one input in a stack, received {kind} at layers."
+                f"{merging[0]}: a layer of several inputs needs a graph model (inputs, outputs)"
+            )
         later = [i for i, layer in enumerate(self.layers) if i and layer.input_shape is not None]
         if later:
             raise ValueError(
@@ -50,8 +83,68 @@ class ModelSpec(SpecModel):
             )
         return self
 
+    def _check_graph(self, inputs: list[GraphInput]) -> None:
+        if len(inputs) > 1:
+            raise ValueError(
+                f"expected one input (graph models of several inputs are not supported yet), "
+                f"received {len(inputs)}"
+            )
+        if self.input_shape is not None or any(layer.input_shape for layer in self.layers):
+            raise ValueError("expected the input's shape in inputs only, received input_shape")
+        defined = [i.name for i in inputs]
+        used: set[str] = set()
+        for index, layer in enumerate(self.layers):
+            if layer.name is None:
+                raise ValueError(
+                    f"expected a name on every layer of a graph, layers.{index} has none"
+                )
+            wired = self.layer_inputs(index)
+            unknown = [name for name in wired if name not in defined]
+            if unknown:
+                raise ValueError(
+                    f"expected layers.{index}.inputs to name model inputs or earlier layers, "
+                    f"received {unknown[0]!r}{did_you_mean(unknown[0], defined)}"
+                )
+            if layer.name in defined:
+                raise ValueError(f"expected unique names, received {layer.name!r} twice")
+            defined.append(layer.name)
+            used.update(wired)
+        outputs = self.graph_outputs
+        if len(outputs) > 1:
+            raise ValueError(
+                f"expected one output (graph models of several outputs are not supported "
+                f"yet), received {len(outputs)}"
+            )
+        if outputs[0] not in defined[len(inputs) :]:
+            raise ValueError(f"expected outputs to name a layer, received {outputs[0]!r}")
+        unused = [name for name in defined if name not in used and name not in outputs]
+        if unused:
+            raise ValueError(
+                f"expected every input and layer to lead to an output, received {unused[0]!r} "
+                "unused"
+            )
+
+    def layer_inputs(self, index: int) -> list[str]:
+        """A graph layer's inputs by name: as given, else the layer before (or the input)."""
+        given = self.layers[index].inputs
+        if given is not None:
+            return list(given)
+        if index:
+            return [str(self.layers[index - 1].name)]
+        return [self.inputs[0].name] if self.inputs else []
+
+    @property
+    def graph_outputs(self) -> list[str]:
+        return list(self.outputs) if self.outputs else [str(self.layers[-1].name)]
+
+    @property
+    def is_graph(self) -> bool:
+        return self.inputs is not None
+
     @property
     def resolved_input_shape(self) -> tuple[int, ...] | None:
+        if self.inputs is not None:
+            return self.inputs[0].shape
         return self.input_shape or self.layers[0].input_shape
 
 

@@ -1,6 +1,7 @@
-"""A Keras 3 ``Sequential`` config (what ``model.to_json()`` writes) turned into fitq's layer
-list, through the allowlist and never deserialized: only the allowlisted layer classes, from
-``keras.layers``, with arguments fitq's spec knows. An argument the spec does not have is
+"""A Keras 3 model config (what ``model.to_json()`` writes, ``Sequential`` or functional)
+turned into fitq's layers (a stack or a graph), through the allowlist and never
+deserialized: only the allowlisted layer classes, from ``keras.layers``, with arguments
+fitq's spec knows. An argument the spec does not have is
 accepted only at its Keras default (``NEUTRAL``); anything else is refused by name, so a
 model never trains differently from the one the user described.
 
@@ -74,6 +75,11 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "pointwise_regularizer": (None,),
     "output_padding": (None,),
     "backward_layer": (None,),
+    "kernel_regularizer": (None,),
+    "use_gate": (False,),
+    "output_shape": (None,),
+    "attention_axes": (None, [1]),  # [1]: what Keras resolves for (batch, steps, features)
+    "sliding_window": (None,),
 }
 
 _INITIALIZERS = {
@@ -106,9 +112,13 @@ def model_from_keras_config(config: Any) -> dict[str, Any]:
     loc = "model.keras_config"
     if isinstance(config, str):
         config = _parsed(config, loc)
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-        raise SpecError(loc, f"expected a Sequential model's config, received {kind!r}")
+    kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+    if kind in ("Functional", "Model"):
+        return _graph_from_config(config, loc)
+    if kind != "Sequential":
+        raise SpecError(
+            loc, f"expected a Sequential or Functional model's config, received {kind!r}"
+        )
     entries = _object(config.get("config"), f"{loc}.config").get("layers")
     if not isinstance(entries, list) or not entries:
         raise SpecError(f"{loc}.config.layers", "expected a list of layers, received none")
@@ -123,6 +133,100 @@ def model_from_keras_config(config: Any) -> dict[str, Any]:
             continue
         layers.append(_layer(class_name, layer_config, where))
     return {"input_shape": input_shape, "layers": layers}
+
+
+def _graph_from_config(config: dict[str, Any], loc: str) -> dict[str, Any]:
+    """A functional model: its InputLayer, each layer with the tensors it was called on
+    (``inbound_nodes``: one call each; shared layers are not supported), its output."""
+    body = _object(config.get("config"), f"{loc}.config")
+    entries = body.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{loc}.config.layers", "expected a list of layers, received none")
+    inputs: list[dict[str, Any]] = []
+    layers: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        where = f"{loc}.config.layers.{index}"
+        class_name = _checked_entry(entry, where)
+        layer_config = _object(entry.get("config"), f"{where}.config")
+        name = _graph_name(entry.get("name", layer_config.get("name")), f"{where}.name")
+        if class_name == "InputLayer":
+            inputs.append({"name": name, "shape": _input_shape(layer_config, where)})
+            continue
+        layer = _layer(class_name, layer_config, where)
+        layer["name"] = name
+        layer["inputs"] = _called_on(entry.get("inbound_nodes"), f"{where}.inbound_nodes")
+        layers.append(layer)
+    outputs = [_tensor_name(t, f"{loc}.config.output_layers") for t in _ends(body, "output")]
+    _ends(body, "input")  # one input, as inputs holds
+    return {"inputs": inputs, "layers": layers, "outputs": outputs}
+
+
+def _graph_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
+        raise SpecError(
+            where, f"expected a layer name of letters, digits and _, received {value!r}"
+        )
+    return value
+
+
+def _ends(body: dict[str, Any], kind: str) -> list[Any]:
+    """``input_layers`` / ``output_layers``: one ``[name, 0, 0]`` or a list of them."""
+    ends = body.get(f"{kind}_layers")
+    if isinstance(ends, list) and ends and isinstance(ends[0], str):
+        ends = [ends]
+    if not isinstance(ends, list) or not ends:
+        raise SpecError(f"model.keras_config.config.{kind}_layers", f"expected {kind} layers")
+    return ends
+
+
+def _tensor_name(history: Any, where: str) -> str:
+    """The layer a tensor came from: ``[name, node 0, tensor 0]`` (one call, one output)."""
+    if not (isinstance(history, list) and len(history) == 3 and history[1:] == [0, 0]):
+        raise SpecError(
+            where,
+            f"expected a tensor of a layer's only call and output ([name, 0, 0]), received "
+            f"{history!r}",
+        )
+    return _graph_name(history[0], where)
+
+
+def _called_on(nodes: Any, where: str) -> list[str]:
+    """The names of the tensors a layer was called on, in order: one tensor, a list of them
+    (a merge layer), or several arguments (attention's query and value)."""
+    if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+        count = len(nodes) if isinstance(nodes, list) else 0
+        raise SpecError(
+            where,
+            f"expected a layer called once (shared layers are not supported), received {count} "
+            "calls",
+        )
+    node = nodes[0]
+    # Keras records the call's keyword arguments; unset (and training=False, which Keras
+    # writes for a layer called while the graph was built) change nothing.
+    unexpected = {
+        k: v
+        for k, v in _object(node.get("kwargs"), where).items()
+        if v is not None and not (k == "training" and v is False)
+    }
+    if unexpected:
+        raise SpecError(
+            f"{where}.0.kwargs",
+            f"expected a call on tensors only, received arguments {sorted(unexpected)}",
+        )
+    args = node.get("args")
+    if isinstance(args, list) and len(args) == 1 and isinstance(args[0], list):
+        args = args[0]  # a merge layer's list of tensors
+    if not isinstance(args, list) or not args:
+        raise SpecError(f"{where}.0.args", "expected the tensors the layer was called on")
+    names = []
+    for tensor in args:
+        history = (
+            _object(tensor.get("config"), where).get("keras_history")
+            if isinstance(tensor, dict) and tensor.get("class_name") == "__keras_tensor__"
+            else None
+        )
+        names.append(_tensor_name(history, f"{where}.0.args"))
+    return names
 
 
 def _parsed(text: str, loc: str) -> Any:
@@ -296,7 +400,8 @@ def spec_from_keras(
     epochs: int = 1,
     **fit: Any,
 ) -> dict[str, Any]:
-    """A job spec, all but its ``data``, from a live ``keras.Sequential``: the layers go
+    """A job spec, all but its ``data``, from a live Keras model (``Sequential`` or
+    functional, of one input and one output): the layers go
     through the allowlist, and so does how the model was compiled (its loss, optimizer with
     its arguments, and metrics), unless ``loss``, ``optimizer`` or ``metrics`` say otherwise
     (names, spec objects or Keras objects). Not compiled and not given: ``mse`` and

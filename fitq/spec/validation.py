@@ -22,6 +22,7 @@ from fitq.spec.metrics import SPARSE_METRICS, metric_type
 class LayerSummary(BaseModel):
     type: str
     name: str | None = None
+    inputs: list[str] | None = None  # a graph's layer: what it is called on
     output_shape: list[int | None]  # batch dimension first, as None
     params: int
 
@@ -73,19 +74,32 @@ def summarize(
             )
         )
     trainable = 0
+    # A graph's tensors by name, the input's first; a stack's layer takes the one before.
+    tensors: dict[str, Shape] = {model.inputs[0].name: shape} if model.inputs else {}
     for i, layer in enumerate(model.layers):
         loc = f"model.layers.{i}"
-        if isinstance(layer, Embedding) and i:
-            raise SpecError(loc, f"expected Embedding only as the first layer, received it at {i}")
-        layer.check_input(shape, loc)
-        params = layer.param_count(shape)
-        trainable += layer.trainable_param_count(shape)
-        shape = layer.output_shape(shape, loc)
+        wired = model.layer_inputs(i) if model.is_graph else None
+        first = wired == [*tensors][:1] if wired is not None else i == 0
+        if isinstance(layer, Embedding) and not first:
+            where = "as the first layer" if wired is None else "on the model's input"
+            raise SpecError(loc, f"expected Embedding only {where}, received it at {i}")
+        shapes = [tensors[name] for name in wired] if wired is not None else [shape]
+        shape = layer.graph_output_shape(shapes, loc)  # checks the inputs first
+        params = layer.graph_param_count(shapes)
+        trainable += layer.graph_trainable_param_count(shapes)
+        if layer.name is not None:
+            tensors[layer.name] = shape
         layers.append(
             LayerSummary(
-                type=layer.type, name=layer.name, output_shape=[None, *shape], params=params
+                type=layer.type,
+                name=layer.name,
+                inputs=wired,
+                output_shape=[None, *shape],
+                params=params,
             )
         )
+    if model.is_graph:
+        shape = tensors[model.graph_outputs[0]]
     total = sum(layer.params for layer in layers)
     if max_params is not None and total > max_params:
         raise SpecError(

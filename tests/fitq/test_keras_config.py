@@ -131,7 +131,7 @@ def keras_json(*layers: keras.layers.Layer, shape: tuple[int, ...] = (4,)) -> di
          "config.layers.1.config.kernel_initializer", "with its default arguments"),
         (keras_json(keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(seed=5))),
          "config.layers.1.config.kernel_initializer", "'seed': 5"),
-        ({"class_name": "Functional", "config": {}}, "model.keras_config", "received 'Functional'"),
+        ({"class_name": "Subclassed", "config": {}}, "model.keras_config", "received 'Subclassed'"),
         ("{not json", "model.keras_config", "not JSON"),
     ],
     ids=["lambda", "constraint", "initializer-args", "initializer-seed", "functional", "not-json"],
@@ -141,6 +141,19 @@ def test_what_fitq_would_not_run_as_written_is_refused(config: Any, loc: str, me
         model_from_keras_config(config)
     assert refused.value.details[0].loc.endswith(loc)
     assert message in refused.value.message
+
+
+def test_a_shared_layer_or_a_second_input_is_refused_by_name() -> None:
+    x = keras.Input((4,), name="x")
+    shared = keras.layers.Dense(4, name="shared")
+    twice = keras.Model(x, keras.layers.Add()([shared(x), shared(x)]))
+    with pytest.raises(SpecError, match="shared layers are not supported") as refused:
+        ModelSpec.model_validate({"keras_config": twice.to_json()})
+    assert refused.value.details[0].loc.endswith("inbound_nodes")
+    a, b = keras.Input((2,), name="a"), keras.Input((2,), name="b")
+    two = keras.Model([a, b], keras.layers.Concatenate()([a, b]))
+    with pytest.raises(ValueError, match="expected one input"):
+        ModelSpec.model_validate({"keras_config": two.to_json()})
 
 
 def test_a_custom_object_module_is_refused() -> None:

@@ -120,6 +120,51 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "compile.metrics",
         "sparse_top_k_categorical_accuracy expected integer class labels",
     ),
+    "a graph layer called on a name not defined yet": (
+        _patched(tiny_job(), model={"inputs": [{"name": "x", "shape": [4]}], "layers": [
+            {"type": "Dense", "name": "a", "units": 4, "inputs": ["b"]},
+            {"type": "Dense", "name": "b", "units": 1}]}),
+        "model",
+        "expected layers.0.inputs to name model inputs or earlier layers, received 'b'",
+    ),
+    "a graph layer leading nowhere": (
+        _patched(tiny_job(), model={"inputs": [{"name": "x", "shape": [4]}], "layers": [
+            {"type": "Dense", "name": "side", "units": 4},
+            {"type": "Dense", "name": "out", "units": 1, "inputs": ["x"]}]}),
+        "model",
+        "expected every input and layer to lead to an output, received 'side' unused",
+    ),
+    "a merge layer in a stack": (
+        _patched(tiny_job(), model={"input_shape": [4], "layers": [
+            {"type": "Dense", "units": 4}, {"type": "Add"}]}),
+        "model",
+        "a layer of several inputs needs a graph model (inputs, outputs)",
+    ),
+    "a merge of shapes that do not broadcast": (
+        _patched(tiny_job(), model={"inputs": [{"name": "x", "shape": [4]}], "layers": [
+            {"type": "Dense", "name": "a", "units": 3},
+            {"type": "Add", "name": "sum", "inputs": ["a", "x"]},
+            {"type": "Dense", "name": "out", "units": 1}]}),
+        "model.layers.1.inputs",
+        "Add expected inputs of one shape (or sizes of 1 to broadcast), received (None, 3), "
+        "(None, 4)",
+    ),
+    "Subtract of three": (
+        _patched(tiny_job(), model={"inputs": [{"name": "x", "shape": [4]}], "layers": [
+            {"type": "Dense", "name": "a", "units": 4},
+            {"type": "Subtract", "name": "d", "inputs": ["a", "x", "x"]},
+            {"type": "Dense", "name": "out", "units": 1}]}),
+        "model.layers.1.inputs",
+        "Subtract expected 2 inputs, received 3",
+    ),
+    "two model inputs": (
+        _patched(tiny_job(), model={"inputs": [{"name": "a", "shape": [2]},
+                                               {"name": "b", "shape": [2]}],
+                                    "layers": [{"type": "Concatenate", "name": "c",
+                                                "inputs": ["a", "b"]}]}),
+        "model",
+        "expected one input (graph models of several inputs are not supported yet)",
+    ),
 }  # fmt: skip
 
 

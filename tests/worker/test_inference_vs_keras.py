@@ -191,17 +191,65 @@ def random_stacks(draw: st.DrawFn) -> dict[str, Any]:
     return {"input_shape": draw(input_shapes()), "layers": layers}
 
 
+MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
+
+
+@st.composite
+def random_graphs(draw: st.DrawFn) -> dict[str, Any]:
+    """Graphs: each layer called on earlier tensors (one, or several for a merge layer),
+    every tensor led to the output (the unused ones concatenated at the end). Ranks are
+    tracked so most single-input layers fit; merges meet whatever shapes they get."""
+    shape = draw(input_shapes())
+    ranks = {"x": len(shape)}
+    layers: list[dict[str, Any]] = []
+    unused = ["x"]
+    for index in range(draw(st.integers(1, 5))):
+        name = f"l{index}"
+        names = list(ranks)
+        if len(names) >= 2 and draw(st.integers(0, 2)) == 0:
+            picked = draw(st.lists(st.sampled_from(names), min_size=2, max_size=3, unique=True))
+            kind = draw(st.sampled_from([*MERGES, "Concatenate", "Dot", "MultiHeadAttention"]))
+            layer: dict[str, Any] = {"type": kind}
+            if kind == "Concatenate":
+                layer["axis"] = draw(st.sampled_from([-1, 1]))
+            elif kind == "Dot":
+                layer["axes"] = draw(st.sampled_from([-1, 1, 2, [1, 2]]))
+                picked = picked[:2]
+            elif kind == "Subtract":
+                picked = picked[:2]
+            elif kind == "MultiHeadAttention":
+                layer.update(num_heads=draw(st.integers(1, 2)), key_dim=draw(small))
+            rank = ranks[picked[0]]
+        else:
+            picked = [draw(st.sampled_from(names))]
+            rank = ranks[picked[0]]
+            layer = dict(draw(st.one_of(layer_strategies(rank))))
+        layer.update(name=name, inputs=picked)
+        layers.append(layer)
+        unused = [n for n in unused if n not in picked] + [name]
+        ranks[name] = rank_after(layer, rank) if len(picked) == 1 else rank
+    if len(unused) > 1:
+        layers.append({"type": "Concatenate", "name": "out", "inputs": unused})
+    return {"inputs": [{"name": "x", "shape": shape}], "layers": layers}
+
+
 def keras_view(spec: ModelSpec) -> list[tuple[tuple[int | None, ...], int, int]] | None:
     """Per layer: output shape, parameters, trainable parameters; None when Keras refuses."""
     try:
         model = build_model(spec)
+        # A functional model orders its layers by depth: read them in the spec's order.
+        layers = (
+            [model.get_layer(str(layer.name)) for layer in spec.layers]
+            if spec.is_graph
+            else model.layers
+        )
         return [
             (
                 tuple(layer.output.shape),
                 layer.count_params(),
                 sum(math.prod(w.shape) for w in layer.trainable_weights),
             )
-            for layer in model.layers
+            for layer in layers
         ]
     except Exception:
         return None
@@ -212,20 +260,25 @@ def fitq_view(spec: ModelSpec) -> list[tuple[tuple[int | None, ...], int, int]] 
         summary = summarize(spec)
     except SpecError:
         return None
-    trainable = [layer.trainable_param_count(shape) for layer, shape in _inputs(spec)]
+    trainable = [layer.graph_trainable_param_count(shapes) for layer, shapes in _inputs(spec)]
     return [
         (tuple(layer.output_shape), layer.params, t)
         for layer, t in zip(summary.layers, trainable, strict=True)
     ]
 
 
-def _inputs(spec: ModelSpec) -> list[tuple[Any, tuple[int, ...]]]:
+def _inputs(spec: ModelSpec) -> list[tuple[Any, list[tuple[int, ...]]]]:
+    """Each layer with the shapes it is called on."""
     shape = spec.resolved_input_shape
     assert shape is not None
+    tensors = {spec.inputs[0].name: shape} if spec.inputs else {}
     pairs = []
     for i, layer in enumerate(spec.layers):
-        pairs.append((layer, shape))
-        shape = layer.output_shape(shape, f"model.layers.{i}")
+        shapes = [tensors[n] for n in spec.layer_inputs(i)] if spec.is_graph else [shape]
+        pairs.append((layer, shapes))
+        shape = layer.graph_output_shape(shapes, f"model.layers.{i}")
+        if layer.name is not None:
+            tensors[layer.name] = shape
     return pairs
 
 
@@ -251,12 +304,21 @@ AUGMENTATION = {
 
 
 def _augments_a_non_image(raw: dict[str, Any], keras_layers: list[Any]) -> bool:
-    """An augmentation layer whose input (the layer before's output) is not (h, w, c)."""
-    shapes = [tuple(raw["input_shape"]), *(shape[1:] for shape, _, _ in keras_layers)]
-    return any(
-        layer["type"] in AUGMENTATION and len(shapes[i]) != 3
-        for i, layer in enumerate(raw["layers"])
-    )
+    """Where fitq is stricter than Keras's build: an augmentation layer whose input is not
+    (h, w, c), or attention over tensors that are not (steps, features)."""
+    graph = "inputs" in raw
+    start = raw["inputs"][0]["shape"] if graph else raw["input_shape"]
+    shapes = {"x": tuple(start)}
+    previous = "x"
+    for layer, (shape, _, _) in zip(raw["layers"], keras_layers, strict=True):
+        called = [shapes[n] for n in layer.get("inputs", [previous])]
+        if layer["type"] in AUGMENTATION and len(called[0]) != 3:
+            return True
+        if layer["type"] == "MultiHeadAttention" and any(len(c) != 2 for c in called):
+            return True
+        previous = layer.get("name") or f"layer{len(shapes)}"
+        shapes[previous] = shape[1:]
+    return False
 
 
 @PROPERTY
@@ -271,8 +333,16 @@ def test_random_stacks_are_refused_exactly_when_keras_refuses(raw: dict[str, Any
     assert_agrees(raw)
 
 
+@PROPERTY
+@given(random_graphs())
+def test_random_graphs_match_keras_or_are_refused_as_keras_refuses(raw: dict[str, Any]) -> None:
+    assert_agrees(raw)
+
+
 @pytest.mark.parametrize(
-    "strategy", [rank_aware_stacks(), random_stacks()], ids=["aware", "random"]
+    "strategy",
+    [rank_aware_stacks(), random_stacks(), random_graphs()],
+    ids=["aware", "random", "graphs"],
 )
 def test_each_generator_yields_specs_keras_builds_and_specs_it_refuses(strategy) -> None:
     """Guard against a generator that only ever yields valid (or only invalid) stacks."""

@@ -482,3 +482,120 @@ def test_spec_from_keras_takes_keras_objects_and_refuses_what_it_cannot_carry() 
     model.compile(loss="mse", optimizer=keras.optimizers.Adam(use_ema=True))
     with pytest.raises(SpecError, match="expected use_ema at its Keras default"):
         fitq.spec_from_keras(model)
+
+
+# ---- graph models (Keras's functional API) ------------------------------------------------------
+
+
+def _residual_by_hand() -> keras.Model:
+    x = keras.Input((4,), name="x")
+    h1 = L.Dense(8, activation="relu", name="h1")(x)
+    h2 = L.Dense(8, activation="relu", name="h2")(h1)
+    res = L.Add(name="res")([h1, h2])
+    wide = L.Dense(3, name="wide")(x)
+    both = L.Concatenate(name="both")([res, wide])
+    drop = L.Dropout(0.2, name="drop")(both)
+    return keras.Model(x, L.Dense(1, name="out")(drop))
+
+
+def _merges_by_hand() -> keras.Model:
+    x = keras.Input((4,), name="x")
+    a = L.Dense(4, activation="tanh", name="a")(x)
+    b = L.Dense(4, activation="sigmoid", name="b")(x)
+    products = [L.Multiply(name="m")([a, b]), L.Subtract(name="s")([a, b])]
+    mixed = [L.Average(name="avg")(products), L.Maximum(name="max")([a, b])]
+    low = L.Minimum(name="min")(mixed)
+    dot = L.Dot(axes=1, normalize=True, name="dot")([low, a])
+    return keras.Model(x, L.Dense(1, name="out")(L.Concatenate(name="c")([low, dot])))
+
+
+def _attention_by_hand() -> keras.Model:
+    x = keras.Input((6, 4), name="x")
+    q = L.Dense(8, name="q")(x)
+    attended = L.MultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1, name="mha")(q, q)
+    summed = L.Add(name="skip")([q, attended])
+    normed = L.LayerNormalization(name="norm")(summed)
+    pooled = L.GlobalAveragePooling1D(name="pool")(normed)
+    return keras.Model(x, L.Dense(1, name="out")(pooled))
+
+
+GRAPH_CASES: dict[str, tuple[dict[str, Any], Callable[[], keras.Model]]] = {
+    "residual Add, Concatenate of two branches": (
+        {"inputs": [{"name": "x", "shape": [4]}], "layers": [
+            {"type": "Dense", "name": "h1", "units": 8, "activation": "relu"},
+            {"type": "Dense", "name": "h2", "units": 8, "activation": "relu"},
+            {"type": "Add", "name": "res", "inputs": ["h1", "h2"]},
+            {"type": "Dense", "name": "wide", "units": 3, "inputs": ["x"]},
+            {"type": "Concatenate", "name": "both", "inputs": ["res", "wide"]},
+            {"type": "Dropout", "name": "drop", "rate": 0.2},
+            {"type": "Dense", "name": "out", "units": 1},
+        ]},
+        _residual_by_hand,
+    ),
+    "Multiply, Subtract, Average, Maximum, Minimum, Dot": (
+        {"inputs": [{"name": "x", "shape": [4]}], "layers": [
+            {"type": "Dense", "name": "a", "units": 4, "activation": "tanh"},
+            {"type": "Dense", "name": "b", "units": 4, "activation": "sigmoid", "inputs": ["x"]},
+            {"type": "Multiply", "name": "m", "inputs": ["a", "b"]},
+            {"type": "Subtract", "name": "s", "inputs": ["a", "b"]},
+            {"type": "Average", "name": "avg", "inputs": ["m", "s"]},
+            {"type": "Maximum", "name": "max", "inputs": ["a", "b"]},
+            {"type": "Minimum", "name": "min", "inputs": ["avg", "max"]},
+            {"type": "Dot", "name": "dot", "axes": 1, "normalize": True, "inputs": ["min", "a"]},
+            {"type": "Concatenate", "name": "c", "inputs": ["min", "dot"]},
+            {"type": "Dense", "name": "out", "units": 1},
+        ], "outputs": ["out"]},
+        _merges_by_hand,
+    ),
+    "self-attention with a skip connection": (
+        {"inputs": [{"name": "x", "shape": [6, 4]}], "layers": [
+            {"type": "Dense", "name": "q", "units": 8},
+            {"type": "MultiHeadAttention", "name": "mha", "num_heads": 2, "key_dim": 4,
+             "dropout": 0.1, "inputs": ["q", "q"]},
+            {"type": "Add", "name": "skip", "inputs": ["q", "mha"]},
+            {"type": "LayerNormalization", "name": "norm"},
+            {"type": "GlobalAveragePooling1D", "name": "pool"},
+            {"type": "Dense", "name": "out", "units": 1},
+        ]},
+        _attention_by_hand,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ["graph", "keras_config"])
+@pytest.mark.parametrize("name", list(GRAPH_CASES))
+def test_graph_models_train_as_the_same_functional_model_by_hand(
+    name: str, source: str, api: tuple[TestClient, Settings]
+) -> None:
+    """Written as fitq's graph, or sent as the hand model's ``to_json()``."""
+    from fitq.spec import ModelSpec, summarize
+
+    model_spec, by_hand = GRAPH_CASES[name]
+    shape = tuple(model_spec["inputs"][0]["shape"])
+    if source == "keras_config":
+        model_spec = {"keras_config": by_hand().to_json()}
+    rng = np.random.default_rng(5)
+    x = rng.random((48, *shape), dtype=np.float32)
+    y = x.reshape(48, -1).sum(axis=1).astype(np.float32)
+    test = {"x": x[:16] * 0.5, "y": y[:16]}
+    body = {
+        "model": model_spec,
+        "compile": {"loss": "mse", "metrics": ["mae"]},
+        "fit": {"batch_size": 16, "epochs": 3, "validation_split": 0.25},
+        "data": {"train": {"x": x.tolist(), "y": y.tolist()}},
+        "seed": SEED,
+    }
+    client, _ = api
+    checked = client.post("/v1/validate", json=body)
+    assert checked.status_code == 200, checked.json()
+    outcome = _fitq(body, test)
+
+    keras.utils.set_random_seed(SEED)
+    model = by_hand()
+    summary = summarize(ModelSpec.model_validate(model_spec))
+    assert summary.total_params == model.count_params()
+    assert summary.output_shape == list(model.output.shape)
+    model.compile(loss="mse", optimizer="adam", metrics=["mae"])
+    history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
+    scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
+    _assert_same(outcome, history.history, scores)

@@ -16,7 +16,7 @@ from fitq.spec.layers.augmentation import (
     RandomTranslation,
     RandomZoom,
 )
-from fitq.spec.layers.base import LayerBase, Shape, ShapeOf
+from fitq.spec.layers.base import LayerBase, LayerName, Shape, ShapeOf
 from fitq.spec.layers.convolution import (
     AveragePooling1D,
     AveragePooling2D,
@@ -54,6 +54,17 @@ from fitq.spec.layers.core import (
     Rescaling,
     Reshape,
 )
+from fitq.spec.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    MultiHeadAttention,
+    Multiply,
+    Subtract,
+)
 from fitq.spec.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed
 
 LAYER_CLASSES: tuple[type[LayerBase], ...] = (
@@ -66,6 +77,8 @@ LAYER_CLASSES: tuple[type[LayerBase], ...] = (
     UpSampling1D, UpSampling2D, SpatialDropout1D, SpatialDropout2D, GaussianNoise,
     GaussianDropout, Rescaling, Normalization, RepeatVector, Masking, RandomFlip,
     RandomRotation, RandomZoom, RandomTranslation, RandomContrast, RandomBrightness, RandomCrop,
+    # graph models only: called on several tensors
+    Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot, MultiHeadAttention,
 )  # fmt: skip
 
 Layer = Annotated[
@@ -77,7 +90,8 @@ Layer = Annotated[
     | SeparableConv2D | DepthwiseConv2D | UpSampling1D | UpSampling2D | SpatialDropout1D
     | SpatialDropout2D | GaussianNoise | GaussianDropout | Rescaling | Normalization
     | RepeatVector | Masking | RandomFlip | RandomRotation | RandomZoom | RandomTranslation
-    | RandomContrast | RandomBrightness | RandomCrop,
+    | RandomContrast | RandomBrightness | RandomCrop | Add | Subtract | Multiply | Average
+    | Maximum | Minimum | Concatenate | Dot | MultiHeadAttention,
     Field(discriminator="type"),
 ]  # fmt: skip
 
@@ -96,5 +110,6 @@ def layer_fields(type_name: str) -> frozenset[str]:
 
 
 __all__ = [
-    "LAYER_TYPES", "Embedding", "Layer", "LayerBase", "Shape", "ShapeOf", "layer_fields",
+    "LAYER_TYPES", "Embedding", "Layer", "LayerBase", "LayerName", "Shape", "ShapeOf",
+    "layer_fields",
 ]  # fmt: skip

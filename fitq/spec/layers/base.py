@@ -27,14 +27,51 @@ def pair_of(value: int | tuple[int, int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else value
 
 
+LayerName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+
+
 class LayerBase(SpecModel):
     type: str
-    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
+    name: LayerName | None = None
     input_shape: ShapeOf | None = Field(
         None, min_length=1, max_length=8, description="Only on the first layer, as in Keras."
     )
+    inputs: list[LayerName] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Graph models only: the model inputs or earlier layers (by name) this "
+        "layer is called on, in order; absent: the layer before it.",
+    )
     #: The input rank (batch excluded) the layer needs, or None for any rank ≥ 1.
     input_rank: ClassVar[int | None] = None
+    #: How many tensors the layer is called on: (fewest, most); most None: no limit.
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+
+    def graph_output_shape(self, shapes: list[Shape], loc: str) -> Shape:
+        """The output for the tensors it is called on (one, unless a merge or attention
+        layer): checked, then inferred."""
+        fewest, most = self.arity
+        if len(shapes) < fewest or (most is not None and len(shapes) > most):
+            expected = str(fewest) if fewest == most else f"{fewest} or more"
+            raise SpecError(
+                f"{loc}.inputs",
+                f"{self.type} expected {expected} input{'s' if expected != '1' else ''}, "
+                f"received {len(shapes)}",
+            )
+        if most == 1:
+            self.check_input(shapes[0], loc)
+            return self.output_shape(shapes[0], loc)
+        return self.merged_shape(shapes, loc)
+
+    def merged_shape(self, shapes: list[Shape], loc: str) -> Shape:
+        raise NotImplementedError  # layers of several inputs override it
+
+    def graph_param_count(self, shapes: list[Shape]) -> int:
+        return self.param_count(shapes[0])
+
+    def graph_trainable_param_count(self, shapes: list[Shape]) -> int:
+        return self.trainable_param_count(shapes[0])
 
     def check_input(self, input_shape: Shape, loc: str) -> None:
         if self.input_rank is not None and len(input_shape) != self.input_rank:
@@ -62,7 +99,7 @@ class LayerBase(SpecModel):
     def keras_kwargs(self) -> dict[str, Any]:
         """Arguments for ``keras.layers.<type>``; ``input_shape`` becomes a ``keras.Input``;
         wrapped layers are left to the worker (``wrapped``)."""
-        excluded = {"type", "input_shape", *self.wrapped()}
+        excluded = {"type", "input_shape", "inputs", *self.wrapped()}
         kwargs = self.model_dump(exclude=excluded, exclude_none=True)
         for key in ("kernel_regularizer", "bias_regularizer"):
             regularizer = getattr(self, key, None)
