@@ -75,6 +75,8 @@ _TAGGED_FIELDS = {
     "optimizer", "loss", "train", "validation", "test", "learning_rate", "schedule", "object"
 }  # fmt: skip
 _TAGGED_LISTS = {"layers", "callbacks", "metrics"}
+# Fields whose union members carry a tag only sometimes: these tags, after these fields.
+_TAGS_AFTER = {"model": {"spec", "from_job"}}
 _UNION_MEMBER = re.compile(r"^(constrained-)?(int|float|str|bool)$|\[")
 
 
@@ -87,6 +89,9 @@ def _is_union_segment(loc: tuple[Any, ...], index: int) -> bool:
     if index == 0 or not isinstance(part, str):
         return False
     previous = loc[index - 1]
+    top_level = index == 1 or (index == 2 and loc[0] == "body")
+    if top_level and part in _TAGS_AFTER.get(previous, ()):
+        return True
     if previous in _TAGGED_FIELDS or bool(_UNION_MEMBER.search(part)):
         return True
     return isinstance(previous, int) and index >= 2 and loc[index - 2] in _TAGGED_LISTS

@@ -230,6 +230,19 @@ class JobRunner:
             return None
         return Resume(path=path, state=state, history=list(history[: state.epoch]))
 
+    def _source_model(self, spec: JobSpec) -> Path | None:
+        """A fine-tuning job's source model, local (None for other jobs)."""
+        source = spec.model.from_job
+        if source is None:
+            return None
+        key = model_key(source)
+        if not self.artifacts.exists(key):
+            raise DataError(
+                f"the model of job {source}, which this job fine-tunes, is no longer stored "
+                "(the job was deleted or expired)"
+            )
+        return self.artifacts.local_path(key)
+
     def _checkpoint(
         self, job_id: str, attempt: int, write: Callable[[Path], None], epoch: int
     ) -> None:
@@ -320,6 +333,7 @@ class JobRunner:
             checkpoint=lambda write, epoch: self._checkpoint(job_id, attempt, write, epoch),
             checkpoint_seconds=self.settings.checkpoint_seconds,
             resume=resume,
+            base_model=self._source_model(spec),
         )
         return train(
             spec.model,

@@ -414,6 +414,8 @@ class Execution:
     devices: tuple[str, ...] | None = None
     # Reuse a kept traced model of the same architecture (worker/traced.py).
     reuse_traced: bool = True
+    # Fine-tuning: the source job's model file (the spec's ``model.from_job``).
+    base_model: Path | None = None
 
 
 def train(
@@ -513,7 +515,10 @@ def _new_model(
     devices: tuple[str, ...] | None,
 ) -> _BuiltModel:
     """Built from the spec (the Normalization adapted first), compiled, or a kept traced
-    model of the same architecture reset to these fresh weights."""
+    model of the same architecture reset to these fresh weights. Fine-tuning: the source
+    model loaded (``_fine_tuned``)."""
+    if model_spec.from_job is not None:
+        return _fine_tuned(model_spec, compile_spec, fit_spec, data, execution, devices)
     normalizer = _normalizer(data.train, streamed) if execution.standardize else None
     policy = mixed_policy() if fit_spec.mixed_precision else None
     with distribution(devices), dtype_policy(policy):
@@ -529,6 +534,35 @@ def _new_model(
             lambda fresh: compile_model(fresh, compile_spec, fit_spec.jit_compile, pacing),
         )
     return _BuiltModel(prepared.model, pacing, key, prepared)
+
+
+def _fine_tuned(
+    model_spec: ModelSpec,
+    compile_spec: CompileSpec,
+    fit_spec: FitSpec,
+    data: TrainingData,
+    execution: Execution,
+    devices: tuple[str, ...] | None,
+) -> _BuiltModel:
+    """As a script fine-tunes: ``model = keras.models.load_model(path)``, the frozen layers'
+    ``trainable = False``, then ``compile`` with this job's loss, optimizer and metrics (a
+    fresh optimizer: the source's state is not carried). Never a kept traced model."""
+    if execution.base_model is None:
+        raise ValueError(f"fine-tuning job without its source model ({model_spec.from_job})")
+    with distribution(devices):
+        model = keras.models.load_model(execution.base_model, safe_mode=True)
+        for index, layer_spec in enumerate(model_spec.layers):
+            if model_spec.frozen(index):
+                layer = (
+                    model.get_layer(str(layer_spec.name))
+                    if model_spec.is_graph
+                    else model.layers[index]
+                )
+                layer.trainable = False
+        eager_allowed = not fit_spec.jit_compile and not devices
+        pacing = _pacing(data, fit_spec, model, eager_allowed, compile_spec)
+        compile_model(model, compile_spec, fit_spec.jit_compile, pacing)
+    return _BuiltModel(model, pacing)
 
 
 @dataclass

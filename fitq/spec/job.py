@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
 from fitq.spec.arguments import did_you_mean
 from fitq.spec.base import SpecModel
@@ -44,6 +44,18 @@ class ModelSpec(SpecModel):
     outputs: list[LayerName] | None = Field(
         None, min_length=1, description="A graph model's output layer; absent: the last layer."
     )
+    from_job: str | None = Field(
+        None,
+        max_length=64,
+        description="Fine-tuning: the job whose trained model this job starts from (its "
+        "layers are these, copied when the job was created).",
+    )
+    freeze: list[Annotated[int, Field(ge=0, le=255)] | LayerName] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Fine-tuning: layers kept as trained (trainable=False), by index into "
+        "layers or by name.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -56,6 +68,7 @@ class ModelSpec(SpecModel):
 
     @model_validator(mode="after")
     def _one_input_shape(self) -> ModelSpec:
+        self._check_freeze()
         if self.inputs is not None:
             self._check_graph(self.inputs)
             return self
@@ -123,6 +136,27 @@ class ModelSpec(SpecModel):
                 f"expected every input and layer to lead to an output, received {unused[0]!r} "
                 "unused"
             )
+
+    def _check_freeze(self) -> None:
+        if self.freeze and self.from_job is None:
+            raise ValueError("expected freeze only with from_job (fine-tuning), received it")
+        names = [layer.name for layer in self.layers]
+        for entry in self.freeze:
+            if isinstance(entry, int) and entry >= len(self.layers):
+                raise ValueError(
+                    f"expected freeze to name layers 0..{len(self.layers) - 1}, received {entry}"
+                )
+            if isinstance(entry, str) and entry not in names:
+                known = [n for n in names if n]
+                which = ", ".join(known) or "its layers have no names: use indices"
+                raise ValueError(
+                    f"expected freeze to name a layer of the model ({which}), received "
+                    f"{entry!r}{did_you_mean(entry, known)}"
+                )
+
+    def frozen(self, index: int) -> bool:
+        """Whether fine-tuning keeps layer ``index`` as trained."""
+        return index in self.freeze or self.layers[index].name in self.freeze
 
     def layer_inputs(self, index: int) -> list[str]:
         """A graph layer's inputs by name: as given, else the layer before (or the input)."""
@@ -269,9 +303,32 @@ EXAMPLE_JOB: dict[str, Any] = {
 }
 
 
+class FromJob(SpecModel):
+    """Fine-tuning: start from a succeeded job's trained model (one of the tenant's), as
+    ``keras.models.load_model`` of its ``.keras`` would, then compile and fit with this job's
+    settings. ``freeze``: its layers to keep as trained (``layer.trainable = False``)."""
+
+    from_job: str = Field(min_length=1, max_length=64)
+    freeze: list[Annotated[int, Field(ge=0, le=255)] | LayerName] = Field(
+        default_factory=list, max_length=256
+    )
+
+
+def _model_kind(value: Any) -> str:
+    """A body's model is a spec (layers, keras_config) or a fine-tuning of a job."""
+    if isinstance(value, FromJob):
+        return "from_job"
+    layered = isinstance(value, dict) and ("layers" in value or "keras_config" in value)
+    return "from_job" if isinstance(value, dict) and "from_job" in value and not layered else "spec"
+
+
 class JobCreate(JobSpecBase):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_JOB]})
 
+    model: Annotated[  # type: ignore[assignment]
+        Annotated[ModelSpec, Tag("spec")] | Annotated[FromJob, Tag("from_job")],
+        Discriminator(_model_kind),
+    ]
     data: DataSpec
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from fitq.errors import SpecError
 from fitq.spec.layers import LAYER_TYPES, layer_fields
 
 # Keys every layer config carries that say nothing about the computation fitq runs.
-IGNORED = frozenset({"trainable", "dtype"})
+IGNORED = frozenset({"dtype"})
 
 # Arguments fitq's spec does not expose, accepted at these values only (Keras's defaults).
 NEUTRAL: dict[str, tuple[Any, ...]] = {

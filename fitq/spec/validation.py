@@ -86,7 +86,8 @@ def summarize(
         shapes = [tensors[name] for name in wired] if wired is not None else [shape]
         shape = layer.graph_output_shape(shapes, loc)  # checks the inputs first
         params = layer.graph_param_count(shapes)
-        trainable += layer.graph_trainable_param_count(shapes)
+        if not model.frozen(i) and layer.trainable is not False:
+            trainable += layer.graph_trainable_param_count(shapes)
         if layer.name is not None:
             tensors[layer.name] = shape
         layers.append(

@@ -13,6 +13,7 @@ from fitq.errors import SpecError
 from fitq.settings import Settings
 from fitq.spec import DatasetRef, InlineArrays, JobCreate, StoredData, Validation, validate_job
 from service.datasets.service import StoredDataset, inline_split, resolve_reference
+from service.jobs.fine_tuning import source_model
 from service.jobs.limits import check_job_limits
 
 
@@ -49,7 +50,7 @@ def check_job(
         **{s: split for s, (_, split) in resolved.items()},
     }
     validation = validate_job(
-        body.model,
+        source_model(body),
         body.compile,
         body.fit,
         splits,

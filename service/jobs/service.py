@@ -55,6 +55,7 @@ from service.datasets.service import (
     stored_data,
 )
 from service.jobs.checks import check_job_async, referenced_ids
+from service.jobs.fine_tuning import source_model, with_source_model
 from service.jobs.limits import DAY, check_job_quotas
 from service.jobs.presenter import (
     columns_of,
@@ -68,6 +69,7 @@ from service.queue import BrokerUnavailable, TrainMessage
 
 
 async def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
+    body = await with_source_model(ctx, tenant_id, body)
     facts = await ctx.submission_store.read_facts(
         SubmissionFactsQuery(tenant_id, referenced_ids(body))
     )
@@ -127,6 +129,7 @@ async def create_job(
         earlier = _replay(facts.idempotency, idempotency_key, digest)
         if earlier is not None:
             return Submitted(earlier, await read_job(ctx, tenant_id, earlier), created=False)
+    body = await with_source_model(ctx, tenant_id, body)
     checked = await check_job_async(settings, facts.datasets, body)
     queue = training_queue(body.resources.gpus, queues_served(facts.live_queues))
     used = gpu_seconds(facts.gpu_use, now - DAY, now) if cap is not None else None
@@ -186,7 +189,7 @@ def _new_job(
 ) -> dict[str, Any]:
     """The job's row, every column the presenter reads set."""
     spec = JobSpec(
-        model=body.model,
+        model=source_model(body),
         compile=body.compile,
         fit=body.fit,
         resources=ResourcesSpec(gpus=gpus_of_queue(queue)),

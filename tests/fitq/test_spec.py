@@ -60,7 +60,7 @@ def test_unknown_layer_type_lists_the_allowed_ones() -> None:
     body = tiny_job()
     body["model"]["layers"][1] = {"type": "Lambda", "function": "os.system"}
     (error,) = errors_of(body)
-    assert error["loc"] == ("model", "layers", 1)
+    assert error["loc"] == ("model", "spec", "layers", 1)  # the API drops the union's tag
     assert "'Dense', 'Dropout', 'Activation', 'BatchNormalization'" in error["msg"]
 
 

@@ -376,14 +376,15 @@ LAYER_CASES: dict[str, tuple[tuple[int, ...], list[dict[str, Any]], Callable[[],
     "transposed and separable convolutions over steps": (
         (12, 2),
         [
-            {"type": "Conv1DTranspose", "filters": 3, "kernel_size": 3, "strides": 2},
+            {"type": "Conv1DTranspose", "filters": 3, "kernel_size": 3, "strides": 2,
+             "trainable": False},
             {"type": "SeparableConv1D", "filters": 4, "kernel_size": 3, "padding": "same"},
             {"type": "UpSampling1D", "size": 2},
             {"type": "GlobalMaxPooling1D"},
             {"type": "Dense", "units": 1},
         ],
         lambda: [
-            L.Conv1DTranspose(3, 3, strides=2),
+            L.Conv1DTranspose(3, 3, strides=2, trainable=False),
             L.SeparableConv1D(4, 3, padding="same"),
             L.UpSampling1D(2),
             L.GlobalMaxPooling1D(),

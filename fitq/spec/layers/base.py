@@ -36,6 +36,9 @@ class LayerBase(SpecModel):
     input_shape: ShapeOf | None = Field(
         None, min_length=1, max_length=8, description="Only on the first layer, as in Keras."
     )
+    trainable: bool | None = Field(
+        None, description="false: the layer's weights do not train (Keras's trainable)."
+    )
     inputs: list[LayerName] | None = Field(
         None,
         min_length=1,
