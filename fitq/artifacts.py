@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from fitq.settings import Settings
 
-_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\.[a-z0-9]+)?$")
+_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*(\.[a-z0-9]+){0,2}$")  # .tar.gz
 
 
 class ArtifactStore(Protocol):
@@ -63,6 +63,11 @@ def model_key(job_id: str) -> str:
 
 def checkpoint_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}/checkpoint.keras"
+
+
+def tensorboard_key(job_id: str) -> str:
+    """The job's TensorBoard log directory, as a .tar.gz."""
+    return f"{job_prefix(job_id)}/tensorboard.tar.gz"
 
 
 def check_key(key: str) -> str:

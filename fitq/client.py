@@ -243,8 +243,14 @@ class Jobs:
 
     def download_model(self, job_id: str, path: str | Path) -> Path:
         """The trained ``.keras`` file, streamed to ``path``."""
-        target = Path(path)
-        with self.client.http.stream("GET", f"/v1/jobs/{job_id}/model") as response:
+        return self._download(f"/v1/jobs/{job_id}/model", Path(path))
+
+    def download_tensorboard(self, job_id: str, path: str | Path) -> Path:
+        """The TensorBoard logs (a .tar.gz) of a job with the TensorBoard callback."""
+        return self._download(f"/v1/jobs/{job_id}/tensorboard", Path(path))
+
+    def _download(self, url: str, target: Path) -> Path:
+        with self.client.http.stream("GET", url) as response:
             if response.is_error:
                 response.read()
                 raise error_from(response)

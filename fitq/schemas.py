@@ -29,6 +29,9 @@ class JobResult(BaseModel):
     model_summary: ModelSummary
     train_seconds: float
     model_url: str | None = None
+    tensorboard_url: str | None = Field(
+        None, description="The TensorBoard logs (.tar.gz), for jobs with that callback."
+    )
     execution: dict[str, Any] = Field(description="The execution settings fitq chose.")
     labels: list[Any] | None = Field(
         None, description="Class i of the model's output is labels[i] (encoded targets)."

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,10 +20,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq import logs
-from fitq.artifacts import ArtifactStore, checkpoint_key, model_key
+from fitq.artifacts import ArtifactStore, checkpoint_key, model_key, tensorboard_key
 from fitq.errors import JobErrorType
 from fitq.settings import Settings
 from fitq.spec import JobSpec, StoredData, summarize
+from fitq.spec.job import TensorBoard
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -324,26 +326,40 @@ class JobRunner:
             if not owned:
                 raise LeaseLost(job_id)
 
-        execution = Execution(
-            standardize=spec.data.standardize,
-            label_encoding=spec.data.label_encoding,
-            in_memory_bytes=self.settings.in_memory_bytes,
-            should_stop=watch.check,
-            draining=watch.draining,
-            checkpoint=lambda write, epoch: self._checkpoint(job_id, attempt, write, epoch),
-            checkpoint_seconds=self.settings.checkpoint_seconds,
-            resume=resume,
-            base_model=self._source_model(spec),
-        )
-        return train(
-            spec.model,
-            spec.compile,
-            spec.fit,
-            data,
-            spec.seed,
-            on_epoch=on_epoch,
-            execution=execution,
-        )
+        wants_logs = any(isinstance(c, TensorBoard) for c in spec.fit.callbacks)
+        with tempfile.TemporaryDirectory(prefix="fitq-tensorboard-") as logs_dir:
+            execution = Execution(
+                standardize=spec.data.standardize,
+                label_encoding=spec.data.label_encoding,
+                in_memory_bytes=self.settings.in_memory_bytes,
+                should_stop=watch.check,
+                draining=watch.draining,
+                checkpoint=lambda write, epoch: self._checkpoint(job_id, attempt, write, epoch),
+                checkpoint_seconds=self.settings.checkpoint_seconds,
+                resume=resume,
+                base_model=self._source_model(spec),
+                tensorboard_dir=Path(logs_dir) if wants_logs else None,
+            )
+            outcome = train(
+                spec.model,
+                spec.compile,
+                spec.fit,
+                data,
+                spec.seed,
+                on_epoch=on_epoch,
+                execution=execution,
+            )
+            if wants_logs:
+                self._store_logs(job_id, Path(logs_dir))
+                outcome.tensorboard_stored = True
+            return outcome
+
+    def _store_logs(self, job_id: str, logs_dir: Path) -> None:
+        """The TensorBoard log directory as one .tar.gz (its event files under ``train/``
+        and ``validation/``), which ``tensorboard --logdir`` reads once unpacked."""
+        with self.artifacts.staged(tensorboard_key(job_id)) as path:
+            with tarfile.open(path, "w:gz") as archive:
+                archive.add(logs_dir, arcname=job_id)
 
     def _finish_trained(
         self, job_id: str, attempt: int, spec: JobSpec, outcome: TrainingOutcome
@@ -371,6 +387,9 @@ class JobRunner:
             "train_seconds": outcome.train_seconds,
             "execution": outcome.execution,
             "early_stopping": outcome.early_stopping,
+            "tensorboard_url": (
+                f"/v1/jobs/{job_id}/tensorboard" if outcome.tensorboard_stored else None
+            ),
             "environment": describe_environment(),
         }
         done = repo.JobOutcome(

@@ -20,7 +20,7 @@ import numpy as np
 
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import LabelEncoding
-from fitq.spec.job import FitSpec, ModelSpec, ReduceLROnPlateau, TerminateOnNaN
+from fitq.spec.job import FitSpec, ModelSpec, ReduceLROnPlateau, TensorBoard, TerminateOnNaN
 from fitq.spec.layers import LayerBase
 from fitq.spec.metrics import METRIC_CLASSES, MetricBase
 from fitq.spec.optimizers import OptimizerBase, ScheduleBase
@@ -81,6 +81,7 @@ class TrainingOutcome:
     train_seconds: float = 0.0
     execution: dict[str, Any] = field(default_factory=dict)
     early_stopping: dict[str, Any] | None = None
+    tensorboard_stored: bool = False  # the TensorBoard logs were kept with the job
 
 
 def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
@@ -416,6 +417,8 @@ class Execution:
     reuse_traced: bool = True
     # Fine-tuning: the source job's model file (the spec's ``model.from_job``).
     base_model: Path | None = None
+    # Where the TensorBoard callback writes (jobs that ask for it).
+    tensorboard_dir: Path | None = None
 
 
 def train(
@@ -599,6 +602,15 @@ class _FitCallbacks:
                 user.append(reducer)
             elif isinstance(spec, TerminateOnNaN):
                 user.append(keras.callbacks.TerminateOnNaN())
+            elif isinstance(spec, TensorBoard):
+                if execution.tensorboard_dir is None:
+                    raise ValueError("a TensorBoard callback without a log directory")
+                arguments = spec.model_dump(exclude={"type"})
+                user.append(
+                    keras.callbacks.TensorBoard(
+                        log_dir=str(execution.tensorboard_dir), profile_batch=0, **arguments
+                    )
+                )
         return cls(
             user=user,
             recorder=_EpochRecorder(on_epoch, resume.history if resume else []),

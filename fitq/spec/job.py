@@ -212,7 +212,19 @@ class TerminateOnNaN(SpecModel):
     type: Literal["TerminateOnNaN"]
 
 
-Callback = Annotated[ReduceLROnPlateau | TerminateOnNaN, Field(discriminator="type")]
+class TensorBoard(SpecModel):
+    """``keras.callbacks.TensorBoard``: its log directory is kept with the job
+    (``GET /v1/jobs/{id}/tensorboard``, a .tar.gz that ``tensorboard --logdir`` reads once
+    unpacked). No profiler."""
+
+    type: Literal["TensorBoard"]
+    histogram_freq: int = Field(0, ge=0, le=10_000)
+    write_graph: bool = True
+    write_steps_per_second: bool = False
+    update_freq: Literal["epoch", "batch"] | Annotated[int, Field(ge=1, le=10**9)] = "epoch"
+
+
+Callback = Annotated[ReduceLROnPlateau | TerminateOnNaN | TensorBoard, Field(discriminator="type")]
 ClassKey = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,6})$")]
 
 

@@ -115,6 +115,17 @@ def predict(job_id: str, body: PredictRequest, ctx: Context, tenant: Tenant) -> 
     return service.predict(ctx, tenant, job_id, body.x)
 
 
+@router.get("/{job_id}/tensorboard", response_class=FileResponse, responses=errors(404))
+def download_tensorboard(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
+    """The TensorBoard log directory of a job whose ``fit.callbacks`` has ``TensorBoard``, as
+    a .tar.gz: unpack it and run ``tensorboard --logdir`` on it."""
+    return FileResponse(
+        service.tensorboard_file(ctx, tenant, job_id),
+        media_type="application/gzip",
+        filename=f"{job_id}-tensorboard.tar.gz",
+    )
+
+
 @router.get("/{job_id}/model", response_class=FileResponse, responses=errors(404))
 def download_model(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
     return FileResponse(

@@ -17,7 +17,7 @@ import numpy as np
 from anyio import to_thread
 from sqlalchemy.orm import Session
 
-from fitq.artifacts import job_prefix
+from fitq.artifacts import job_prefix, tensorboard_key
 from fitq.devices import gpus_of_queue
 from fitq.errors import (
     FitqError,
@@ -328,6 +328,16 @@ def model_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
         return ctx.artifacts.local_path(key)
     except FileNotFoundError as exc:
         raise model_missing(job_id) from exc
+
+
+def tensorboard_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
+    """The job's TensorBoard logs (.tar.gz) on this host; 404 for a job without them."""
+    with transaction(ctx.sessions) as session:
+        _find_job(session, tenant_id, job_id)
+    try:
+        return ctx.artifacts.local_path(tensorboard_key(job_id))
+    except FileNotFoundError as exc:
+        raise not_found("TensorBoard logs of job", job_id) from exc
 
 
 def list_jobs(
