@@ -66,24 +66,28 @@ class Poisson(LossBase):
     keras_class = "Poisson"
 
 
-class BinaryCrossentropy(LossBase):
+class _Crossentropy(LossBase):
+    from_logits: bool | None = None
+    label_smoothing: Fraction | None = None
+
+
+class _Focal(_Crossentropy):
+    alpha: Probability | None = None
+    gamma: float | None = Field(None, ge=0.0, le=100.0)
+
+
+class BinaryCrossentropy(_Crossentropy):
     type: Literal["binary_crossentropy"]
     keras_class = "BinaryCrossentropy"
     family = "binary"
     aliases = ("bce",)
-    from_logits: bool | None = None
-    label_smoothing: Fraction | None = None
 
 
-class BinaryFocalCrossentropy(LossBase):
+class BinaryFocalCrossentropy(_Focal):
     type: Literal["binary_focal_crossentropy"]
     keras_class = "BinaryFocalCrossentropy"
     family = "binary"
     apply_class_balancing: bool | None = None
-    alpha: Probability | None = None
-    gamma: float | None = Field(None, ge=0.0, le=100.0)
-    from_logits: bool | None = None
-    label_smoothing: Fraction | None = None
 
 
 class Hinge(LossBase):
@@ -98,22 +102,16 @@ class SquaredHinge(LossBase):
     family = "hinge"
 
 
-class CategoricalCrossentropy(LossBase):
+class CategoricalCrossentropy(_Crossentropy):
     type: Literal["categorical_crossentropy"]
     keras_class = "CategoricalCrossentropy"
     family = "categorical"
-    from_logits: bool | None = None
-    label_smoothing: Fraction | None = None
 
 
-class CategoricalFocalCrossentropy(LossBase):
+class CategoricalFocalCrossentropy(_Focal):
     type: Literal["categorical_focal_crossentropy"]
     keras_class = "CategoricalFocalCrossentropy"
     family = "categorical"
-    alpha: Probability | None = None
-    gamma: float | None = Field(None, ge=0.0, le=100.0)
-    from_logits: bool | None = None
-    label_smoothing: Fraction | None = None
 
 
 class CategoricalHinge(LossBase):

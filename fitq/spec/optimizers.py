@@ -186,39 +186,35 @@ class OptimizerBase(SpecModel):
         return self.model_dump(exclude=excluded, exclude_none=True)
 
 
-class Adam(OptimizerBase):
-    type: Literal["adam"]
-    keras_class = "Adam"
+class _Moments(OptimizerBase):
+    """The Adam family's moment decays and epsilon."""
+
     beta_1: Fraction | None = None
     beta_2: Fraction | None = None
     epsilon: Epsilon | None = None
+
+
+class Adam(_Moments):
+    type: Literal["adam"]
+    keras_class = "Adam"
     amsgrad: bool | None = None
 
 
-class AdamW(OptimizerBase):
+class AdamW(_Moments):
     type: Literal["adamw"]
     keras_class = "AdamW"
     weight_decay: float | None = Field(None, ge=0.0, le=1.0)
-    beta_1: Fraction | None = None
-    beta_2: Fraction | None = None
-    epsilon: Epsilon | None = None
     amsgrad: bool | None = None
 
 
-class Nadam(OptimizerBase):
+class Nadam(_Moments):
     type: Literal["nadam"]
     keras_class = "Nadam"
-    beta_1: Fraction | None = None
-    beta_2: Fraction | None = None
-    epsilon: Epsilon | None = None
 
 
-class Adamax(OptimizerBase):
+class Adamax(_Moments):
     type: Literal["adamax"]
     keras_class = "Adamax"
-    beta_1: Fraction | None = None
-    beta_2: Fraction | None = None
-    epsilon: Epsilon | None = None
 
 
 class Lion(OptimizerBase):

@@ -21,7 +21,7 @@ from worker.traced import traced_models
 from worker.training import Arrays, TrainingData, TrainingOutcome, train
 
 SEED = 21
-EPOCHS = 4
+EPOCHS = 3
 
 
 def _arrays(kind: str, rows: int, seed: int) -> dict[str, np.ndarray]:
@@ -281,7 +281,7 @@ def test_trains_as_the_same_keras_code_by_hand(name: str, api: tuple[TestClient,
 
 
 @pytest.mark.parametrize(
-    "name", ["ExponentialDecay schedule", "ReduceLROnPlateau and TerminateOnNaN", "class_weight"]
+    "name", ["ExponentialDecay schedule", "ReduceLROnPlateau and TerminateOnNaN"]
 )
 def test_a_reused_trace_starts_each_job_afresh(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A schedule's step, the rate ReduceLROnPlateau lowered, the weights: a job on a kept
@@ -563,8 +563,11 @@ GRAPH_CASES: dict[str, tuple[dict[str, Any], Callable[[], keras.Model]]] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("source", ["graph", "keras_config"])
-@pytest.mark.parametrize("name", list(GRAPH_CASES))
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [*((name, "graph") for name in GRAPH_CASES), (list(GRAPH_CASES)[-1], "keras_config"),
+     (next(iter(GRAPH_CASES)), "keras_config")],
+)  # fmt: skip
 def test_graph_models_train_as_the_same_functional_model_by_hand(
     name: str, source: str, api: tuple[TestClient, Settings]
 ) -> None:

@@ -20,6 +20,15 @@ from fitq.spec.layers.base import (
 )
 
 
+def window_2d(input_shape: Shape, kernel: Pair, strides: Pair, padding: str) -> tuple[int, int]:
+    """Height and width after a 2-D window (``window_length`` along each axis)."""
+    (kh, kw), (sh, sw) = pair_of(kernel), pair_of(strides)
+    return (
+        window_length(input_shape[0], kh, sh, padding),
+        window_length(input_shape[1], kw, sw, padding),
+    )
+
+
 class Conv1D(LayerBase, Weighted):
     type: Literal["Conv1D"]
     filters: Size
@@ -46,9 +55,7 @@ class Conv2D(LayerBase, Weighted):
     input_rank: ClassVar[int | None] = 3
 
     def output_shape(self, input_shape: Shape, loc: str) -> Shape:
-        (kh, kw), (sh, sw) = pair_of(self.kernel_size), pair_of(self.strides)
-        h = window_length(input_shape[0], kh, sh, self.padding)
-        w = window_length(input_shape[1], kw, sw, self.padding)
+        h, w = window_2d(input_shape, self.kernel_size, self.strides, self.padding)
         return positive_dims((h, w, self.filters), self, loc, input_shape)
 
     def param_count(self, input_shape: Shape) -> int:
@@ -84,10 +91,8 @@ class _Pooling2D(LayerBase):
     input_rank: ClassVar[int | None] = 3
 
     def output_shape(self, input_shape: Shape, loc: str) -> Shape:
-        (ph, pw) = pair_of(self.pool_size)
-        (sh, sw) = pair_of(self.strides) if self.strides is not None else (ph, pw)
-        h = window_length(input_shape[0], ph, sh, self.padding)
-        w = window_length(input_shape[1], pw, sw, self.padding)
+        strides = self.strides if self.strides is not None else self.pool_size
+        h, w = window_2d(input_shape, self.pool_size, strides, self.padding)
         return positive_dims((h, w, input_shape[2]), self, loc, input_shape)
 
 
@@ -123,40 +128,27 @@ class GlobalMaxPooling2D(GlobalAveragePooling2D):
     type: Literal["GlobalMaxPooling2D"]  # type: ignore[assignment]
 
 
-class Conv1DTranspose(LayerBase, Weighted):
-    type: Literal["Conv1DTranspose"]
-    filters: Size
-    kernel_size: Size
-    strides: Size = 1
+class Conv1DTranspose(Conv1D):
+    """Conv1D's arguments and weights; the output grows by the stride."""
+
+    type: Literal["Conv1DTranspose"]  # type: ignore[assignment]
     padding: Literal["valid", "same"] = "valid"
-    input_rank: ClassVar[int | None] = 2
 
     def output_shape(self, input_shape: Shape, loc: str) -> Shape:
         steps = transposed_length(input_shape[0], self.kernel_size, self.strides, self.padding)
         return (steps, self.filters)
 
-    def param_count(self, input_shape: Shape) -> int:
-        kernel = self.kernel_size * input_shape[-1] * self.filters
-        return kernel + (self.filters if self.use_bias else 0)
 
+class Conv2DTranspose(Conv2D):
+    """Conv2D's arguments and weights; the output grows by the strides."""
 
-class Conv2DTranspose(LayerBase, Weighted):
-    type: Literal["Conv2DTranspose"]
-    filters: Size
-    kernel_size: Pair
-    strides: Pair = 1
-    padding: Literal["valid", "same"] = "valid"
-    input_rank: ClassVar[int | None] = 3
+    type: Literal["Conv2DTranspose"]  # type: ignore[assignment]
 
     def output_shape(self, input_shape: Shape, loc: str) -> Shape:
         (kh, kw), (sh, sw) = pair_of(self.kernel_size), pair_of(self.strides)
         h = transposed_length(input_shape[0], kh, sh, self.padding)
         w = transposed_length(input_shape[1], kw, sw, self.padding)
         return (h, w, self.filters)
-
-    def param_count(self, input_shape: Shape) -> int:
-        kh, kw = pair_of(self.kernel_size)
-        return kh * kw * input_shape[-1] * self.filters + (self.filters if self.use_bias else 0)
 
 
 class _Separable(LayerBase):
@@ -201,9 +193,7 @@ class SeparableConv2D(_Separable):
     input_rank: ClassVar[int | None] = 3
 
     def output_shape(self, input_shape: Shape, loc: str) -> Shape:
-        (kh, kw), (sh, sw) = pair_of(self.kernel_size), pair_of(self.strides)
-        h = window_length(input_shape[0], kh, sh, self.padding)
-        w = window_length(input_shape[1], kw, sw, self.padding)
+        h, w = window_2d(input_shape, self.kernel_size, self.strides, self.padding)
         return positive_dims((h, w, self.filters), self, loc, input_shape)
 
     def param_count(self, input_shape: Shape) -> int:
@@ -226,9 +216,7 @@ class DepthwiseConv2D(LayerBase):
     input_rank: ClassVar[int | None] = 3
 
     def output_shape(self, input_shape: Shape, loc: str) -> Shape:
-        (kh, kw), (sh, sw) = pair_of(self.kernel_size), pair_of(self.strides)
-        h = window_length(input_shape[0], kh, sh, self.padding)
-        w = window_length(input_shape[1], kw, sw, self.padding)
+        h, w = window_2d(input_shape, self.kernel_size, self.strides, self.padding)
         channels = input_shape[2] * self.depth_multiplier
         return positive_dims((h, w, channels), self, loc, input_shape)
 
