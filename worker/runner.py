@@ -10,6 +10,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -326,8 +327,13 @@ class JobRunner:
             if not owned:
                 raise LeaseLost(job_id)
 
-        wants_logs = any(isinstance(c, TensorBoard) for c in spec.fit.callbacks)
-        with tempfile.TemporaryDirectory(prefix="fitq-tensorboard-") as logs_dir:
+        # A directory for TensorBoard's event files, only for the jobs that write them.
+        logs: AbstractContextManager[str | None] = (
+            tempfile.TemporaryDirectory(prefix="fitq-tensorboard-")
+            if spec.fit.callback(TensorBoard) is not None
+            else nullcontext()
+        )
+        with logs as logs_dir:
             execution = Execution(
                 standardize=spec.data.standardize,
                 label_encoding=spec.data.label_encoding,
@@ -338,7 +344,7 @@ class JobRunner:
                 checkpoint_seconds=self.settings.checkpoint_seconds,
                 resume=resume,
                 base_model=self._source_model(spec),
-                tensorboard_dir=Path(logs_dir) if wants_logs else None,
+                tensorboard_dir=Path(logs_dir) if logs_dir is not None else None,
             )
             outcome = train(
                 spec.model,
@@ -349,9 +355,8 @@ class JobRunner:
                 on_epoch=on_epoch,
                 execution=execution,
             )
-            if wants_logs:
+            if logs_dir is not None:  # training ended normally: keep its logs
                 self._store_logs(job_id, Path(logs_dir))
-                outcome.tensorboard_stored = True
             return outcome
 
     def _store_logs(self, job_id: str, logs_dir: Path) -> None:
@@ -388,7 +393,9 @@ class JobRunner:
             "execution": outcome.execution,
             "early_stopping": outcome.early_stopping,
             "tensorboard_url": (
-                f"/v1/jobs/{job_id}/tensorboard" if outcome.tensorboard_stored else None
+                f"/v1/jobs/{job_id}/tensorboard"
+                if spec.fit.callback(TensorBoard) is not None
+                else None
             ),
             "environment": describe_environment(),
         }

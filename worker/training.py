@@ -81,7 +81,6 @@ class TrainingOutcome:
     train_seconds: float = 0.0
     execution: dict[str, Any] = field(default_factory=dict)
     early_stopping: dict[str, Any] | None = None
-    tensorboard_stored: bool = False  # the TensorBoard logs were kept with the job
 
 
 def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
