@@ -10,26 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from fitq.errors import SpecError
+from fitq.spec.keras_config import at_keras_default
 from fitq.spec.losses import LOSS_BY_TYPE, LOSS_NAMES
 from fitq.spec.metrics import METRIC_CLASSES, METRIC_OBJECTS
 from fitq.spec.optimizers import OPTIMIZER_NAMES, OPTIMIZERS
 
-# Arguments no spec field carries, at the values that change nothing.
-_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "reduction": ("sum_over_batch_size",),
-    "axis": (-1,),
-    "dtype": (None, "float32"),
-    "weight_decay": (None,),
-    "use_ema": (False,),
-    "ema_momentum": (0.99,),
-    "ema_overwrite_frequency": (None,),
-    "loss_scale_factor": (None,),
-    "gradient_accumulation_steps": (None,),
-    "summation_method": ("interpolation",),
-    "num_labels": (None,),
-    "label_weights": (None,),
-    "thresholds": (None,),
-}
 # The metric classes that take arguments, by Keras class name.
 _METRIC_OBJECT_CLASSES = {
     "Precision": "precision", "Recall": "recall", "F1Score": "f1_score", "R2Score": "r2_score",
@@ -113,13 +98,14 @@ def _metric(value: Any, loc: str) -> Any:
 
 
 def _arguments(value: dict[str, Any], fields: set[str], loc: str) -> dict[str, Any]:
-    """The config's arguments the spec has fields for; the rest must be neutral."""
+    """The config's arguments the spec has fields for; the rest must be at Keras's defaults
+    (``keras_config.NEUTRAL``, the same table a layer's arguments are read against)."""
     kept: dict[str, Any] = {}
     for key, argument in (value.get("config") or {}).items():
         if key in fields and key != "type":
             if argument is not None:
                 kept[key] = argument
-        elif key != "name" and argument not in _NEUTRAL.get(key, ()):
+        elif key != "name" and not at_keras_default(key, argument):
             raise SpecError(
                 f"{loc}.{key}",
                 f"expected {key} at its Keras default (fitq has no {key} for "

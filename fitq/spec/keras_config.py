@@ -80,6 +80,20 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "output_shape": (None,),
     "attention_axes": (None, [1]),  # [1]: what Keras resolves for (batch, steps, features)
     "sliding_window": (None,),
+    # Losses', optimizers' and metrics' arguments (``keras_compile``): no spec field carries
+    # them, and at these values they change nothing.
+    "reduction": ("sum_over_batch_size",),
+    "dtype": (None, "float32"),
+    "weight_decay": (None,),
+    "use_ema": (False,),
+    "ema_momentum": (0.99,),
+    "ema_overwrite_frequency": (None,),
+    "loss_scale_factor": (None,),
+    "gradient_accumulation_steps": (None,),
+    "summation_method": ("interpolation",),
+    "num_labels": (None,),
+    "label_weights": (None,),
+    "thresholds": (None,),
 }
 
 _INITIALIZERS = {
@@ -301,7 +315,7 @@ def _layer(class_name: str, config: dict[str, Any], where: str) -> dict[str, Any
             continue
         if key in fields:
             layer[key] = _value(class_name, key, value, f"{where}.config.{key}")
-        elif not _neutral(key, value):
+        elif not at_keras_default(key, value):
             raise SpecError(
                 f"{where}.config.{key}",
                 f"expected {key} at its Keras default (fitq's {class_name} has no {key}), "
@@ -381,7 +395,8 @@ def _regularizer(value: Any, where: str) -> dict[str, float] | None:
     return {"l1": float(arguments.get("l1", 0.0)), "l2": float(arguments.get("l2", 0.0))}
 
 
-def _neutral(key: str, value: Any) -> bool:
+def at_keras_default(key: str, value: Any) -> bool:
+    """An argument fitq's spec has no field for, at a value that changes nothing."""
     allowed = NEUTRAL.get(key)
     if allowed is None:
         return False
