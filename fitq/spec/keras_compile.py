@@ -15,12 +15,8 @@ from fitq.spec.losses import LOSS_BY_TYPE, LOSS_NAMES
 from fitq.spec.metrics import METRIC_CLASSES, METRIC_OBJECTS
 from fitq.spec.optimizers import OPTIMIZER_NAMES, OPTIMIZERS
 
-# The metric classes that take arguments, by Keras class name.
-_METRIC_OBJECT_CLASSES = {
-    "Precision": "precision", "Recall": "recall", "F1Score": "f1_score", "R2Score": "r2_score",
-    "TopKCategoricalAccuracy": "top_k_categorical_accuracy",
-    "SparseTopKCategoricalAccuracy": "sparse_top_k_categorical_accuracy", "AUC": "auc",
-}  # fmt: skip
+# The metric classes that take arguments, by Keras class name (each spec class names its own).
+_METRIC_OBJECT_CLASSES = {cls.keras_class: kind for kind, cls in METRIC_OBJECTS.items()}
 
 
 def compile_from_keras(config: dict[str, Any] | None, **given: Any) -> dict[str, Any]:
