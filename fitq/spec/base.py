@@ -7,3 +7,8 @@ from pydantic import BaseModel, ConfigDict
 
 class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
+
+
+def tag_of(model: type[BaseModel]) -> str:
+    """A union member's tag: the one value its ``type`` field's ``Literal`` allows."""
+    return str(model.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field
 
 from fitq.spec.arguments import Fraction, Probability, named_object
-from fitq.spec.base import SpecModel
+from fitq.spec.base import SpecModel, tag_of
 
 # regression: any numbers; binary: 0/1 per output; hinge: -1/1 (or 0/1) per output;
 # categorical: a row per class (one-hot or a distribution); sparse: a class index.
@@ -141,16 +141,12 @@ LOSSES: tuple[type[LossBase], ...] = (
 )  # fmt: skip
 
 
-def _type_of(loss: type[LossBase]) -> str:
-    return str(loss.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
-
-
-LOSS_BY_TYPE: dict[str, type[LossBase]] = {_type_of(loss): loss for loss in LOSSES}
+LOSS_BY_TYPE: dict[str, type[LossBase]] = {tag_of(loss): loss for loss in LOSSES}
 # Every name a loss is asked by → the spec's name.
 LOSS_NAMES: dict[str, str] = {
-    name: _type_of(loss)
+    name: tag_of(loss)
     for loss in LOSSES
-    for name in (_type_of(loss), loss.keras_class, *loss.aliases)
+    for name in (tag_of(loss), loss.keras_class, *loss.aliases)
 }
 
 Loss = Annotated[

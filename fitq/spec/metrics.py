@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Discriminator, Field, Tag
 
 from fitq.spec.arguments import Name, Probability, did_you_mean
-from fitq.spec.base import SpecModel
+from fitq.spec.base import SpecModel, tag_of
 
 # Every metric name fitq accepts (Keras's names, aliases included) → keras.metrics.<class>.
 # "accuracy" has none: Keras picks binary, categorical or sparse accuracy from the shapes of
@@ -142,7 +142,7 @@ MetricObject = Annotated[
 ]  # fmt: skip
 # The metrics that take arguments: their spec type → the spec class.
 METRIC_OBJECTS: dict[str, type[MetricBase]] = {
-    str(c.model_fields["type"].annotation.__args__[0]): c  # type: ignore[union-attr]
+    tag_of(c): c
     for c in (PrecisionMetric, RecallMetric, F1ScoreMetric, R2ScoreMetric, TopKMetric,
               SparseTopKMetric, AUCMetric)
 }  # fmt: skip

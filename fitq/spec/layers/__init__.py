@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from fitq.spec.base import tag_of
 from fitq.spec.layers.augmentation import (
     RandomBrightness,
     RandomContrast,
@@ -96,11 +97,7 @@ Layer = Annotated[
 ]  # fmt: skip
 
 
-def _type_of(cls: type[LayerBase]) -> str:
-    return str(cls.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
-
-
-_BY_TYPE: dict[str, type[LayerBase]] = {_type_of(cls): cls for cls in LAYER_CLASSES}
+_BY_TYPE: dict[str, type[LayerBase]] = {tag_of(cls): cls for cls in LAYER_CLASSES}
 LAYER_TYPES: tuple[str, ...] = tuple(_BY_TYPE)
 
 
