@@ -110,7 +110,7 @@ def build_graph(spec: ModelSpec, first: keras.layers.Layer | None = None) -> ker
     for index, layer_spec in enumerate(spec.layers):
         layer = keras_layer(layer_spec)
         called = [tensors[name] for name in spec.layer_inputs(index)]
-        if layer_spec.type == "MultiHeadAttention":
+        if layer_spec.called_on_arguments:
             output = layer(*called)
         elif layer_spec.arity == (1, 1):
             output = layer(called[0])

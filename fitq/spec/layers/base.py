@@ -50,6 +50,9 @@ class LayerBase(SpecModel):
     input_rank: ClassVar[int | None] = None
     #: How many tensors the layer is called on: (fewest, most); most None: no limit.
     arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    #: Several tensors go in as separate arguments (``mha(query, value)``), not as one list
+    #: (``Add()([a, b])``).
+    called_on_arguments: ClassVar[bool] = False
 
     def graph_output_shape(self, shapes: list[Shape], loc: str) -> Shape:
         """The output for the tensors it is called on (one, unless a merge or attention

@@ -141,6 +141,7 @@ class MultiHeadAttention(LayerBase):
     bias_initializer: Initializer | None = None
     seed: Seed | None = None
     arity: ClassVar[tuple[int, int | None]] = (2, 3)
+    called_on_arguments: ClassVar[bool] = True
 
     def merged_shape(self, shapes: list[Shape], loc: str) -> Shape:
         if any(len(shape) != 2 for shape in shapes):
