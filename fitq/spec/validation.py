@@ -79,8 +79,9 @@ def summarize(
     for i, layer in enumerate(model.layers):
         loc = f"model.layers.{i}"
         wired = model.layer_inputs(i) if model.is_graph else None
-        first = wired == [*tensors][:1] if wired is not None else i == 0
-        if isinstance(layer, Embedding) and not first:
+        # Embedding takes the data's token ids: the model's input, as is.
+        on_input = i == 0 if wired is None else wired == [n.name for n in model.inputs or []]
+        if isinstance(layer, Embedding) and not on_input:
             where = "as the first layer" if wired is None else "on the model's input"
             raise SpecError(loc, f"expected Embedding only {where}, received it at {i}")
         shapes = [tensors[name] for name in wired] if wired is not None else [shape]
