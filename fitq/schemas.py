@@ -136,7 +136,10 @@ class EventList(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    y: list[Any] = Field(description="The model's outputs, one per input row.")
+    y: list[Any] | dict[str, list[Any]] = Field(
+        description="The model's outputs, one per input row; for a model of several outputs, "
+        "an object of them keyed by the Keras output names."
+    )
     labels: list[Any] | None = Field(
         None, description="Output class i is labels[i], for jobs whose targets were encoded."
     )

@@ -101,7 +101,9 @@ class TaskQueue:
             log.warning("could not send %s(%s) to %s: %r", task, id_, queue, exc)
             raise BrokerUnavailable(f"the broker did not accept the message: {exc}") from exc
 
-    def predict(self, job_id: str, x: list[Any], timeout: float) -> dict[str, Any]:
+    def predict(
+        self, job_id: str, x: list[Any] | dict[str, list[Any]], timeout: float
+    ) -> dict[str, Any]:
         """Send a prediction request and wait for the reply; TimeoutError past ``timeout``."""
         try:
             pending = self._app.send_task(

@@ -55,13 +55,28 @@ class ModelCache:
                 self._models.popitem(last=False)
         return model
 
-    def predict(self, job_id: str, x: list[Any]) -> dict[str, Any]:
+    def predict(self, job_id: str, x: list[Any] | dict[str, list[Any]]) -> dict[str, Any]:
+        """``model.predict`` on rows (an object of them keyed by input name for a model of
+        several inputs): ``{"y": rows}``, or ``{"y": {output name: rows}}`` for a model of
+        several outputs."""
         model = self.model(job_id)
-        array = np.asarray(x, dtype=np.float32)
-        expected = tuple(model.input_shape[1:])
-        if array.ndim < 1 or tuple(array.shape[1:]) != expected:
-            raise PredictError(
-                f"expected rows of shape {list(expected)}, received {list(array.shape[1:])}"
-            )
-        y = model.predict(array, verbose=0, batch_size=min(len(array), 1024) or 1)
+        names = [tensor.name for tensor in model.inputs]
+        given = x if isinstance(x, dict) else dict(zip(names[:1], [x], strict=True))
+        arrays = {name: np.asarray(rows, dtype=np.float32) for name, rows in given.items()}
+        if set(arrays) != set(names):
+            raise PredictError(f"expected inputs {names}, received {sorted(arrays)}")
+        for tensor in model.inputs:
+            array, expected = arrays[tensor.name], tuple(tensor.shape[1:])
+            if array.ndim < 1 or tuple(array.shape[1:]) != expected:
+                raise PredictError(
+                    f"expected rows of shape {list(expected)}, received {list(array.shape[1:])}"
+                )
+        rows = len(next(iter(arrays.values())))
+        feed: Any = arrays if len(arrays) > 1 else next(iter(arrays.values()))
+        y = model.predict(feed, verbose=0, batch_size=min(rows, 1024) or 1)
+        if isinstance(y, list | tuple | dict):
+            outputs = y if isinstance(y, dict) else dict(zip(model.output_names, y, strict=True))
+            return {
+                "y": {name: np.asarray(v, dtype=np.float64).tolist() for name, v in outputs.items()}
+            }
         return {"y": np.asarray(y, dtype=np.float64).tolist()}

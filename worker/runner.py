@@ -202,6 +202,8 @@ class JobRunner:
                 return Arrays(
                     self.artifacts.load_array(dataset.x_key, mmap=True),
                     self.artifacts.load_array(dataset.y_key, mmap=True),
+                    x_groups=stored.x_groups,
+                    y_groups=stored.y_groups,
                 )
             except (OSError, ValueError) as exc:
                 raise DataError(f"dataset {stored.dataset_id} could not be read: {exc}") from exc

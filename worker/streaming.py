@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
 
-Transform = Callable[[np.ndarray], np.ndarray]
+# Rows as read → what the model takes (class indexes, one-hot rows, a dict of named parts).
+Transform = Callable[[np.ndarray], Any]
 
 
 class RowBatches(keras.utils.PyDataset):
@@ -26,6 +28,7 @@ class RowBatches(keras.utils.PyDataset):
         *,
         shuffle: bool,
         seed: int,
+        transform_x: Transform | None = None,
         transform_y: Transform | None = None,
     ) -> None:
         super().__init__()
@@ -33,6 +36,7 @@ class RowBatches(keras.utils.PyDataset):
         self.rows = rows
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.transform_x = transform_x
         self.transform_y = transform_y
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(rows) if shuffle else rows
@@ -40,12 +44,15 @@ class RowBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         # Sorted within the batch: reads walk the file forwards; the batch's rows are the same.
         rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
         x = np.asarray(self.x[rows], dtype=np.float32)
         y = np.asarray(self.y[rows], dtype=np.float32)
-        return x, (self.transform_y(y) if self.transform_y else y)
+        return (
+            self.transform_x(x) if self.transform_x else x,
+            self.transform_y(y) if self.transform_y else y,
+        )
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

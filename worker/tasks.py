@@ -40,7 +40,7 @@ def ingest_dataset(dataset_id: str) -> str:
 
 
 @app.task(name=PREDICT_TASK, ignore_result=False, acks_late=False)
-def predict(job_id: str, x: list[Any]) -> dict[str, Any]:
+def predict(job_id: str, x: list[Any] | dict[str, list[Any]]) -> dict[str, Any]:
     """A short request: acknowledged on receipt (a lost one times out at the API)."""
     from worker.context import model_cache
     from worker.inference import ModelMissing, PredictError

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -19,9 +19,10 @@ import keras
 import numpy as np
 
 from fitq.spec.compile import CompileSpec
-from fitq.spec.data import LabelEncoding
+from fitq.spec.data import ColumnGroup, LabelEncoding, split_groups
 from fitq.spec.job import FitSpec, ModelSpec, ReduceLROnPlateau, TensorBoard, TerminateOnNaN
 from fitq.spec.layers import LayerBase
+from fitq.spec.losses import LossBase
 from fitq.spec.metrics import METRIC_CLASSES, MetricBase
 from fitq.spec.optimizers import OptimizerBase, ScheduleBase
 from fitq.spec.validation import split_rows
@@ -44,6 +45,9 @@ class Arrays:
     x: np.ndarray
     y: np.ndarray
     rows: np.ndarray | None = None
+    # A model of several inputs or outputs: the named groups of x's or y's columns.
+    x_groups: list[ColumnGroup] | None = None
+    y_groups: list[ColumnGroup] | None = None
 
     @property
     def count(self) -> int:
@@ -62,6 +66,25 @@ class Arrays:
         if self.rows is None:
             return np.asarray(self.x), np.asarray(self.y)
         return np.asarray(self.x[self.rows]), np.asarray(self.y[self.rows])
+
+    def with_rows(self, rows: np.ndarray) -> Arrays:
+        return replace(self, rows=rows)
+
+    def model_x(self, x: np.ndarray) -> Any:
+        """Rows of x as the model takes them: the array, or a dict of its named inputs."""
+        return _named(x, self.x_groups)
+
+    def model_y(self, y: np.ndarray) -> Any:
+        return _named(y, self.y_groups)
+
+
+def _named(array: np.ndarray, groups: list[ColumnGroup] | None) -> Any:
+    """The named groups of ``array`` as ``fit`` takes them; one group is the array itself
+    (what a model of one input or output takes)."""
+    named = split_groups(array, groups)
+    if isinstance(named, dict) and len(named) == 1:
+        return next(iter(named.values()))
+    return named
 
 
 @dataclass(frozen=True)
@@ -97,16 +120,16 @@ def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> ker
 
 
 def build_graph(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
-    """As a script writes a functional model: ``x = Input(shape, name=…)``, then each layer
-    built and called on its inputs in the order listed (``h = Dense(8, name=…)(x)``; a merge
-    layer on a list, ``Add()([a, b])``; attention on its query and value, ``mha(q, v)``),
-    then ``Model(x, output)``. Layers draw their seeds in that order, as the script's do."""
+    """As a script writes a functional model: ``x = Input(shape, name=…)`` per input, then
+    each layer built and called on its inputs in the order listed (``h = Dense(8,
+    name=…)(x)``; a merge layer on a list, ``Add()([a, b])``; attention on its query and
+    value, ``mha(q, v)``), then ``Model(x, output)`` (lists for several).
+    Layers draw their seeds in that order, as the script's do."""
     assert spec.inputs is not None
-    graph_input = spec.inputs[0]
-    model_input = keras.Input(shape=graph_input.shape, name=graph_input.name)
-    tensors: dict[str, Any] = {
-        graph_input.name: first(model_input) if first is not None else model_input
-    }
+    model_inputs = [keras.Input(shape=i.shape, name=i.name) for i in spec.inputs]
+    tensors: dict[str, Any] = dict(zip(spec.input_names, model_inputs, strict=True))
+    if first is not None:  # standardize: a model of one input
+        tensors[spec.input_names[0]] = first(model_inputs[0])
     for index, layer_spec in enumerate(spec.layers):
         layer = keras_layer(layer_spec)
         called = [tensors[name] for name in spec.layer_inputs(index)]
@@ -117,7 +140,13 @@ def build_graph(spec: ModelSpec, first: keras.layers.Layer | None = None) -> ker
         else:
             output = layer(called)
         tensors[str(layer_spec.name)] = output
-    return keras.Model(model_input, tensors[spec.graph_outputs[0]])
+    outputs = [tensors[name] for name in spec.graph_outputs]
+    # One input or output as itself, several as a list: ``Model(x, y)``, ``Model([a, b],
+    # [p, q])``, as a script writes them.
+    return keras.Model(
+        model_inputs[0] if len(model_inputs) == 1 else model_inputs,
+        outputs[0] if len(outputs) == 1 else outputs,
+    )
 
 
 def keras_layer(spec: LayerBase) -> keras.layers.Layer:
@@ -153,14 +182,29 @@ def compile_model(
 ) -> None:
     """``model.compile`` with the Keras objects the spec names (each class as
     ``fitq/spec`` names it, with the arguments the user set)."""
+    loss = (
+        {name: _loss(loss) for name, loss in spec.loss.items()}
+        if isinstance(spec.loss, dict)
+        else _loss(spec.loss)
+    )
+    metrics = (
+        {name: [_metric(m) for m in listed] for name, listed in spec.metrics.items()}
+        if isinstance(spec.metrics, dict)
+        else [_metric(m) for m in spec.metrics]
+    )
     model.compile(
-        loss=getattr(keras.losses, spec.loss.keras_class)(**spec.loss.keras_kwargs()),
+        loss=loss,
         optimizer=_optimizer(spec.optimizer),
-        metrics=[_metric(metric) for metric in spec.metrics],
+        metrics=metrics,
+        loss_weights=spec.loss_weights,
         jit_compile="auto" if jit_compile is None else jit_compile,
         steps_per_execution=pacing.steps_per_execution if pacing else 1,
         run_eagerly=pacing.run_eagerly if pacing else False,
     )
+
+
+def _loss(spec: LossBase) -> keras.losses.Loss:
+    return getattr(keras.losses, spec.keras_class)(**spec.keras_kwargs())
 
 
 def _optimizer(spec: OptimizerBase) -> keras.optimizers.Optimizer:
@@ -260,10 +304,10 @@ def prepare_data(
         rows = np.random.default_rng(seed).permutation(len(train.x))
     if test_split:
         kept = split_rows(len(rows), test_split)[0]
-        test = Arrays(train.x, train.y, rows[kept:])
+        test = train.with_rows(rows[kept:])
         rows = rows[:kept]
     if shuffle_before_split or test_split:
-        train = Arrays(train.x, train.y, rows)
+        train = train.with_rows(rows)
     return TrainingData(train, validation, test)
 
 
@@ -444,7 +488,8 @@ def train(
     else:
         built = _new_model(model_spec, compile_spec, fit_spec, data, execution, streamed, devices)
     model = built.model
-    transform = label_transform(execution.label_encoding, int(model.output_shape[-1]))
+    encoding = execution.label_encoding  # a model of one output only
+    transform = label_transform(encoding, int(model.output_shape[-1])) if encoding else None
     initial_epoch = len(resume.history) if resume else 0
     feed = (
         _StreamedFeed(data, fit_spec, seed, transform, initial_epoch)
@@ -475,7 +520,8 @@ def train(
         early_stopping=_early_stopping_report(callbacks.stopper, fit_spec),
     )
     if data.test is not None and not outcome.non_finite:
-        _evaluate(outcome, feed, fit_spec, compile_spec, callbacks.stop)
+        logged = compile_spec.logged_names(model_spec.output_names)
+        _evaluate(outcome, feed, fit_spec, logged, callbacks.stop)
     outcome.train_seconds = time.perf_counter() - started
     return outcome
 
@@ -682,10 +728,11 @@ def _evaluate(
     outcome: TrainingOutcome,
     feed: _MemoryFeed | _StreamedFeed,
     fit_spec: FitSpec,
-    compile_spec: CompileSpec,
+    logged: list[str],
     stop: _StopAtBatch | None,
 ) -> None:
-    """``model.evaluate`` on the test data: the test loss and every compiled metric."""
+    """``model.evaluate`` on the test data: the test loss and every compiled metric (and
+    each output's loss, in a model of several)."""
     scores = outcome.model.evaluate(
         **feed.test_arguments(fit_spec),
         callbacks=[stop] if stop else [],
@@ -693,7 +740,7 @@ def _evaluate(
         return_dict=True,
     )
     outcome.test_loss = _clean(scores["loss"])
-    outcome.test_metrics = {name: _clean(scores[name]) for name in compile_spec.metric_names}
+    outcome.test_metrics = {name: _clean(scores[name]) for name in logged}
 
 
 # What eager kernels compute bit for bit as the traced graph does (tested): these layers,
@@ -721,12 +768,12 @@ def _eager_exact(model: keras.Model, compile_spec: CompileSpec) -> bool:
     optimizer = compile_spec.optimizer
     return (
         all(type(layer).__name__ in EAGER_EXACT for layer in model.layers)
-        and compile_spec.loss.type in EAGER_EXACT_LOSSES
+        and all(loss.type in EAGER_EXACT_LOSSES for loss in compile_spec.losses)
         and optimizer.type in EAGER_EXACT_OPTIMIZERS
         and not optimizer.scheduled
         and all(
             isinstance(m, str) and (METRIC_CLASSES[m] or m) in EAGER_EXACT_METRICS
-            for m in compile_spec.metrics
+            for m in compile_spec.all_metrics
         )
     )
 
@@ -784,6 +831,10 @@ def _reuse_key(
         steps_per_execution=pacing.steps_per_execution,
         x=(data.train.x.shape[1:], str(data.train.x.dtype)),
         y=(data.train.y.shape[1:], str(data.train.y.dtype)),
+        groups=[
+            [g.model_dump(mode="json") for g in groups or []]
+            for groups in (data.train.x_groups, data.train.y_groups)
+        ],
         label_encoding=execution.label_encoding,
     )
 
@@ -791,7 +842,7 @@ def _reuse_key(
 def _normalizer(train: Arrays, streamed: bool) -> keras.layers.Normalization:
     if not streamed:
         layer = keras.layers.Normalization()
-        layer.adapt(train.materialize()[0])
+        layer.adapt(train.model_x(train.materialize()[0]))
         return layer
     mean, variance = column_moments(train.x, train.row_index())
     return keras.layers.Normalization(mean=mean, variance=variance)
@@ -803,11 +854,11 @@ class _MemoryFeed:
     def __init__(
         self, data: TrainingData, transform: Callable[[np.ndarray], np.ndarray] | None
     ) -> None:
-        def load(arrays: Arrays | None) -> tuple[np.ndarray, np.ndarray] | None:
+        def load(arrays: Arrays | None) -> tuple[Any, Any] | None:
             if arrays is None:
                 return None
             x, y = arrays.materialize()
-            return x, (transform(y) if transform else y)
+            return arrays.model_x(x), arrays.model_y(transform(y) if transform else y)
 
         self.train = load(data.train)
         self.validation = load(data.validation)
@@ -869,6 +920,10 @@ class _StreamedFeed:
         shuffle: bool,
     ) -> RowBatches:
         chosen = rows if rows is not None else arrays.row_index()
+
+        def target(y: np.ndarray) -> Any:
+            return arrays.model_y(transform(y) if transform else y)
+
         return RowBatches(
             arrays.x,
             arrays.y,
@@ -876,7 +931,8 @@ class _StreamedFeed:
             fit.batch_size,
             shuffle=shuffle,
             seed=seed,
-            transform_y=transform,
+            transform_x=arrays.model_x if arrays.x_groups else None,
+            transform_y=target if transform or arrays.y_groups else None,
         )
 
     def fit_arguments(self, fit: FitSpec) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any
 
 import numpy as np
@@ -15,6 +17,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    Strict,
     Tag,
     WithJsonSchema,
     field_validator,
@@ -98,24 +101,132 @@ NumericArray = Annotated[
 ]
 
 
+# A named input's or output's key: a Keras layer name (``keras.Input(name=…)``).
+GroupName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+
+
+def _array_kind(value: Any) -> str:
+    return "named" if isinstance(value, dict) else "array"
+
+
+# One array, or (a model of several inputs or outputs) an object of arrays keyed by the
+# Keras input or output names, as ``model.fit`` takes a dict.
+ArrayOrNamed = Annotated[
+    Annotated[NumericArray, Tag("array")]
+    | Annotated[dict[GroupName, NumericArray], Tag("named"), Field(min_length=1, max_length=16)],
+    Discriminator(_array_kind),
+]
+
+
+class ColumnGroup(SpecModel):
+    """A named input or output kept in a 2-D array: the columns ``[start, stop)`` of each
+    range, in order, reshaped to ``shape`` per row."""
+
+    name: str
+    shape: list[int]
+    columns: list[Annotated[tuple[int, int], Strict(False)]]
+
+    def take(self, array: np.ndarray) -> np.ndarray:
+        """This group's rows of ``array`` (rows first), as the model's input or target."""
+        parts = [array[:, start:stop] for start, stop in self.columns]
+        taken = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return taken.reshape(len(array), *self.shape)
+
+    @property
+    def width(self) -> int:
+        return sum(stop - start for start, stop in self.columns)
+
+
+def split_groups(array: np.ndarray, groups: list[ColumnGroup] | None) -> Any:
+    """``array`` as the model takes it: as is, or a dict of its named groups."""
+    if groups is None:
+        return array
+    return {group.name: group.take(array) for group in groups}
+
+
+def columns_of(indexes: list[int]) -> list[tuple[int, int]]:
+    """Column indexes as ``[start, stop)`` ranges of consecutive columns."""
+    ranges: list[tuple[int, int]] = []
+    for index in indexes:
+        if ranges and ranges[-1][1] == index:
+            ranges[-1] = (ranges[-1][0], index + 1)
+        else:
+            ranges.append((index, index + 1))
+    return ranges
+
+
+@dataclass(frozen=True)
+class PackedArrays:
+    """Inline arrays as they are stored: one array each for x and y, the named ones packed
+    side by side (each flattened per row) with their groups."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_groups: list[ColumnGroup] | None = None
+    y_groups: list[ColumnGroup] | None = None
+
+
+def _pack(value: np.ndarray | dict[str, np.ndarray]) -> tuple[np.ndarray, list[ColumnGroup] | None]:
+    if not isinstance(value, dict):
+        return value, None
+    groups, start = [], 0
+    for name, array in value.items():
+        width = int(np.prod(array.shape[1:], dtype=np.int64))
+        groups.append(
+            ColumnGroup(name=name, shape=list(array.shape[1:]), columns=[(start, start + width)])
+        )
+        start += width
+    flat = [array.reshape(len(array), -1) for array in value.values()]
+    return np.ascontiguousarray(np.concatenate(flat, axis=1)), groups
+
+
 class InlineArrays(SpecModel):
-    x: NumericArray = Field(description="Features, shape (rows, *input_shape).")
-    y: NumericArray = Field(description="Targets, shape (rows,) or (rows, *output_shape).")
+    x: ArrayOrNamed = Field(
+        description="Features, shape (rows, *input_shape); for a model of several inputs, an "
+        "object of such arrays keyed by the Keras input names."
+    )
+    y: ArrayOrNamed = Field(
+        description="Targets, shape (rows,) or (rows, *output_shape); for a model of several "
+        "outputs, an object of such arrays keyed by the Keras output names."
+    )
 
     @field_validator("x")
     @classmethod
-    def _x_rank(cls, x: np.ndarray) -> np.ndarray:
-        if x.ndim < 2:
-            raise ValueError(f"expected rows of features (rank ≥ 2), received shape {x.shape}")
+    def _x_rank(cls, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        for name, array in _arrays("x", x):
+            if array.ndim < 2:
+                raise ValueError(
+                    f"expected rows of features (rank ≥ 2) in {name}, received shape {array.shape}"
+                )
         return x
 
     @model_validator(mode="after")
     def _same_rows(self) -> InlineArrays:
-        if len(self.x) != len(self.y):
-            raise ValueError(
-                f"expected as many y rows as x rows ({len(self.x)}), received {len(self.y)}"
-            )
+        arrays = [*_arrays("x", self.x), *_arrays("y", self.y)]
+        first_name, first = arrays[0]
+        for name, array in arrays[1:]:
+            if len(array) != len(first):
+                raise ValueError(
+                    f"expected as many rows in {name} as in {first_name} ({len(first)}), "
+                    f"received {len(array)}"
+                )
         return self
+
+    @cached_property
+    def packed(self) -> PackedArrays:
+        x, x_groups = _pack(self.x)
+        y, y_groups = _pack(self.y)
+        return PackedArrays(x, y, x_groups, y_groups)
+
+    @property
+    def rows(self) -> int:
+        return len(self.packed.x)
+
+
+def _arrays(field: str, value: np.ndarray | dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    if isinstance(value, dict):
+        return [(f"{field}.{name}", array) for name, array in value.items()]
+    return [(field, value)]
 
 
 def value_range(array: np.ndarray) -> tuple[float, float, bool]:
@@ -126,11 +237,29 @@ def value_range(array: np.ndarray) -> tuple[float, float, bool]:
 class PredictRequest(SpecModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"x": [[0.5, -1.0]]}]})
 
-    x: NumericArray = Field(description="Rows of the model's input shape.")
+    x: ArrayOrNamed = Field(
+        description="Rows of the model's input shape; for a model of several inputs, an "
+        "object of such arrays keyed by the Keras input names."
+    )
+
+
+ColumnNames = Annotated[list[Annotated[str, Field(max_length=255)]], Field(min_length=1)]
 
 
 class DatasetRef(SpecModel):
     dataset_id: str = Field(max_length=64)
+    inputs: dict[GroupName, ColumnNames] | None = Field(
+        None,
+        max_length=16,
+        description="A model of several inputs: each Keras input name → the dataset's feature "
+        "columns it takes, in order.",
+    )
+    outputs: dict[GroupName, ColumnNames] | None = Field(
+        None,
+        max_length=16,
+        description="A model of several outputs: each Keras output name → the dataset's "
+        "target columns it learns, in order.",
+    )
 
     @field_validator("dataset_id")
     @classmethod
@@ -202,3 +331,6 @@ class StoredData(SpecModel):
     rows: int
     x_shape: list[int]
     y_shape: list[int]
+    # A model of several inputs or outputs: its named groups of the dataset's columns.
+    x_groups: list[ColumnGroup] | None = None
+    y_groups: list[ColumnGroup] | None = None

@@ -38,11 +38,16 @@ class ModelSpec(SpecModel):
     inputs: list[GraphInput] | None = Field(
         None,
         min_length=1,
-        description="A graph model's inputs. Graph models take one input and give one output "
-        "today.",
+        max_length=16,
+        description="A graph model's inputs (keras.Input), in order. A model of several "
+        "inputs takes its data as an object keyed by these names.",
     )
     outputs: list[LayerName] | None = Field(
-        None, min_length=1, description="A graph model's output layer; absent: the last layer."
+        None,
+        min_length=1,
+        max_length=16,
+        description="A graph model's output layers, in order; absent: the last layer. A "
+        "model of several outputs takes its targets, losses and metrics keyed by these names.",
     )
     from_job: str | None = Field(
         None,
@@ -97,19 +102,22 @@ class ModelSpec(SpecModel):
         return self
 
     def _check_graph(self, inputs: list[GraphInput]) -> None:
-        if len(inputs) > 1:
-            raise ValueError(
-                f"expected one input (graph models of several inputs are not supported yet), "
-                f"received {len(inputs)}"
-            )
         if self.input_shape is not None or any(layer.input_shape for layer in self.layers):
             raise ValueError("expected the input's shape in inputs only, received input_shape")
         defined = [i.name for i in inputs]
+        if len(set(defined)) != len(defined):
+            twice = next(name for i, name in enumerate(defined) if name in defined[:i])
+            raise ValueError(f"expected unique input names, received {twice!r} twice")
         used: set[str] = set()
         for index, layer in enumerate(self.layers):
             if layer.name is None:
                 raise ValueError(
                     f"expected a name on every layer of a graph, layers.{index} has none"
+                )
+            if index == 0 and layer.inputs is None and len(inputs) > 1:
+                raise ValueError(
+                    "expected layers.0.inputs to name the model input(s) it is called on, "
+                    f"received none (the model has {len(inputs)} inputs)"
                 )
             wired = self.layer_inputs(index)
             unknown = [name for name in wired if name not in defined]
@@ -123,13 +131,15 @@ class ModelSpec(SpecModel):
             defined.append(layer.name)
             used.update(wired)
         outputs = self.graph_outputs
-        if len(outputs) > 1:
-            raise ValueError(
-                f"expected one output (graph models of several outputs are not supported "
-                f"yet), received {len(outputs)}"
-            )
-        if outputs[0] not in defined[len(inputs) :]:
-            raise ValueError(f"expected outputs to name a layer, received {outputs[0]!r}")
+        layer_names = defined[len(inputs) :]
+        for output in outputs:
+            if output not in layer_names:
+                raise ValueError(
+                    f"expected outputs to name layers, received {output!r}"
+                    f"{did_you_mean(output, layer_names)}"
+                )
+        if len(set(outputs)) != len(outputs):
+            raise ValueError("expected each output once, received one twice")
         unused = [name for name in defined if name not in used and name not in outputs]
         if unused:
             raise ValueError(
@@ -174,6 +184,19 @@ class ModelSpec(SpecModel):
     @property
     def is_graph(self) -> bool:
         return self.inputs is not None
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's inputs by name (a stack's one input has none: [])."""
+        return [graph_input.name for graph_input in self.inputs or []]
+
+    @property
+    def output_names(self) -> list[str]:
+        """What Keras names the outputs: a graph's output layers; a stack's last layer
+        (its name, or "output" where it has none: a stack has one output, never keyed)."""
+        if self.is_graph:
+            return self.graph_outputs
+        return [self.layers[-1].name or "output"]
 
     @property
     def resolved_input_shape(self) -> tuple[int, ...] | None:

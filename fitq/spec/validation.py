@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from fitq.errors import SpecError
-from fitq.spec.compile import CompileSpec
+from fitq.spec.arguments import did_you_mean
+from fitq.spec.compile import CompileSpec, OutputCompile
 from fitq.spec.data import LabelEncoding
 from fitq.spec.job import FitSpec, ModelSpec
 from fitq.spec.layers import Embedding, Shape
@@ -29,8 +30,11 @@ class LayerSummary(BaseModel):
 
 class ModelSummary(BaseModel):
     layers: list[LayerSummary]
-    input_shape: list[int | None]
-    output_shape: list[int | None]
+    input_shape: list[int | None]  # a graph's first input
+    output_shape: list[int | None]  # a graph's first output
+    # A graph's inputs and outputs by name, in order (a stack has one of each, unnamed).
+    inputs: dict[str, list[int | None]] | None = None
+    outputs: dict[str, list[int | None]] | None = None
     total_params: int
     trainable_params: int
 
@@ -58,6 +62,10 @@ class SplitData:
     y_values: ValueRange | None = None
     y_classes: Sequence[float] | None = None  # distinct target values, when few and integral
     labels: Sequence[str] | None = None  # a text target's labels: y holds their codes
+    # Named inputs or outputs (data keyed by the model's input or output names): each part
+    # as if it were the whole x (inputs) or the whole y (outputs).
+    x_parts: Mapping[str, SplitData] | None = None
+    y_parts: Mapping[str, SplitData] | None = None
 
 
 def summarize(
@@ -74,15 +82,15 @@ def summarize(
             )
         )
     trainable = 0
-    # A graph's tensors by name, the input's first; a stack's layer takes the one before.
-    tensors: dict[str, Shape] = {model.inputs[0].name: shape} if model.inputs else {}
+    # A graph's tensors by name, its inputs' first; a stack's layer takes the one before.
+    tensors: dict[str, Shape] = {i.name: i.shape for i in model.inputs or []}
     for i, layer in enumerate(model.layers):
         loc = f"model.layers.{i}"
         wired = model.layer_inputs(i) if model.is_graph else None
-        # Embedding takes the data's token ids: the model's input, as is.
-        on_input = i == 0 if wired is None else wired == [n.name for n in model.inputs or []]
+        # Embedding takes the data's token ids: a model input, as is.
+        on_input = i == 0 if wired is None else len(wired) == 1 and wired[0] in model.input_names
         if isinstance(layer, Embedding) and not on_input:
-            where = "as the first layer" if wired is None else "on the model's input"
+            where = "as the first layer" if wired is None else "on a model input"
             raise SpecError(loc, f"expected Embedding only {where}, received it at {i}")
         shapes = [tensors[name] for name in wired] if wired is not None else [shape]
         shape = layer.graph_output_shape(shapes, loc)  # checks the inputs first
@@ -100,7 +108,10 @@ def summarize(
                 params=params,
             )
         )
+    named_inputs = named_outputs = None
     if model.is_graph:
+        named_inputs = {name: [None, *tensors[name]] for name in model.input_names}
+        named_outputs = {name: [None, *tensors[name]] for name in model.graph_outputs}
         shape = tensors[model.graph_outputs[0]]
     total = sum(layer.params for layer in layers)
     if max_params is not None and total > max_params:
@@ -113,6 +124,8 @@ def summarize(
         layers=layers,
         input_shape=[None, *input_shape],
         output_shape=[None, *shape],
+        inputs=named_inputs,
+        outputs=named_outputs,
         total_params=total,
         trainable_params=trainable,
     )
@@ -131,28 +144,111 @@ def check_data(
     splits: Mapping[str, SplitData],
 ) -> LabelEncoding | None:
     """``splits`` maps ``train`` / ``validation`` / ``test`` to their shapes (rows first).
-    Returns how a classification target will be encoded, if it needs to be."""
-    model_in = tuple(summary.input_shape[1:])
-    model_out = tuple(d for d in summary.output_shape[1:] if d is not None)
-    encoding = plan_labels(compile_spec, model_out, splits["train"]) if "train" in splits else None
-    first = model.layers[0]
+    Returns how a classification target will be encoded, if it needs to be (a model of one
+    output only: the targets of several outputs come as their losses take them)."""
+    inputs = summary.inputs or {"": summary.input_shape}
+    outputs = summary.outputs or {model.output_names[0]: summary.output_shape}
+    compiled = _per_output(compile_spec, list(outputs))
+    encoding = None
+    if "train" in splits:
+        train = _parts("train", "y", splits["train"], list(outputs), model.is_graph)
+        for name, output in compiled.items():
+            planned = plan_labels(output, _shape_of(outputs[name]), train[name])
+            if planned is not None and len(outputs) > 1:
+                raise SpecError(
+                    f"data.train.y.{name}",
+                    f"{output.loss.type} expected targets as it takes them (class indices "
+                    "0..k-1, 0/1, or one row per class) in a model of several outputs, "
+                    f"received classes {', '.join(f'{c:g}' for c in planned.classes[:5])}: fitq "
+                    "encodes labels for a model of one output only",
+                )
+            encoding = planned
+    embeddings = _embedding_inputs(model)
     for split, data in splits.items():
-        if tuple(data.x_shape[1:]) != model_in:
-            raise SpecError(
-                f"data.{split}.x",
-                f"expected rows of shape {list(model_in)} (the model's input), "
-                f"received rows of shape {list(data.x_shape[1:])}",
-            )
-        if isinstance(first, Embedding) and data.x_values is not None:
-            _check_token_ids(f"data.{split}.x", data.x_values, first.input_dim)
-        if encoding is not None:
-            _check_classes(f"data.{split}.y", data, encoding)
-        _check_targets(f"data.{split}.y", data, model_out, compile_spec, encoding)
+        for name, part in _parts(split, "x", data, list(inputs), model.is_graph).items():
+            model_in = _shape_of(inputs[name])
+            loc = f"data.{split}.x{f'.{name}' if data.x_parts else ''}"
+            if tuple(part.x_shape[1:]) != model_in:
+                what = f"the model's input {name!r}" if name else "the model's input"
+                raise SpecError(
+                    loc,
+                    f"expected rows of shape {list(model_in)} ({what}), "
+                    f"received rows of shape {list(part.x_shape[1:])}",
+                )
+            if name in embeddings and part.x_values is not None:
+                _check_token_ids(loc, part.x_values, embeddings[name])
+        for name, part in _parts(split, "y", data, list(outputs), model.is_graph).items():
+            loc = f"data.{split}.y{f'.{name}' if data.y_parts else ''}"
+            model_out = _shape_of(outputs[name])
+            if encoding is not None:
+                _check_classes(loc, part, encoding)
+            _check_targets(loc, part, model_out, compiled[name], encoding)
     return encoding
 
 
+def _shape_of(shape: Sequence[int | None]) -> Shape:
+    return tuple(d for d in shape[1:] if d is not None)
+
+
+def _per_output(compile_spec: CompileSpec, outputs: list[str]) -> dict[str, OutputCompile]:
+    try:
+        return compile_spec.per_output(outputs)
+    except ValueError as exc:
+        loc, _, message = str(exc).partition(": ")
+        raise SpecError(loc, message) from None
+
+
+def _embedding_inputs(model: ModelSpec) -> dict[str, int]:
+    """The model inputs an Embedding layer reads token ids from → its ``input_dim``."""
+    found = {}
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, Embedding):
+            wired = model.layer_inputs(index) if model.is_graph else [""]
+            if index == 0 or model.is_graph:
+                found[wired[0]] = layer.input_dim
+    return found
+
+
+def _parts(
+    split: str, axis: str, data: SplitData, names: list[str], keyed: bool
+) -> dict[str, SplitData]:
+    """A split's data per model input (``axis`` "x") or output ("y"): the named parts, or the
+    one array for a model of one. ``keyed``: the model names its inputs and outputs (a
+    graph); a stack's one input and output are never keyed."""
+    parts = data.x_parts if axis == "x" else data.y_parts
+    what = "inputs" if axis == "x" else "outputs"
+    loc = f"data.{split}.{axis}"
+    if parts is None:
+        if len(names) > 1:
+            raise SpecError(
+                loc,
+                f"expected an object of arrays keyed by the model's {what} "
+                f"({', '.join(map(repr, names))}), received one array",
+            )
+        return {names[0]: data}
+    if not keyed:
+        raise SpecError(
+            loc,
+            f"expected one array (a Sequential model has one input and one output), received "
+            f"an object keyed by {', '.join(map(repr, parts))}",
+        )
+    unknown = [key for key in parts if key not in names]
+    if unknown:
+        raise SpecError(
+            f"{loc}.{unknown[0]}",
+            f"expected keys naming the model's {what} ({', '.join(map(repr, names))}), "
+            f"received {unknown[0]!r}{did_you_mean(unknown[0], names)}",
+        )
+    missing = [name for name in names if name not in parts]
+    if missing:
+        raise SpecError(
+            loc, f"expected an array for every model {what[:-1]}, received none for {missing[0]!r}"
+        )
+    return {name: parts[name] for name in names}
+
+
 def plan_labels(
-    compile_spec: CompileSpec, model_out: Shape, train: SplitData
+    compile_spec: OutputCompile, model_out: Shape, train: SplitData
 ) -> LabelEncoding | None:
     """Classification targets become what the loss expects: classes 0..k-1 (sparse), one-hot
     rows (categorical, from one label column), 0/1 (binary, two classes). Regression targets and
@@ -204,7 +300,7 @@ def _check_targets(
     loc: str,
     data: SplitData,
     model_out: Shape,
-    compile_spec: CompileSpec,
+    compile_spec: OutputCompile,
     encoding: LabelEncoding | None,
 ) -> None:
     """The targets against the loss and the model's output: its width for a class loss, the
@@ -216,14 +312,14 @@ def _check_targets(
     for index, metric in enumerate(compile_spec.metrics):
         if metric_type(metric) in SPARSE_METRICS and one_hot:
             raise SpecError(
-                f"compile.metrics.{index}",
+                f"{compile_spec.metrics_loc}.{index}",
                 f"{metric_type(metric)} expected integer class labels, received targets that "
                 f"{compile_spec.loss.type} takes one-hot (fitq encodes them so): use "
                 f"{metric_type(metric).removeprefix('sparse_')}",
             )
         if metric_type(metric) == "f1_score" and scalars:
             raise SpecError(
-                f"compile.metrics.{index}",
+                f"{compile_spec.metrics_loc}.{index}",
                 f"f1_score expected 2-D targets of shape [rows, {model_out[-1]}] "
                 f"(as Keras's metric takes them), received scalars in {loc}: send each row's "
                 "target as a list ([[0.0], [1.0], …])",
@@ -283,7 +379,7 @@ def _check_class_count(loc: str, loss: LossBase, encoding: LabelEncoding, width:
 
 
 def _check_target_values(
-    loc: str, data: SplitData, model_out: Shape, compile_spec: CompileSpec, values: ValueRange
+    loc: str, data: SplitData, model_out: Shape, compile_spec: OutputCompile, values: ValueRange
 ) -> None:
     """Raw (not encoded) targets: labels in range for a sparse loss, probabilities for a
     binary or categorical one, labels for ``sparse_categorical_accuracy``."""
@@ -314,19 +410,19 @@ def _check_target_values(
         labels = y_rows in _sparse_shapes(model_out) and values.integral
         if name in SPARSE_METRICS and not sparse and not labels:
             raise SpecError(
-                "compile.metrics",
+                compile_spec.metrics_loc,
                 f"{name} expected integer class labels of shape {list(model_out[:-1])}, "
                 f"received targets of shape {list(y_rows)}",
             )
 
 
-def _check_metrics(compile_spec: CompileSpec, model_out: Shape) -> None:
+def _check_metrics(compile_spec: OutputCompile, model_out: Shape) -> None:
     """Metrics that report one number only for some outputs."""
     for index, metric in enumerate(compile_spec.metrics):
         average = getattr(metric, "average", None)
         if metric_type(metric) == "f1_score" and average is None and model_out[-1] > 1:
             raise SpecError(
-                f"compile.metrics.{index}",
+                f"{compile_spec.metrics_loc}.{index}",
                 "f1_score without an average reports one value per class; fitq records one "
                 f'number per metric: expected {{"type": "f1_score", "average": '
                 f'"macro"}} (or "micro", "weighted") for an output of width '
@@ -336,7 +432,7 @@ def _check_metrics(compile_spec: CompileSpec, model_out: Shape) -> None:
 
 def check_splits(
     fit: FitSpec,
-    compile_spec: CompileSpec,
+    logged_names: list[str],
     train_rows: int,
     has_validation: bool,
     test_split: float | None,
@@ -361,7 +457,7 @@ def check_splits(
                 f"{fit.validation_split} of {rows} rows ({kept} to train, {held_out} to validate)",
             )
         rows = kept
-    logged = ["loss", *compile_spec.metric_names]
+    logged = ["loss", *logged_names]
     if has_validation or fit.validation_split:
         logged += [f"val_{name}" for name in logged]
     if fit.early_stopping is not None:
@@ -373,9 +469,17 @@ def check_splits(
     return EstimatedWork(train_rows=rows, epochs=fit.epochs, samples_x_epochs=rows * fit.epochs)
 
 
-def _check_fit_options(fit: FitSpec, compile_spec: CompileSpec, model_out: Shape) -> None:
+def _check_fit_options(
+    fit: FitSpec, compile_spec: CompileSpec, compiled: dict[str, OutputCompile], model_out: Shape
+) -> None:
     """``class_weight`` against the loss's classes; ReduceLROnPlateau against a schedule."""
-    loss = compile_spec.loss
+    if fit.class_weight is not None and len(compiled) > 1:
+        raise SpecError(
+            "fit.class_weight",
+            f"expected class_weight only for a model of one output (as Keras), received a "
+            f"model of {len(compiled)}",
+        )
+    loss = next(iter(compiled.values())).loss
     if fit.class_weight is not None:
         if loss.family == "regression":
             raise SpecError(
@@ -429,12 +533,25 @@ def validate_job(
     max_params: int | None,
     standardize: bool = False,
 ) -> Validation:
+    if standardize and len(model.input_names) > 1:
+        raise SpecError(
+            "data.standardize",
+            f"expected standardize only for a model of one input, received a model of "
+            f"{len(model.input_names)}: add a Normalization layer on each input instead",
+        )
     summary = summarize(model, max_params, standardize=standardize)
-    model_out = tuple(d for d in summary.output_shape[1:] if d is not None)
-    _check_metrics(compile_spec, model_out)
-    _check_fit_options(fit, compile_spec, model_out)
+    outputs = summary.outputs or {model.output_names[0]: summary.output_shape}
+    compiled = _per_output(compile_spec, list(outputs))
+    for name, output in compiled.items():
+        _check_metrics(output, _shape_of(outputs[name]))
+    model_out = _shape_of(summary.output_shape)
+    _check_fit_options(fit, compile_spec, compiled, model_out)
     encoding = check_data(model, summary, compile_spec, splits)
     work = check_splits(
-        fit, compile_spec, splits["train"].x_shape[0], "validation" in splits, test_split
+        fit,
+        compile_spec.logged_names(list(outputs)),
+        splits["train"].x_shape[0],
+        "validation" in splits,
+        test_split,
     )
     return Validation(model_summary=summary, estimated_work=work, label_encoding=encoding)

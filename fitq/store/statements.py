@@ -93,6 +93,8 @@ class DatasetFacts:
     y_shape: list[int] | None
     stats: dict[str, Any] | None
     labels: list[str] | None
+    feature_names: list[str] | None  # what a reference's named inputs pick columns by
+    target_names: list[str] | None
 
 
 DATASET_COLUMNS = tuple(f.name for f in fields(DatasetFacts))

@@ -4,6 +4,7 @@ resolved for the caller's tenant."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO, Protocol
 
@@ -15,6 +16,8 @@ from fitq.errors import FitqError, SpecError, conflict, not_found, quota_exceede
 from fitq.ids import DATASET_PREFIX, is_valid_id, new_id
 from fitq.schemas import DatasetList, DatasetRead
 from fitq.spec import DatasetRef, InlineArrays, SplitData, StoredData, ValueRange, value_range
+from fitq.spec.arguments import did_you_mean
+from fitq.spec.data import ColumnGroup, columns_of
 from fitq.statuses import DatasetStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -44,13 +47,18 @@ class StoredDataset(Protocol):
     def stats(self) -> dict[str, Any] | None: ...
     @property
     def labels(self) -> list[str] | None: ...
+    @property
+    def feature_names(self) -> list[str] | None: ...
+    @property
+    def target_names(self) -> list[str] | None: ...
 
 
 def resolve_reference(
     dataset: StoredDataset | None, split: str, ref: DatasetRef
 ) -> tuple[StoredData, SplitData]:
     """The caller's ready dataset (``dataset``: the tenant's row with the referenced id, if
-    any), as the job stores it and as the submit checks see it."""
+    any), as the job stores it and as the submit checks see it: with the named groups of
+    its columns the reference picks for a model of several inputs or outputs."""
     loc = f"data.{split}.dataset_id"
     if dataset is None:
         raise SpecError(
@@ -58,7 +66,79 @@ def resolve_reference(
         )
     if dataset.status != DatasetStatus.ready:
         raise SpecError(loc, f"expected a ready dataset, received one that is {dataset.status}")
-    return stored_data(dataset), _split_of(dataset)
+    assert dataset.x_shape is not None and dataset.y_shape is not None
+    x_groups = _column_groups(
+        f"data.{split}.inputs", ref.inputs, dataset.feature_names, dataset.x_shape, "feature"
+    )
+    y_groups = _column_groups(
+        f"data.{split}.outputs", ref.outputs, dataset.target_names, dataset.y_shape, "target"
+    )
+    split_data = _split_of(dataset)
+    if x_groups is not None or y_groups is not None:
+        split_data = with_parts(split_data, x_groups, y_groups)
+    stored = stored_data(dataset).model_copy(update={"x_groups": x_groups, "y_groups": y_groups})
+    return stored, split_data
+
+
+def _column_groups(
+    loc: str,
+    picked: dict[str, list[str]] | None,
+    names: list[str] | None,
+    shape: list[int],
+    kind: str,
+) -> list[ColumnGroup] | None:
+    """A reference's ``inputs`` / ``outputs`` (group name → column names) as column groups;
+    a group of one target column is a scalar per row, as a column of targets is."""
+    if picked is None:
+        return None
+    if names is None:
+        raise SpecError(
+            loc,
+            f"expected a dataset with named {kind} columns (a CSV or JSONL upload), "
+            "received one without",
+        )
+    width = 1 if len(shape) == 1 else shape[1]
+    index = {name: i for i, name in enumerate(names)} if len(names) == width else {}
+    groups = []
+    for group, columns in picked.items():
+        unknown = [c for c in columns if c not in index]
+        if unknown:
+            raise SpecError(
+                f"{loc}.{group}",
+                f"expected {kind} columns of the dataset ({', '.join(map(repr, names[:20]))}), "
+                f"received {unknown[0]!r}{did_you_mean(unknown[0], names)}",
+            )
+        scalar = kind == "target" and len(columns) == 1
+        groups.append(
+            ColumnGroup(
+                name=group,
+                shape=[] if scalar else [len(columns)],
+                columns=columns_of([index[c] for c in columns]),
+            )
+        )
+    return groups
+
+
+def with_parts(
+    data: SplitData, x_groups: list[ColumnGroup] | None, y_groups: list[ColumnGroup] | None
+) -> SplitData:
+    """``data`` with its named parts, each seen as a whole x or y (shapes; the values of a
+    stored dataset are known for all its columns together, not per part)."""
+    rows = data.x_shape[0]
+    x_parts = (
+        {g.name: replace(data, x_shape=(rows, *g.shape), x_values=None) for g in x_groups}
+        if x_groups is not None
+        else None
+    )
+    y_parts = (
+        {
+            g.name: replace(data, y_shape=(rows, *g.shape), y_values=None, y_classes=None)
+            for g in y_groups
+        }
+        if y_groups is not None
+        else None
+    )
+    return replace(data, x_parts=x_parts, y_parts=y_parts)
 
 
 def _split_of(dataset: StoredDataset) -> SplitData:
@@ -81,35 +161,52 @@ def _split_of(dataset: StoredDataset) -> SplitData:
     )
 
 
-def inline_split(arrays: InlineArrays) -> SplitData:
-    y_low, y_high, y_integral = value_range(arrays.y)
+def _array_split(x: np.ndarray, y: np.ndarray) -> SplitData:
+    y_low, y_high, y_integral = value_range(y)
     classes = None
     if y_integral:
-        distinct = np.unique(arrays.y)
+        distinct = np.unique(y)
         classes = distinct.tolist() if len(distinct) <= MAX_LISTED_CLASSES else None
     return SplitData(
-        arrays.x.shape,
-        arrays.y.shape,
-        ValueRange(*value_range(arrays.x)),
+        x.shape,
+        y.shape,
+        ValueRange(*value_range(x)),
         ValueRange(y_low, y_high, y_integral),
         y_classes=classes,
     )
 
 
+def inline_split(arrays: InlineArrays) -> SplitData:
+    """What the checks read of inline arrays: shapes, value ranges and classes, per named
+    input and output where they are named."""
+    packed = arrays.packed
+    whole = _array_split(packed.x, packed.y)
+    if not isinstance(arrays.x, dict) and not isinstance(arrays.y, dict):
+        return whole
+    x_parts = y_parts = None
+    if isinstance(arrays.x, dict):
+        x_parts = {name: _array_split(x, packed.y) for name, x in arrays.x.items()}
+    if isinstance(arrays.y, dict):
+        y_parts = {name: _array_split(packed.x, y) for name, y in arrays.y.items()}
+    return replace(whole, x_parts=x_parts, y_parts=y_parts)
+
+
 def store_inline(artifacts: ArtifactStore, tenant_id: str, arrays: InlineArrays) -> Dataset:
     """Writes the arrays to the artifact store and returns the (uncommitted) dataset row.
-    Files come first: a row never points at a file that is not there."""
+    Files come first: a row never points at a file that is not there. Named arrays are
+    packed side by side (``InlineArrays.packed``); the job keeps their groups."""
+    packed = arrays.packed
     dataset_id = new_id(DATASET_PREFIX)
     x_key, y_key = dataset_key(dataset_id, "x"), dataset_key(dataset_id, "y")
-    size = artifacts.put_array(x_key, arrays.x) + artifacts.put_array(y_key, arrays.y)
+    size = artifacts.put_array(x_key, packed.x) + artifacts.put_array(y_key, packed.y)
     return Dataset(
         id=dataset_id,
         tenant_id=tenant_id,
         status=DatasetStatus.ready,
         source="inline",
-        rows=len(arrays.x),
-        x_shape=list(arrays.x.shape),
-        y_shape=list(arrays.y.shape),
+        rows=len(packed.x),
+        x_shape=list(packed.x.shape),
+        y_shape=list(packed.y.shape),
         x_dtype="float32",
         y_dtype="float32",
         format="inline",
@@ -119,13 +216,18 @@ def store_inline(artifacts: ArtifactStore, tenant_id: str, arrays: InlineArrays)
     )
 
 
-def stored_data(dataset: StoredDataset) -> StoredData:
+def stored_data(dataset: StoredDataset, arrays: InlineArrays | None = None) -> StoredData:
+    """A split as the job keeps it; ``arrays``: the inline arrays ``dataset`` stores, whose
+    named groups the job keeps."""
     assert dataset.x_shape is not None and dataset.y_shape is not None
+    packed = arrays.packed if arrays is not None else None
     return StoredData(
         dataset_id=dataset.id,
         rows=dataset.rows or 0,
         x_shape=dataset.x_shape,
         y_shape=dataset.y_shape,
+        x_groups=packed.x_groups if packed else None,
+        y_groups=packed.y_groups if packed else None,
     )
 
 

@@ -37,11 +37,11 @@ def check_job(
     inline = {s: src for s, src in sources.items() if isinstance(src, InlineArrays)}
     refs = {s: src for s, src in sources.items() if isinstance(src, DatasetRef)}
     for split, arrays in inline.items():
-        if len(arrays.x) > settings.max_inline_rows:
+        if arrays.rows > settings.max_inline_rows:
             raise SpecError(
                 f"data.{split}.x",
                 f"expected at most {settings.max_inline_rows} rows inline, "
-                f"received {len(arrays.x)}: upload larger data as a dataset",
+                f"received {arrays.rows}: upload larger data as a dataset",
             )
     resolved = {s: resolve_reference(datasets.get(r.dataset_id), s, r) for s, r in refs.items()}
     referenced = {s: stored for s, (stored, _) in resolved.items()}

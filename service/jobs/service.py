@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,6 +35,7 @@ from fitq.spec import (
     InlineArrays,
     JobCreate,
     JobSpec,
+    ModelSpec,
     ResourcesSpec,
     StoredData,
     StoredDataSpec,
@@ -136,10 +137,12 @@ async def create_job(
     check_job_quotas(settings, facts.active_jobs, used)
     new_datasets: dict[str, Dataset] = {}
     if checked.inline:
-        inline_bytes = sum(a.x.nbytes + a.y.nbytes for a in checked.inline.values())
+        inline_bytes = sum(a.packed.x.nbytes + a.packed.y.nbytes for a in checked.inline.values())
         ensure_storage(ctx, facts.stored_bytes, inline_bytes)
         new_datasets = await to_thread.run_sync(_store_inline, ctx, tenant_id, checked.inline)
-    stored = checked.referenced | {s: stored_data(d) for s, d in new_datasets.items()}
+    stored = checked.referenced | {
+        s: stored_data(d, checked.inline[s]) for s, d in new_datasets.items()
+    }
     job = _new_job(ctx, tenant_id, body, queue, checked.validation, stored, now)
     rows = NewRows(
         job=job,
@@ -358,7 +361,9 @@ def list_jobs(
     return render_json({"data": page, "has_more": has_more, "next_after": next_after})
 
 
-def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> PredictResponse:
+def predict(
+    ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray | dict[str, np.ndarray]
+) -> PredictResponse:
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
         if job.status != JobStatus.succeeded or job.model_key is None:
@@ -367,16 +372,15 @@ def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> 
             )
         spec = JobSpec.model_validate(job.spec)
         labels = (job.result or {}).get("labels")
-    expected = list(spec.model.resolved_input_shape or ())
-    if list(x.shape[1:]) != expected:
-        raise SpecError("x", f"expected rows of shape {expected}, received {list(x.shape[1:])}")
-    if len(x) > ctx.settings.max_predict_rows:
+    rows = _check_predict_rows(spec.model, x)
+    if rows > ctx.settings.max_predict_rows:
         raise SpecError(
-            "x", f"expected at most {ctx.settings.max_predict_rows} rows, received {len(x)}"
+            "x", f"expected at most {ctx.settings.max_predict_rows} rows, received {rows}"
         )
+    sent = {k: v.tolist() for k, v in x.items()} if isinstance(x, dict) else x.tolist()
     timeout = ctx.settings.predict_timeout_seconds
     try:
-        reply = ctx.queue.predict(job_id, x.tolist(), timeout)
+        reply = ctx.queue.predict(job_id, sent, timeout)
     except TimeoutError as exc:
         raise FitqError(504, RequestErrorType.timeout, f"{exc}; try again") from exc
     except BrokerUnavailable as exc:
@@ -386,3 +390,37 @@ def predict(ctx: ServiceContext, tenant_id: str, job_id: str, x: np.ndarray) -> 
     if "error" in reply:
         raise FitqError(422, RequestErrorType.validation_error, f"x: {reply['error']}")
     return PredictResponse(y=reply["y"], labels=labels)
+
+
+def _check_predict_rows(model: ModelSpec, x: np.ndarray | dict[str, np.ndarray]) -> int:
+    """Rows of each model input's shape (an object keyed by the input names for a model of
+    several inputs); their count."""
+    names = model.input_names
+    if not isinstance(x, dict):
+        if len(names) > 1:
+            raise SpecError(
+                "x",
+                f"expected an object of arrays keyed by the model's inputs "
+                f"({', '.join(map(repr, names))}), received one array",
+            )
+        _check_rows_shape("x", x, model.resolved_input_shape or ())
+        return len(x)
+    if set(x) != set(names):
+        expected = ", ".join(map(repr, names)) or "none: a Sequential model takes one array"
+        raise SpecError(
+            "x", f"expected keys naming the model's inputs ({expected}), received {sorted(x)}"
+        )
+    assert model.inputs is not None
+    for graph_input in model.inputs:
+        _check_rows_shape(f"x.{graph_input.name}", x[graph_input.name], graph_input.shape)
+    counts = sorted({len(array) for array in x.values()})
+    if len(counts) > 1:
+        raise SpecError("x", f"expected as many rows in every input, received {counts}")
+    return counts[0]
+
+
+def _check_rows_shape(loc: str, array: np.ndarray, shape: Sequence[int]) -> None:
+    if list(array.shape[1:]) != list(shape):
+        raise SpecError(
+            loc, f"expected rows of shape {list(shape)}, received {list(array.shape[1:])}"
+        )

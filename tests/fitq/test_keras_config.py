@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fitq.errors import SpecError
-from fitq.spec import ModelSpec
+from fitq.spec import ModelSpec, summarize
 from fitq.spec.keras_config import model_from_keras_config
 from worker.training import build_model
 
@@ -144,17 +144,29 @@ def test_what_fitq_would_not_run_as_written_is_refused(config: Any, loc: str, me
     assert message in refused.value.message
 
 
-def test_a_shared_layer_or_a_second_input_is_refused_by_name() -> None:
+def test_a_shared_layer_is_refused_by_name() -> None:
     x = keras.Input((4,), name="x")
     shared = keras.layers.Dense(4, name="shared")
     twice = keras.Model(x, keras.layers.Add()([shared(x), shared(x)]))
     with pytest.raises(SpecError, match="shared layers are not supported") as refused:
         ModelSpec.model_validate({"keras_config": twice.to_json()})
     assert refused.value.details[0].loc.endswith("inbound_nodes")
-    a, b = keras.Input((2,), name="a"), keras.Input((2,), name="b")
-    two = keras.Model([a, b], keras.layers.Concatenate()([a, b]))
-    with pytest.raises(ValueError, match="expected one input"):
-        ModelSpec.model_validate({"keras_config": two.to_json()})
+
+
+def test_several_inputs_and_outputs_translate_in_keras_order() -> None:
+    a, b = keras.Input((2,), name="a"), keras.Input((3,), name="b")
+    joined = keras.layers.Concatenate(name="joined")([a, b])
+    price = keras.layers.Dense(1, name="price")(joined)
+    kind = keras.layers.Dense(3, activation="softmax", name="kind")(joined)
+    model = keras.Model([a, b], [price, kind])
+    spec = ModelSpec.model_validate({"keras_config": model.to_json()})
+    assert [(i.name, i.shape) for i in spec.inputs or []] == [("a", (2,)), ("b", (3,))]
+    assert spec.graph_outputs == ["price", "kind"]
+    assert spec.layer_inputs(0) == ["a", "b"]
+    summary = summarize(spec)
+    assert summary.inputs == {"a": [None, 2], "b": [None, 3]}
+    assert summary.outputs == {"price": [None, 1], "kind": [None, 3]}
+    assert summary.total_params == model.count_params()
 
 
 def test_a_custom_object_module_is_refused() -> None:

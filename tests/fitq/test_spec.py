@@ -92,7 +92,7 @@ def test_rows_of_x_and_y_must_agree() -> None:
     body = tiny_job()
     body["data"]["train"]["y"] = body["data"]["train"]["y"][:-1]
     (error,) = errors_of(body)
-    assert "as many y rows as x rows (64), received 63" in error["msg"]
+    assert "as many rows in y as in x (64), received 63" in error["msg"]
 
 
 def test_dataset_ids_are_checked_for_form() -> None:
