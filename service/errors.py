@@ -62,17 +62,45 @@ def _received(value: Any) -> Any:
 
 
 def _detail(error: dict[str, Any]) -> ErrorDetail:
-    loc = tuple(error.get("loc", ()))
-    parts = tuple(p for i, p in enumerate(loc) if not _is_union_segment(loc, i))
+    loc, keys = _per_output_keys(tuple(error.get("loc", ())))
+    parts = tuple(
+        keys.get(i, p) for i, p in enumerate(loc) if i in keys or not _is_union_segment(loc, i)
+    )
     message = error.get("msg", "invalid").removeprefix("Value error, ")
     return ErrorDetail(loc=_loc(parts), message=message, received=_received(error.get("input")))
+
+
+# Fields given once or per model output (compile.loss, compile.metrics): pydantic puts "one"
+# or "per_output" after them, and the output's name after "per_output".
+_PER_OUTPUT_FIELDS = {"loss", "metrics"}
+
+
+def _per_output_keys(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[int, Any]]:
+    """``loc`` without the "one" / "per_output" tags, each output name standing in for its
+    field (so what follows reads as it would after the field), and those names by index."""
+    seen: list[Any] = []
+    keys: dict[int, Any] = {}
+    index = 0
+    while index < len(loc):
+        part, previous = loc[index], loc[index - 1] if index else None
+        if previous in _PER_OUTPUT_FIELDS and part in ("one", "per_output"):
+            if part == "per_output" and index + 1 < len(loc):
+                keys[len(seen)] = loc[index + 1]
+                seen.append(previous)
+                index += 1
+            index += 1
+            continue
+        seen.append(part)
+        index += 1
+    return tuple(seen), keys
 
 
 # Fields whose value is a discriminated union: pydantic puts the member's tag after them
 # ("schedule" and "object" are themselves tags, of a learning rate and a metric, followed by
 # the member's own). Lists of tagged members: a tag after the index.
 _TAGGED_FIELDS = {
-    "optimizer", "loss", "train", "validation", "test", "learning_rate", "schedule", "object"
+    "optimizer", "loss", "train", "validation", "test", "learning_rate", "schedule", "object",
+    "x", "y",
 }  # fmt: skip
 _TAGGED_LISTS = {"layers", "callbacks", "metrics"}
 # Fields whose union members carry a tag only sometimes: these tags, after these fields.

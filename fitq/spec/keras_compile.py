@@ -24,19 +24,47 @@ def compile_from_keras(config: dict[str, Any] | None, **given: Any) -> dict[str,
     caller passes (``loss``, ``optimizer``, ``metrics``: names, spec objects or Keras
     objects), the caller's winning."""
     config = config or {}
-    for key in ("loss_weights", "weighted_metrics"):
-        if config.get(key) is not None:
-            raise SpecError(
-                f"compile.{key}", f"expected no {key} (fitq has none), received {config[key]!r}"
-            )
+    if config.get("weighted_metrics") is not None:
+        raise SpecError(
+            "compile.weighted_metrics",
+            f"expected no weighted_metrics (fitq has none), received {config['weighted_metrics']!r}",
+        )
     loss = given.get("loss") or config.get("loss") or "mse"
     optimizer = given.get("optimizer") or config.get("optimizer") or "adam"
     metrics = given.get("metrics") or config.get("metrics") or []
-    return {
-        "loss": _loss(_plain(loss)),
+    weights = given.get("loss_weights") or config.get("loss_weights")
+    compiled: dict[str, Any] = {
+        "loss": (
+            {name: _loss(_plain(one)) for name, one in loss.items()}
+            if _per_output(loss)
+            else _loss(_plain(loss))
+        ),
         "optimizer": _optimizer(_plain(optimizer)),
-        "metrics": [_metric(_plain(m), f"compile.metrics.{i}") for i, m in enumerate(metrics)],
+        "metrics": (
+            {name: _metrics(listed, f"compile.metrics.{name}") for name, listed in metrics.items()}
+            if isinstance(metrics, dict)
+            else _metrics(metrics, "compile.metrics")
+        ),
     }
+    if weights is not None:
+        if not isinstance(weights, dict):
+            raise SpecError(
+                "compile.loss_weights",
+                f"expected loss_weights keyed by output name (a dict), received {weights!r}",
+            )
+        compiled["loss_weights"] = weights
+    return compiled
+
+
+def _per_output(loss: Any) -> bool:
+    """A dict of losses keyed by output name (not one serialised loss)."""
+    return isinstance(loss, dict) and "class_name" not in loss and "type" not in loss
+
+
+def _metrics(metrics: Any, loc: str) -> list[Any]:
+    if not isinstance(metrics, list | tuple):
+        raise SpecError(loc, f"expected a list of metrics, received {metrics!r}")
+    return [_metric(_plain(m), f"{loc}.{i}") for i, m in enumerate(metrics)]
 
 
 def _plain(value: Any) -> Any:

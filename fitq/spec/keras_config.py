@@ -30,6 +30,7 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "noise_shape": (None,),
     "seed": (None,),
     "lora_rank": (None,),
+    "ignore_class": (None,),  # SparseCategoricalCrossentropy: every class counts
     "lora_alpha": (None,),
     "keepdims": (False,),
     "axis": (-1, [-1]),
@@ -171,7 +172,9 @@ def _graph_from_config(config: dict[str, Any], loc: str) -> dict[str, Any]:
         layer["inputs"] = _called_on(entry.get("inbound_nodes"), f"{where}.inbound_nodes")
         layers.append(layer)
     outputs = [_tensor_name(t, f"{loc}.config.output_layers") for t in _ends(body, "output")]
-    _ends(body, "input")  # one input, as inputs holds
+    # The model's inputs in its own order (``Model([a, b], …)``), not the layers' order.
+    order = [_tensor_name(t, f"{loc}.config.input_layers") for t in _ends(body, "input")]
+    inputs.sort(key=lambda i: order.index(i["name"]) if i["name"] in order else len(order))
     return {"inputs": inputs, "layers": layers, "outputs": outputs}
 
 
@@ -416,7 +419,7 @@ def spec_from_keras(
     **fit: Any,
 ) -> dict[str, Any]:
     """A job spec, all but its ``data``, from a live Keras model (``Sequential`` or
-    functional, of one input and one output): the layers go
+    functional, of one or several inputs and outputs): the layers go
     through the allowlist, and so does how the model was compiled (its loss, optimizer with
     its arguments, and metrics), unless ``loss``, ``optimizer`` or ``metrics`` say otherwise
     (names, spec objects or Keras objects). Not compiled and not given: ``mse`` and

@@ -128,7 +128,7 @@ CASES: list[tuple[str, Callable[[Body], None], str, str]] = [
     ("ragged x", setting("data.train", {"x": [[1.0, 2.0, 3.0, 4.0], [1.0]], "y": [1.0, 2.0]}),
      "data.train.x", "ragged rows"),
     ("x rows ≠ y rows", setting("data.train", {"x": [[1.0] * 4], "y": [1.0, 2.0]}), "data.train",
-     "as many y rows as x rows (1), received 2"),
+     "as many rows in y as in x (1), received 2"),
     ("string in y", setting("data.train", {"x": [[1.0] * 4], "y": ["a"]}), "data.train.y", "non-numeric"),
     ("malformed dataset id", setting("data.test", {"dataset_id": "../x"}), "data.test.dataset_id",
      "expected a dataset id like 'ds_…'"),

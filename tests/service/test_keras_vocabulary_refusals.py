@@ -157,13 +157,20 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "model.layers.1.inputs",
         "Subtract expected 2 inputs, received 3",
     ),
-    "two model inputs": (
+    "two model inputs, one array": (
         _patched(tiny_job(), model={"inputs": [{"name": "a", "shape": [2]},
                                                {"name": "b", "shape": [2]}],
                                     "layers": [{"type": "Concatenate", "name": "c",
                                                 "inputs": ["a", "b"]}]}),
+        "data.train.x",
+        "expected an object of arrays keyed by the model's inputs ('a', 'b'), received one array",
+    ),
+    "two model inputs, the first layer unwired": (
+        _patched(tiny_job(), model={"inputs": [{"name": "a", "shape": [2]},
+                                               {"name": "b", "shape": [2]}],
+                                    "layers": [{"type": "Dense", "name": "c", "units": 1}]}),
         "model",
-        "expected one input (graph models of several inputs are not supported yet)",
+        "expected layers.0.inputs to name the model input(s) it is called on",
     ),
 }  # fmt: skip
 

@@ -271,3 +271,24 @@ def test_a_dataset_reference_names_the_columns_of_each_input_and_output(
     detail = _refusal(client, body)
     assert detail["loc"] == "data.train.inputs.left"
     assert "columns of the dataset ('u', 'v', 'w'), received 'uu'" in detail["message"]
+
+
+def test_spec_from_keras_reads_a_model_of_several_outputs_and_its_compile() -> None:
+    from fitq import spec_from_keras
+
+    model = _by_hand_model()
+    model.compile(
+        loss={"price": "mse", "kind": keras.losses.SparseCategoricalCrossentropy()},
+        loss_weights={"price": 1.0, "kind": 0.5},
+        optimizer=keras.optimizers.Adam(0.01),
+        metrics={"price": ["mae"], "kind": ["accuracy"]},
+    )
+    spec = spec_from_keras(model, batch_size=16)
+    assert spec["compile"]["loss"] == {
+        "price": "mse",
+        "kind": {"type": "sparse_categorical_crossentropy", "from_logits": False},
+    }
+    assert spec["compile"]["loss_weights"] == {"price": 1.0, "kind": 0.5}
+    assert spec["compile"]["metrics"] == {"price": ["mae"], "kind": ["accuracy"]}
+    assert [i["name"] for i in spec["model"]["inputs"]] == ["features", "series"]
+    assert spec["model"]["outputs"] == ["price", "kind"]
