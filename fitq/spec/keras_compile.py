@@ -24,12 +24,13 @@ def compile_from_keras(config: dict[str, Any] | None, **given: Any) -> dict[str,
     caller passes (``loss``, ``optimizer``, ``metrics``: names, spec objects or Keras
     objects), the caller's winning."""
     config = config or {}
-    if config.get("weighted_metrics") is not None:
+    weighted = config.get("weighted_metrics")
+    if weighted is not None:
         raise SpecError(
             "compile.weighted_metrics",
-            f"expected no weighted_metrics (fitq has none), received {config['weighted_metrics']!r}",
+            f"expected no weighted_metrics (fitq has none), received {weighted!r}",
         )
-    loss = given.get("loss") or config.get("loss") or "mse"
+    loss: Any = given.get("loss") or config.get("loss") or "mse"
     optimizer = given.get("optimizer") or config.get("optimizer") or "adam"
     metrics = given.get("metrics") or config.get("metrics") or []
     weights = given.get("loss_weights") or config.get("loss_weights")

@@ -150,6 +150,10 @@ def test_several_outputs_share_one_loss_and_stream_from_memory_maps(
     }  # fmt: skip
 
 
+def _kinds(body: dict[str, Any]) -> list[float]:
+    return list(body["data"]["train"]["y"]["kind"])
+
+
 def _refusal(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
     answer = client.post("/v1/validate", json=body)
     assert answer.status_code == 422, answer.text
@@ -181,7 +185,7 @@ def test_validate_summarizes_named_inputs_and_outputs(api: Api) -> None:
          "compile.loss_weights", "did you mean 'price'"),
         (lambda b: b["fit"].update(class_weight={"0": 2.0}),
          "fit.class_weight", "only for a model of one output"),
-        (lambda b: b["data"]["train"]["y"].update(kind=[c + 1 for c in b["data"]["train"]["y"]["kind"]]),
+        (lambda b: b["data"]["train"]["y"].update(kind=[k + 1 for k in _kinds(b)]),
          "data.train.y.kind", "fitq encodes labels for a model of one output only"),
         (lambda b: b["fit"].update(early_stopping={"monitor": "val_kind_acc"}),
          "fit.early_stopping.monitor", "'val_kind_accuracy'"),
@@ -259,7 +263,8 @@ def test_a_dataset_reference_names_the_columns_of_each_input_and_output(
     keras.utils.set_random_seed(4)
     left, right = keras.Input((2,), name="left"), keras.Input((1,), name="right")
     h = L.Dense(4, activation="tanh", name="h")(L.Concatenate(name="both")([left, right]))
-    by_hand = keras.Model([left, right], [L.Dense(1, name="first")(h), L.Dense(1, name="second")(h)])
+    first, second = L.Dense(1, name="first")(h), L.Dense(1, name="second")(h)
+    by_hand = keras.Model([left, right], [first, second])
     by_hand.compile(loss="mae", optimizer="adam")
     x = {"left": table[:, [2, 0]], "right": table[:, [1]]}
     y = {"first": table[:, 4], "second": table[:, 3]}
