@@ -39,6 +39,11 @@ class JobResult(BaseModel):
     early_stopping: dict[str, Any] | None = Field(
         None, description="stopped_epoch, best_epoch (1-based), restored_best_weights."
     )
+    model_checkpoint: dict[str, Any] | None = Field(
+        None,
+        description="A ModelCheckpoint callback's: monitor, saved_epoch (1-based: the epoch "
+        "whose model is the job's model), best (its monitor value, with save_best_only).",
+    )
     environment: dict[str, Any] = Field(description="Device, backend and versions.")
 
 

@@ -6,7 +6,8 @@ out and a resumed run needs to draw the same numbers:
 - the state of each random layer's seed generator (Dropout's masks);
 - Python's and NumPy's global random states (Keras shuffles the batches of a dataset
   object with Python's ``random``);
-- EarlyStopping's counters and best weights, ReduceLROnPlateau's counters;
+- EarlyStopping's counters and best weights, ReduceLROnPlateau's counters,
+  ModelCheckpoint's best value and the file it wrote;
 - the epoch it was taken after.
 
 That extra state is a member of the same ``.keras`` zip, so the checkpoint is one artifact,
@@ -22,6 +23,8 @@ import io
 import json
 import random
 import zipfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ LOSS_SHARE = 0.05
 COST_SHARE = 0.03
 STATE_MEMBER = "fitq-checkpoint.json"
 BEST_WEIGHTS_MEMBER = "fitq-early-stopping-best-weights.npz"
+SAVED_MODEL_MEMBER = "fitq-model-checkpoint.keras"
 # EarlyStopping's and ReduceLROnPlateau's progress; on_train_begin resets it, so a resumed
 # run puts it back after.
 EARLY_STOPPING_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
@@ -68,6 +72,8 @@ class CheckpointState:
     early_stopping: dict[str, Any] | None = None
     best_weights: list[np.ndarray] | None = None
     reduce_lr: dict[str, Any] | None = None
+    model_checkpoint: dict[str, Any] | None = None  # ModelCheckpoint's best, saved epoch
+    saved_model: bytes | None = None  # the file ModelCheckpoint wrote, as it was
 
 
 def _seed_variables(model: keras.Model) -> list[Any]:
@@ -81,9 +87,11 @@ def save(
     epoch: int,
     early_stopping: keras.callbacks.EarlyStopping | None = None,
     reduce_lr: keras.callbacks.ReduceLROnPlateau | None = None,
+    model_checkpoint: ResumableModelCheckpoint | None = None,
 ) -> None:
     """``model.save(path)`` plus the state Keras leaves out."""
     model.save(path)
+    saved = Path(model_checkpoint.filepath) if model_checkpoint is not None else None
     state: dict[str, Any] = {
         "epoch": epoch,
         "seeds": [np.asarray(v).tolist() for v in _seed_variables(model)],
@@ -91,6 +99,7 @@ def save(
         "numpy_random": _plain_tree(np.random.get_state()),
         "early_stopping": None,
         "reduce_lr": _fields(reduce_lr, REDUCE_LR_FIELDS) if reduce_lr is not None else None,
+        "model_checkpoint": model_checkpoint.state() if model_checkpoint is not None else None,
     }
     best: list[np.ndarray] | None = None
     if early_stopping is not None:
@@ -102,6 +111,8 @@ def save(
             buffer = io.BytesIO()
             np.savez(buffer, *best)
             archive.writestr(BEST_WEIGHTS_MEMBER, buffer.getvalue())
+        if saved is not None and saved.exists():
+            archive.writestr(SAVED_MODEL_MEMBER, saved.read_bytes())
 
 
 def read_state(path: Path) -> CheckpointState | None:
@@ -116,6 +127,7 @@ def read_state(path: Path) -> CheckpointState | None:
         if BEST_WEIGHTS_MEMBER in names:
             with np.load(io.BytesIO(archive.read(BEST_WEIGHTS_MEMBER))) as arrays:
                 best = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        saved = archive.read(SAVED_MODEL_MEMBER) if SAVED_MODEL_MEMBER in names else None
     return CheckpointState(
         epoch=int(state["epoch"]),
         seeds=state["seeds"],
@@ -124,6 +136,8 @@ def read_state(path: Path) -> CheckpointState | None:
         early_stopping=state["early_stopping"],
         best_weights=best,
         reduce_lr=state.get("reduce_lr"),
+        model_checkpoint=state.get("model_checkpoint"),
+        saved_model=saved,
     )
 
 
@@ -158,6 +172,49 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         for name, value in self._resume.early_stopping.items():
             setattr(self, name, value)
         self.best_weights = self._resume.best_weights
+
+
+class ResumableModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras's ModelCheckpoint writing ``filepath`` as the job's model, saved with the
+    user's compile settings (``saving``); a resumed run starts with the checkpoint's best
+    value and its file. ``saved_epoch``: the epoch the file holds."""
+
+    def __init__(
+        self,
+        resume: CheckpointState | None,
+        saving: Callable[[keras.Model], AbstractContextManager[None]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._resume = resume
+        self._saving = saving
+        self.saved_epoch: int | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        state = self._resume.model_checkpoint if self._resume is not None else None
+        if state is None:
+            return
+        self.best, self.saved_epoch = state["best"], state["saved_epoch"]
+        if self._resume is not None and self._resume.saved_model is not None:
+            Path(self.filepath).write_bytes(self._resume.saved_model)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        before = _file_state(Path(self.filepath))
+        with self._saving(self.model):
+            super().on_epoch_end(epoch, logs)
+        if _file_state(Path(self.filepath)) != before:
+            self.saved_epoch = epoch + 1
+
+    def state(self) -> dict[str, Any]:
+        return {"best": _plain(self.best), "saved_epoch": self.saved_epoch}
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):

@@ -25,7 +25,7 @@ from fitq.artifacts import ArtifactStore, checkpoint_key, model_key, tensorboard
 from fitq.errors import JobErrorType
 from fitq.settings import Settings
 from fitq.spec import JobSpec, StoredData, summarize
-from fitq.spec.job import TensorBoard
+from fitq.spec.job import ModelCheckpoint, TensorBoard
 from fitq.statuses import JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -166,11 +166,22 @@ class JobRunner:
             heartbeat_seconds=self.settings.heartbeat_seconds,
             max_runtime_seconds=max_runtime,
         )
+        # A directory for the files some callbacks write (TensorBoard's logs, the model
+        # ModelCheckpoint saves), only for the jobs that have them.
+        files: AbstractContextManager[str | None] = (
+            tempfile.TemporaryDirectory(prefix="fitq-job-")
+            if spec.fit.callback(TensorBoard) or spec.fit.callback(ModelCheckpoint)
+            else nullcontext()
+        )
         try:
             data = self._load_data(spec)
-            with watch:
-                outcome = self._train(job_id, attempt, spec, data, history, watch, resume)
-            return self._finish_trained(job_id, attempt, spec, outcome)
+            with files as work_dir:
+                job_dir = Path(work_dir) if work_dir is not None else None
+                with watch:
+                    outcome = self._train(
+                        job_id, attempt, spec, data, history, watch, resume, job_dir
+                    )
+                return self._finish_trained(job_id, attempt, spec, outcome)
         except TrainingStopped as stop:
             if stop.reason == StopReason.drain:
                 return self._hand_back(job_id, attempt, history, max_runtime)
@@ -308,6 +319,7 @@ class JobRunner:
         history: list[HistoryEpoch],
         watch: JobWatch,
         resume: Resume | None,
+        job_dir: Path | None,
     ) -> TrainingOutcome:
         started = time.monotonic()
         resumed = len(resume.history) if resume else 0
@@ -329,37 +341,36 @@ class JobRunner:
             if not owned:
                 raise LeaseLost(job_id)
 
-        # A directory for TensorBoard's event files, only for the jobs that write them.
-        logs: AbstractContextManager[str | None] = (
-            tempfile.TemporaryDirectory(prefix="fitq-tensorboard-")
-            if spec.fit.callback(TensorBoard) is not None
-            else nullcontext()
+        tensorboard_dir = saved_model = None
+        if job_dir is not None and spec.fit.callback(TensorBoard) is not None:
+            tensorboard_dir = job_dir / "tensorboard"
+        if job_dir is not None and spec.fit.callback(ModelCheckpoint) is not None:
+            saved_model = job_dir / "model.keras"
+        execution = Execution(
+            standardize=spec.data.standardize,
+            label_encoding=spec.data.label_encoding,
+            in_memory_bytes=self.settings.in_memory_bytes,
+            should_stop=watch.check,
+            draining=watch.draining,
+            checkpoint=lambda write, epoch: self._checkpoint(job_id, attempt, write, epoch),
+            checkpoint_seconds=self.settings.checkpoint_seconds,
+            resume=resume,
+            base_model=self._source_model(spec),
+            tensorboard_dir=tensorboard_dir,
+            model_checkpoint_path=saved_model,
         )
-        with logs as logs_dir:
-            execution = Execution(
-                standardize=spec.data.standardize,
-                label_encoding=spec.data.label_encoding,
-                in_memory_bytes=self.settings.in_memory_bytes,
-                should_stop=watch.check,
-                draining=watch.draining,
-                checkpoint=lambda write, epoch: self._checkpoint(job_id, attempt, write, epoch),
-                checkpoint_seconds=self.settings.checkpoint_seconds,
-                resume=resume,
-                base_model=self._source_model(spec),
-                tensorboard_dir=Path(logs_dir) if logs_dir is not None else None,
-            )
-            outcome = train(
-                spec.model,
-                spec.compile,
-                spec.fit,
-                data,
-                spec.seed,
-                on_epoch=on_epoch,
-                execution=execution,
-            )
-            if logs_dir is not None:  # training ended normally: keep its logs
-                self._store_logs(job_id, Path(logs_dir))
-            return outcome
+        outcome = train(
+            spec.model,
+            spec.compile,
+            spec.fit,
+            data,
+            spec.seed,
+            on_epoch=on_epoch,
+            execution=execution,
+        )
+        if tensorboard_dir is not None:  # training ended normally: keep its logs
+            self._store_logs(job_id, tensorboard_dir)
+        return outcome
 
     def _store_logs(self, job_id: str, logs_dir: Path) -> None:
         """The TensorBoard log directory as one .tar.gz (its event files under ``train/``
@@ -382,10 +393,13 @@ class JobRunner:
             )
 
         key = model_key(job_id)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.keras"
-            save_model(outcome.model, path, spec.fit)
-            self.artifacts.put_file(key, path)
+        if outcome.saved_model is not None:  # ModelCheckpoint's file is the job's model
+            self.artifacts.put_file(key, outcome.saved_model)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "model.keras"
+                save_model(outcome.model, path, spec.fit)
+                self.artifacts.put_file(key, path)
         result: dict[str, Any] = {
             "test_loss": outcome.test_loss,
             "test_metrics": outcome.test_metrics,
@@ -394,6 +408,7 @@ class JobRunner:
             "train_seconds": outcome.train_seconds,
             "execution": outcome.execution,
             "early_stopping": outcome.early_stopping,
+            "model_checkpoint": outcome.model_checkpoint,
             "tensorboard_url": (
                 f"/v1/jobs/{job_id}/tensorboard"
                 if spec.fit.callback(TensorBoard) is not None

@@ -20,7 +20,14 @@ import numpy as np
 
 from fitq.spec.compile import CompileSpec
 from fitq.spec.data import ColumnGroup, LabelEncoding, split_groups
-from fitq.spec.job import FitSpec, ModelSpec, ReduceLROnPlateau, TensorBoard, TerminateOnNaN
+from fitq.spec.job import (
+    FitSpec,
+    ModelCheckpoint,
+    ModelSpec,
+    ReduceLROnPlateau,
+    TensorBoard,
+    TerminateOnNaN,
+)
 from fitq.spec.layers import LayerBase
 from fitq.spec.losses import LossBase
 from fitq.spec.metrics import METRIC_CLASSES, MetricBase
@@ -104,6 +111,9 @@ class TrainingOutcome:
     train_seconds: float = 0.0
     execution: dict[str, Any] = field(default_factory=dict)
     early_stopping: dict[str, Any] | None = None
+    # ModelCheckpoint: the file it wrote (the job's model) and what it holds.
+    saved_model: Path | None = None
+    model_checkpoint: dict[str, Any] | None = None
 
 
 def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
@@ -234,6 +244,14 @@ def save_model(model: keras.Model, path: Path, fit: FitSpec) -> None:
     written: fitq's execution choices (``run_eagerly`` for a short job, several
     ``steps_per_execution``) are not theirs, and a loaded model would keep them (predicting
     eagerly, re-fitting in steps). ``get_compile_config`` is what Keras's saving reads."""
+    with users_compile_settings(model, fit):
+        model.save(path)
+
+
+@contextmanager
+def users_compile_settings(model: keras.Model, fit: FitSpec) -> Iterator[None]:
+    """While saving: ``get_compile_config`` (what Keras's saving reads) without fitq's
+    execution choices."""
     config = model.get_compile_config()
     config.update(
         run_eagerly=False,
@@ -241,7 +259,7 @@ def save_model(model: keras.Model, path: Path, fit: FitSpec) -> None:
         jit_compile="auto" if fit.jit_compile is None else fit.jit_compile,
     )
     with mock.patch.object(model, "get_compile_config", lambda: config):
-        model.save(path)
+        yield
 
 
 def mixed_policy() -> str:
@@ -395,9 +413,11 @@ class _AtEpochEnd(keras.callbacks.Callback):
         epochs: int,
         early_stopping: keras.callbacks.EarlyStopping | None,
         reduce_lr: keras.callbacks.ReduceLROnPlateau | None = None,
+        model_checkpoint: checkpoints.ResumableModelCheckpoint | None = None,
     ) -> None:
         super().__init__()
         self._reduce_lr = reduce_lr
+        self._model_checkpoint = model_checkpoint
         self._store = store
         self._interval = interval
         self._draining = draining
@@ -423,7 +443,10 @@ class _AtEpochEnd(keras.callbacks.Callback):
         )
         if self._store is not None and (draining or due):
             model, stopper, reducer = self.model, self._early_stopping, self._reduce_lr
-            self._store(lambda path: checkpoints.save(model, path, done, stopper, reducer), done)
+            saver = self._model_checkpoint
+            self._store(
+                lambda path: checkpoints.save(model, path, done, stopper, reducer, saver), done
+            )
             self._last = time.monotonic()
             self._last_save = self._last - now
             self.saving += self._last_save
@@ -462,6 +485,8 @@ class Execution:
     base_model: Path | None = None
     # Where the TensorBoard callback writes (jobs that ask for it).
     tensorboard_dir: Path | None = None
+    # Where the ModelCheckpoint callback writes its .keras (jobs that ask for it).
+    model_checkpoint_path: Path | None = None
 
 
 def train(
@@ -519,6 +544,14 @@ def train(
         ),
         early_stopping=_early_stopping_report(callbacks.stopper, fit_spec),
     )
+    saver = callbacks.model_checkpoint
+    if saver is not None and saver.saved_epoch is not None:
+        outcome.saved_model = Path(saver.filepath)
+        outcome.model_checkpoint = {
+            "monitor": saver.monitor,
+            "saved_epoch": saver.saved_epoch,
+            "best": _clean(saver.best) if saver.save_best_only else None,
+        }
     if data.test is not None and not outcome.non_finite:
         logged = compile_spec.logged_names(model_spec.output_names)
         _evaluate(outcome, feed, fit_spec, logged, callbacks.stop)
@@ -625,6 +658,7 @@ class _FitCallbacks:
     stop: _StopAtBatch | None
     stopper: checkpoints.ResumableEarlyStopping | None
     at_epoch_end: _AtEpochEnd
+    model_checkpoint: checkpoints.ResumableModelCheckpoint | None = None
 
     @classmethod
     def for_job(
@@ -633,12 +667,12 @@ class _FitCallbacks:
         resume = execution.resume
         state = resume.state if resume else None
         stopper = None
-        if fit_spec.early_stopping is not None:
+        if fit_spec.stopping is not None:
             stopper = checkpoints.ResumableEarlyStopping(
-                state, **fit_spec.early_stopping.model_dump()
+                state, **fit_spec.stopping.model_dump(exclude={"type"})
             )
         user: list[keras.callbacks.Callback] = []
-        reducer = None
+        reducer = saver = None
         for spec in fit_spec.callbacks:
             if isinstance(spec, ReduceLROnPlateau):
                 reducer = checkpoints.ResumableReduceLROnPlateau(
@@ -656,6 +690,17 @@ class _FitCallbacks:
                         log_dir=str(execution.tensorboard_dir), profile_batch=0, **arguments
                     )
                 )
+            elif isinstance(spec, ModelCheckpoint):
+                if execution.model_checkpoint_path is None:
+                    raise ValueError("a ModelCheckpoint callback without a file to write")
+                saver = checkpoints.ResumableModelCheckpoint(
+                    state,
+                    lambda model: users_compile_settings(model, fit_spec),
+                    filepath=str(execution.model_checkpoint_path),
+                    **spec.model_dump(exclude={"type"}),
+                )
+                user.append(saver)
+            # EarlyStopping (an entry here or fit.early_stopping) is the stopper, below.
         return cls(
             user=user,
             recorder=_EpochRecorder(on_epoch, resume.history if resume else []),
@@ -668,7 +713,9 @@ class _FitCallbacks:
                 fit_spec.epochs,
                 stopper,
                 reducer,
+                saver,
             ),
+            model_checkpoint=saver,
         )
 
     def in_order(self) -> list[keras.callbacks.Callback]:
@@ -717,8 +764,8 @@ def _early_stopping_report(
         "stopped_epoch": stopper.stopped_epoch + 1 if stopper.stopped_epoch else None,
         "best_epoch": stopper.best_epoch + 1,
         "restored_best_weights": bool(
-            fit_spec.early_stopping
-            and fit_spec.early_stopping.restore_best_weights
+            fit_spec.stopping
+            and fit_spec.stopping.restore_best_weights
             and stopper.best_weights is not None
         ),
     }

@@ -206,8 +206,10 @@ class ModelSpec(SpecModel):
 
 
 class EarlyStopping(SpecModel):
-    """``keras.callbacks.EarlyStopping`` with its defaults."""
+    """``keras.callbacks.EarlyStopping`` with its defaults: as ``fit.early_stopping``, or
+    an entry of ``fit.callbacks`` (``{"type": "EarlyStopping", …}``), not both."""
 
+    type: Literal["EarlyStopping"] = "EarlyStopping"
     monitor: str = Field("val_loss", max_length=64)
     patience: int = Field(0, ge=0, le=10_000)
     min_delta: float = Field(0.0, ge=0.0, le=1e6)
@@ -247,7 +249,24 @@ class TensorBoard(SpecModel):
     update_freq: Literal["epoch", "batch"] | Annotated[int, Field(ge=1, le=10**9)] = "epoch"
 
 
-Callback = Annotated[ReduceLROnPlateau | TerminateOnNaN | TensorBoard, Field(discriminator="type")]
+class ModelCheckpoint(SpecModel):
+    """``keras.callbacks.ModelCheckpoint``: the job's model (``GET /v1/jobs/{id}/model``)
+    is the file it writes. With ``save_best_only``, the model of the epoch whose ``monitor``
+    was best (weights and optimizer state as saved then); without, the last epoch's, as
+    without the callback. The test scores stay those of the model at the end of ``fit``, as
+    a script's ``evaluate`` after ``fit`` computes them."""
+
+    type: Literal["ModelCheckpoint"]
+    monitor: str = Field("val_loss", max_length=64)
+    mode: Literal["auto", "min", "max"] = "auto"
+    save_best_only: bool = False
+    initial_value_threshold: float | None = Field(None, ge=-1e30, le=1e30)
+
+
+Callback = Annotated[
+    ReduceLROnPlateau | TerminateOnNaN | TensorBoard | EarlyStopping | ModelCheckpoint,
+    Field(discriminator="type"),
+]
 ClassKey = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,6})$")]
 
 
@@ -290,10 +309,19 @@ class FitSpec(SpecModel):
         twice = [kind for i, kind in enumerate(kinds) if kind in kinds[:i]]
         if twice:
             raise ValueError(f"expected each callback once, received {twice[0]} twice")
+        if self.early_stopping is not None and "EarlyStopping" in kinds:
+            raise ValueError(
+                "expected EarlyStopping in fit.early_stopping or fit.callbacks, received both"
+            )
         return self
 
     def callback(self, kind: type[CallbackT]) -> CallbackT | None:
         return next((c for c in self.callbacks if isinstance(c, kind)), None)
+
+    @property
+    def stopping(self) -> EarlyStopping | None:
+        """EarlyStopping, from ``early_stopping`` or ``callbacks``."""
+        return self.early_stopping or self.callback(EarlyStopping)
 
 
 class ResourcesSpec(SpecModel):

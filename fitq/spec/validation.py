@@ -460,12 +460,23 @@ def check_splits(
     logged = ["loss", *logged_names]
     if has_validation or fit.validation_split:
         logged += [f"val_{name}" for name in logged]
+    watching = [(f"fit.callbacks.{i}", c) for i, c in enumerate(fit.callbacks)]
     if fit.early_stopping is not None:
-        _check_monitor("fit.early_stopping.monitor", fit.early_stopping.monitor, logged)
-    for index, callback in enumerate(fit.callbacks):
+        watching.insert(0, ("fit.early_stopping", fit.early_stopping))
+    for loc, callback in watching:
         monitor = getattr(callback, "monitor", None)
-        if monitor is not None:
-            _check_monitor(f"fit.callbacks.{index}.monitor", monitor, logged)
+        if monitor is None:
+            continue
+        _check_monitor(f"{loc}.monitor", monitor, logged)
+        name = monitor.removeprefix("val_")
+        per_output_loss = name != "loss" and name.endswith("_loss")
+        if callback.type in ("EarlyStopping", "ModelCheckpoint") and per_output_loss:
+            if getattr(callback, "mode", None) == "auto":
+                raise SpecError(
+                    f"{loc}.mode",
+                    f"expected mode 'min' with monitor {monitor!r} (Keras cannot tell which "
+                    "way an output's loss improves), received 'auto'",
+                )
     return EstimatedWork(train_rows=rows, epochs=fit.epochs, samples_x_epochs=rows * fit.epochs)
 
 

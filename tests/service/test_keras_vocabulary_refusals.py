@@ -172,6 +172,18 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "model",
         "expected layers.0.inputs to name the model input(s) it is called on",
     ),
+    "EarlyStopping twice": (
+        _patched(tiny_job(), fit={"early_stopping": {"patience": 1},
+                                  "callbacks": [{"type": "EarlyStopping"}]}),
+        "fit",
+        "expected EarlyStopping in fit.early_stopping or fit.callbacks, received both",
+    ),
+    "ModelCheckpoint on a metric not logged": (
+        _patched(tiny_job(), fit={"callbacks": [{"type": "ModelCheckpoint", "monitor": "val_acc",
+                                                 "save_best_only": True}]}),
+        "fit.callbacks.0.monitor",
+        "received 'val_acc'",
+    ),
 }  # fmt: skip
 
 

@@ -202,6 +202,18 @@ CASES: dict[str, Case] = {
                                               min_delta=10.0),
             keras.callbacks.TerminateOnNaN()]},
     ),
+    "EarlyStopping as a callbacks entry": Case(
+        "regression",
+        {"loss": "mse", "optimizer": {"type": "sgd", "learning_rate": 0.05}, "metrics": ["mae"]},
+        lambda: {"loss": "mse", "optimizer": keras.optimizers.SGD(learning_rate=0.05),
+                 "metrics": ["mae"]},
+        fit={"callbacks": [
+            {"type": "EarlyStopping", "monitor": "val_mae", "patience": 0, "min_delta": 10.0,
+             "restore_best_weights": True}]},
+        fit_by_hand=lambda: {"callbacks": [
+            keras.callbacks.EarlyStopping(monitor="val_mae", patience=0, min_delta=10.0,
+                                          restore_best_weights=True)]},
+    ),
 }  # fmt: skip
 
 
@@ -603,3 +615,40 @@ def test_graph_models_train_as_the_same_functional_model_by_hand(
     history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
     scores = model.evaluate(test["x"], test["y"], batch_size=16, verbose=0, return_dict=True)
     _assert_same(outcome, history.history, scores)
+
+
+@pytest.mark.parametrize("save_best_only", [True, False])
+def test_the_job_model_is_the_file_model_checkpoint_writes_by_hand(
+    save_best_only: bool, tmp_path
+) -> None:
+    """With save_best_only, the epoch of the best monitor (mode "max" of val_loss: the first
+    epoch, not the last); without, the last epoch's. The test scores are the final model's,
+    as a script's evaluate after fit."""
+    case = CASES["mean_squared_error by its Keras name, nadam"]
+    train_arrays, test = _arrays(case.kind, 64, 0), _arrays(case.kind, 24, 1)
+    checkpoint = {"monitor": "val_loss", "mode": "max", "save_best_only": save_best_only}
+    body = _body(case, train_arrays, test)
+    body["fit"]["callbacks"] = [{"type": "ModelCheckpoint", **checkpoint}]
+    job = JobCreate.model_validate(body)
+    outcome = train(
+        job.model, job.compile, job.fit,
+        TrainingData(Arrays(train_arrays["x"], train_arrays["y"]),
+                     test=Arrays(test["x"], test["y"])),
+        seed=SEED,
+        execution=worker.training.Execution(model_checkpoint_path=tmp_path / "job.keras"),
+    )  # fmt: skip
+    hand_file = tmp_path / "by_hand.keras"
+    saver = keras.callbacks.ModelCheckpoint(str(hand_file), **checkpoint)
+    history, scores = _by_hand(
+        Case(case.kind, case.compile, case.by_hand, fit_by_hand=lambda: {"callbacks": [saver]}),
+        train_arrays, test,
+    )  # fmt: skip
+    _assert_same(outcome, history, scores)
+    assert outcome.saved_model is not None and outcome.model_checkpoint is not None
+    assert outcome.model_checkpoint["saved_epoch"] == (1 if save_best_only else EPOCHS)
+    ours, theirs = (keras.models.load_model(f) for f in (outcome.saved_model, hand_file))
+    assert all(
+        (a == b).all() for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True)
+    )
+    assert (ours.predict(test["x"], verbose=0) == theirs.predict(test["x"], verbose=0)).all()
+    assert ours.get_compile_config()["steps_per_execution"] == 1

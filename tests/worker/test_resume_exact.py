@@ -11,6 +11,7 @@ whole extra one): a different test loss."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,6 +136,14 @@ def test_a_drained_job_resumes_to_the_undisturbed_numbers(
     assert outcome(client, job_id) == expected
 
 
+def _model_weights(client: TestClient, job_id: str, tmp_path: Path) -> list[Any]:
+    import keras
+
+    path = tmp_path / f"{job_id}.keras"
+    path.write_bytes(client.get(f"/v1/jobs/{job_id}/model").content)
+    return list(keras.models.load_model(path, safe_mode=True).get_weights())
+
+
 class _WorkerDied(BaseException):
     """Not an Exception: nothing in the worker catches it, as nothing survives a SIGKILL."""
 
@@ -234,8 +243,14 @@ def test_the_checkpoint_cadence_bounds_lost_work_and_its_cost() -> None:
                 },
             },
         ),
+        # mode "max": the worst val_loss, the first epoch's, is the one kept, so the resumed
+        # run must carry the file saved before the drain and the best value it beats.
+        (
+            {"callbacks": [{"type": "ModelCheckpoint", "save_best_only": True, "mode": "max"}]},
+            {"type": "adam", "learning_rate": 0.01},
+        ),
     ],
-    ids=["ReduceLROnPlateau", "ExponentialDecay"],
+    ids=["ReduceLROnPlateau", "ExponentialDecay", "ModelCheckpoint"],
 )
 def test_callbacks_and_schedules_resume_to_the_undisturbed_numbers(
     fit: dict[str, Any],
@@ -243,6 +258,7 @@ def test_callbacks_and_schedules_resume_to_the_undisturbed_numbers(
     api: Api,
     runner: JobRunner,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     client, _ = api
     runner.resend = lambda job_id, limit: None
@@ -262,6 +278,12 @@ def test_callbacks_and_schedules_resume_to_the_undisturbed_numbers(
         drain.requested.clear()
     assert runner.run(job_id) == RunResult.succeeded
     assert outcome(client, job_id) == expected
-    if fit:  # the rate fell once, at epoch 3's end (each epoch logs the rate it trained at)
+    if "ModelCheckpoint" in str(fit):
+        results = [client.get(f"/v1/jobs/{j}").json()["result"] for j in (undisturbed, job_id)]
+        assert results[0]["model_checkpoint"] == results[1]["model_checkpoint"]
+        assert results[0]["model_checkpoint"]["saved_epoch"] == 1
+        models = [_model_weights(client, j, tmp_path) for j in (undisturbed, job_id)]
+        assert all((a == b).all() for a, b in zip(*models, strict=True))
+    elif fit:  # the rate fell once, at epoch 3's end (each epoch logs the rate it trained at)
         rates = [epoch["learning_rate"] for epoch in expected["history"]]
         assert rates[:3] == pytest.approx([0.01] * 3) and rates[3] == pytest.approx(0.001)

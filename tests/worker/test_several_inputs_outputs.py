@@ -191,9 +191,11 @@ def test_validate_summarizes_named_inputs_and_outputs(api: Api) -> None:
          "fit.early_stopping.monitor", "'val_kind_accuracy'"),
         (lambda b: b["data"].update(standardize=True),
          "data.standardize", "for a model of one input"),
+        (lambda b: b["fit"].update(callbacks=[{"type": "EarlyStopping", "monitor": "val_kind_loss"}]),
+         "fit.callbacks.0.mode", "expected mode 'min' with monitor 'val_kind_loss'"),
     ],
     ids=["one-array", "unknown-input", "missing-output", "metrics-list", "loss-key",
-         "weight-key", "class-weight", "labels", "monitor", "standardize"],
+         "weight-key", "class-weight", "labels", "monitor", "standardize", "auto-mode"],
 )  # fmt: skip
 def test_named_data_and_per_output_settings_are_refused_in_the_users_words(
     api: Api, change: Any, loc: str, message: str
