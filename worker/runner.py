@@ -215,6 +215,7 @@ class JobRunner:
                     self.artifacts.load_array(dataset.y_key, mmap=True),
                     x_groups=stored.x_groups,
                     y_groups=stored.y_groups,
+                    sample_weight=stored.sample_weight,
                 )
             except (OSError, ValueError) as exc:
                 raise DataError(f"dataset {stored.dataset_id} could not be read: {exc}") from exc

@@ -30,6 +30,7 @@ class RowBatches(keras.utils.PyDataset):
         seed: int,
         transform_x: Transform | None = None,
         transform_y: Transform | None = None,
+        sample_weight: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
     ) -> None:
         super().__init__()
         self.x, self.y = x, y
@@ -38,21 +39,24 @@ class RowBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.transform_x = transform_x
         self.transform_y = transform_y
+        self.sample_weight = sample_weight  # a batch's weights, from its rows of x and y
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(rows) if shuffle else rows
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         # Sorted within the batch: reads walk the file forwards; the batch's rows are the same.
         rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
         x = np.asarray(self.x[rows], dtype=np.float32)
         y = np.asarray(self.y[rows], dtype=np.float32)
-        return (
+        batch = (
             self.transform_x(x) if self.transform_x else x,
             self.transform_y(y) if self.transform_y else y,
         )
+        weights = self.sample_weight(x, y) if self.sample_weight else None
+        return batch if weights is None else (*batch, weights)
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from fitq.spec.compile import CompileSpec
-from fitq.spec.data import ColumnGroup, LabelEncoding, split_groups
+from fitq.spec.data import ColumnGroup, LabelEncoding, WeightColumn, split_groups
 from fitq.spec.job import (
     FitSpec,
     ModelCheckpoint,
@@ -55,6 +55,8 @@ class Arrays:
     # A model of several inputs or outputs: the named groups of x's or y's columns.
     x_groups: list[ColumnGroup] | None = None
     y_groups: list[ColumnGroup] | None = None
+    # The column of x or y holding the sample weights (its groups then leave it out).
+    sample_weight: WeightColumn | None = None
 
     @property
     def count(self) -> int:
@@ -83,6 +85,13 @@ class Arrays:
 
     def model_y(self, y: np.ndarray) -> Any:
         return _named(y, self.y_groups)
+
+    def weights(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Rows' sample weights, from the rows of x and y read (None: unweighted)."""
+        where = self.sample_weight
+        if where is None:
+            return None
+        return np.ascontiguousarray((x if where.array == "x" else y)[:, where.column])
 
 
 def _named(array: np.ndarray, groups: list[ColumnGroup] | None) -> Any:
@@ -833,7 +842,9 @@ def _pacing(
     compile_spec: CompileSpec | None = None,
 ) -> Pacing:
     """``compile_spec``: a new model's (None: a resumed one, never eager)."""
-    exact = compile_spec is not None and _eager_exact(model, compile_spec)
+    # Sample weights: not measured eager against traced, so such jobs stay traced.
+    weighted = data.train.sample_weight is not None
+    exact = compile_spec is not None and _eager_exact(model, compile_spec) and not weighted
     eager_allowed = eager_allowed and exact
     rows = data.train.count
     held_out = split_rows(rows, fit.validation_split)[1] if fit.validation_split else 0
@@ -882,6 +893,8 @@ def _reuse_key(
             [g.model_dump(mode="json") for g in groups or []]
             for groups in (data.train.x_groups, data.train.y_groups)
         ],
+        # Fitting with sample weights traces another train step.
+        weighted=data.train.sample_weight is not None,
         label_encoding=execution.label_encoding,
     )
 
@@ -901,11 +914,14 @@ class _MemoryFeed:
     def __init__(
         self, data: TrainingData, transform: Callable[[np.ndarray], np.ndarray] | None
     ) -> None:
-        def load(arrays: Arrays | None) -> tuple[Any, Any] | None:
+        def load(arrays: Arrays | None) -> tuple[Any, ...] | None:
             if arrays is None:
                 return None
             x, y = arrays.materialize()
-            return arrays.model_x(x), arrays.model_y(transform(y) if transform else y)
+            target = arrays.model_y(y)
+            loaded = (arrays.model_x(x), transform(target) if transform else target)
+            weights = arrays.weights(x, y)
+            return loaded if weights is None else (*loaded, weights)
 
         self.train = load(data.train)
         self.validation = load(data.validation)
@@ -916,6 +932,7 @@ class _MemoryFeed:
         return {
             "x": self.train[0],
             "y": self.train[1],
+            "sample_weight": self.train[2] if len(self.train) > 2 else None,
             "batch_size": fit.batch_size,
             "validation_data": self.validation,
             "validation_split": fit.validation_split or 0.0,
@@ -924,7 +941,13 @@ class _MemoryFeed:
 
     def test_arguments(self, fit: FitSpec) -> dict[str, Any]:
         assert self.test is not None
-        return {"x": self.test[0], "y": self.test[1], "batch_size": fit.batch_size}
+        weights = self.test[2] if len(self.test) > 2 else None
+        return {
+            "x": self.test[0],
+            "y": self.test[1],
+            "sample_weight": weights,
+            "batch_size": fit.batch_size,
+        }
 
 
 class _StreamedFeed:
@@ -969,7 +992,8 @@ class _StreamedFeed:
         chosen = rows if rows is not None else arrays.row_index()
 
         def target(y: np.ndarray) -> Any:
-            return arrays.model_y(transform(y) if transform else y)
+            grouped = arrays.model_y(y)
+            return transform(grouped) if transform else grouped
 
         return RowBatches(
             arrays.x,
@@ -980,6 +1004,7 @@ class _StreamedFeed:
             seed=seed,
             transform_x=arrays.model_x if arrays.x_groups else None,
             transform_y=target if transform or arrays.y_groups else None,
+            sample_weight=arrays.weights if arrays.sample_weight else None,
         )
 
     def fit_arguments(self, fit: FitSpec) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -118,6 +118,13 @@ ArrayOrNamed = Annotated[
 ]
 
 
+class WeightColumn(SpecModel):
+    """The column of the stored x or y that holds each row's sample weight."""
+
+    array: Literal["x", "y"]
+    column: int = Field(ge=0)
+
+
 class ColumnGroup(SpecModel):
     """A named input or output kept in a 2-D array: the columns ``[start, stop)`` of each
     range, in order, reshaped to ``shape`` per row."""
@@ -164,9 +171,18 @@ class PackedArrays:
     y: np.ndarray
     x_groups: list[ColumnGroup] | None = None
     y_groups: list[ColumnGroup] | None = None
+    sample_weight: WeightColumn | None = None
 
 
-def _pack(value: np.ndarray | dict[str, np.ndarray]) -> tuple[np.ndarray, list[ColumnGroup] | None]:
+def _pack(
+    value: np.ndarray | dict[str, np.ndarray], weight: np.ndarray | None = None
+) -> tuple[np.ndarray, list[ColumnGroup] | None]:
+    """One array of the named arrays side by side; with ``weight``, the weights as one more
+    column after them (the arrays then one group, named "", even when not named)."""
+    if weight is not None:
+        named = value if isinstance(value, dict) else {"": value}
+        packed, groups = _pack(named)
+        return np.concatenate([packed, weight.reshape(-1, 1)], axis=1), groups
     if not isinstance(value, dict):
         return value, None
     groups, start = [], 0
@@ -189,6 +205,11 @@ class InlineArrays(SpecModel):
         description="Targets, shape (rows,) or (rows, *output_shape); for a model of several "
         "outputs, an object of such arrays keyed by the Keras output names."
     )
+    sample_weight: NumericArray | None = Field(
+        None,
+        description="fit(sample_weight=…) for train (evaluate's for test, validation_data's "
+        "third array for validation): one weight ≥ 0 per row.",
+    )
 
     @field_validator("x")
     @classmethod
@@ -203,6 +224,8 @@ class InlineArrays(SpecModel):
     @model_validator(mode="after")
     def _same_rows(self) -> InlineArrays:
         arrays = [*_arrays("x", self.x), *_arrays("y", self.y)]
+        if self.sample_weight is not None:
+            arrays.append(("sample_weight", self.sample_weight))
         first_name, first = arrays[0]
         for name, array in arrays[1:]:
             if len(array) != len(first):
@@ -212,11 +235,27 @@ class InlineArrays(SpecModel):
                 )
         return self
 
+    @field_validator("sample_weight")
+    @classmethod
+    def _weights(cls, weights: np.ndarray | None) -> np.ndarray | None:
+        if weights is None:
+            return None
+        if weights.ndim != 1:
+            raise ValueError(
+                f"expected one weight per row (rank 1), received shape {weights.shape}"
+            )
+        if weights.min() < 0:
+            raise ValueError(f"expected weights ≥ 0, received {weights.min():g}")
+        return weights
+
     @cached_property
     def packed(self) -> PackedArrays:
         x, x_groups = _pack(self.x)
-        y, y_groups = _pack(self.y)
-        return PackedArrays(x, y, x_groups, y_groups)
+        y, y_groups = _pack(self.y, self.sample_weight)
+        weight = None
+        if self.sample_weight is not None:
+            weight = WeightColumn(array="y", column=y.shape[1] - 1)
+        return PackedArrays(x, y, x_groups, y_groups, weight)
 
     @property
     def rows(self) -> int:
@@ -259,6 +298,12 @@ class DatasetRef(SpecModel):
         max_length=16,
         description="A model of several outputs: each Keras output name → the dataset's "
         "target columns it learns, in order.",
+    )
+    sample_weight: str | None = Field(
+        None,
+        max_length=255,
+        description="The dataset column (a feature or target column) holding each row's "
+        "sample weight; it is then no feature or target of the model.",
     )
 
     @field_validator("dataset_id")
@@ -334,3 +379,4 @@ class StoredData(SpecModel):
     # A model of several inputs or outputs: its named groups of the dataset's columns.
     x_groups: list[ColumnGroup] | None = None
     y_groups: list[ColumnGroup] | None = None
+    sample_weight: WeightColumn | None = None

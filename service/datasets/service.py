@@ -17,7 +17,7 @@ from fitq.ids import DATASET_PREFIX, is_valid_id, new_id
 from fitq.schemas import DatasetList, DatasetRead
 from fitq.spec import DatasetRef, InlineArrays, SplitData, StoredData, ValueRange, value_range
 from fitq.spec.arguments import did_you_mean
-from fitq.spec.data import ColumnGroup, columns_of
+from fitq.spec.data import ColumnGroup, WeightColumn, columns_of
 from fitq.statuses import DatasetStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -67,6 +67,7 @@ def resolve_reference(
     if dataset.status != DatasetStatus.ready:
         raise SpecError(loc, f"expected a ready dataset, received one that is {dataset.status}")
     assert dataset.x_shape is not None and dataset.y_shape is not None
+    weight = _weight_column(f"data.{split}.sample_weight", ref.sample_weight, dataset)
     x_groups = _column_groups(
         f"data.{split}.inputs", ref.inputs, dataset.feature_names, dataset.x_shape, "feature"
     )
@@ -76,8 +77,60 @@ def resolve_reference(
     split_data = _split_of(dataset)
     if x_groups is not None or y_groups is not None:
         split_data = with_parts(split_data, x_groups, y_groups)
-    stored = stored_data(dataset).model_copy(update={"x_groups": x_groups, "y_groups": y_groups})
+    if weight is not None:
+        groups = x_groups if weight.array == "x" else y_groups
+        if groups is None:  # the other columns, as one group
+            groups = [_others(weight, dataset.x_shape if weight.array == "x" else dataset.y_shape)]
+            split_data = _without_column(split_data, weight.array, groups[0])
+        elif any(start <= weight.column < stop for g in groups for start, stop in g.columns):
+            raise SpecError(
+                f"data.{split}.sample_weight",
+                f"expected a column that is no input's or output's, received {ref.sample_weight!r}",
+            )
+        if weight.array == "x":
+            x_groups = groups
+        else:
+            y_groups = groups
+    stored = stored_data(dataset).model_copy(
+        update={"x_groups": x_groups, "y_groups": y_groups, "sample_weight": weight}
+    )
     return stored, split_data
+
+
+def _weight_column(loc: str, name: str | None, dataset: StoredDataset) -> WeightColumn | None:
+    """Where a reference's ``sample_weight`` column is: among the features or targets."""
+    if name is None:
+        return None
+    if dataset.feature_names is not None and name in dataset.feature_names:
+        return WeightColumn(array="x", column=dataset.feature_names.index(name))
+    if dataset.target_names is not None and name in dataset.target_names:
+        return WeightColumn(array="y", column=dataset.target_names.index(name))
+    known = [*(dataset.feature_names or []), *(dataset.target_names or [])]
+    raise SpecError(
+        loc,
+        f"expected a column of the dataset ({', '.join(map(repr, known[:20]))}), received "
+        f"{name!r}{did_you_mean(name, known)}",
+    )
+
+
+def _others(weight: WeightColumn, shape: list[int]) -> ColumnGroup:
+    """Every column of the array but the weights', as the model's one input or output (one
+    target column left: a scalar per row)."""
+    width = 1 if len(shape) == 1 else shape[1]
+    kept = [c for c in range(width) if c != weight.column]
+    if not kept:
+        raise SpecError("data", "expected columns besides the sample_weight column, received none")
+    scalar = weight.array == "y" and len(kept) == 1
+    return ColumnGroup(name="", shape=[] if scalar else [len(kept)], columns=columns_of(kept))
+
+
+def _without_column(data: SplitData, array: str, kept: ColumnGroup) -> SplitData:
+    """``data`` as the model sees it once the weights' column is taken out of ``array``
+    (value statistics, taken over every column, no longer apply)."""
+    rows = data.x_shape[0]
+    if array == "x":
+        return replace(data, x_shape=(rows, *kept.shape), x_values=None)
+    return replace(data, y_shape=(rows, *kept.shape), y_values=None, y_classes=None, labels=None)
 
 
 def _column_groups(
@@ -180,12 +233,14 @@ def inline_split(arrays: InlineArrays) -> SplitData:
     """What the checks read of inline arrays: shapes, value ranges and classes, per named
     input and output where they are named."""
     packed = arrays.packed
-    whole = _array_split(packed.x, packed.y)
+    # The targets as sent (packed, they may carry the sample weights as one more column).
+    y = arrays.y if not isinstance(arrays.y, dict) else next(iter(arrays.y.values()))
+    whole = _array_split(packed.x, y)
     if not isinstance(arrays.x, dict) and not isinstance(arrays.y, dict):
         return whole
     x_parts = y_parts = None
     if isinstance(arrays.x, dict):
-        x_parts = {name: _array_split(x, packed.y) for name, x in arrays.x.items()}
+        x_parts = {name: _array_split(x, y) for name, x in arrays.x.items()}
     if isinstance(arrays.y, dict):
         y_parts = {name: _array_split(packed.x, y) for name, y in arrays.y.items()}
     return replace(whole, x_parts=x_parts, y_parts=y_parts)
@@ -228,6 +283,7 @@ def stored_data(dataset: StoredDataset, arrays: InlineArrays | None = None) -> S
         y_shape=dataset.y_shape,
         x_groups=packed.x_groups if packed else None,
         y_groups=packed.y_groups if packed else None,
+        sample_weight=packed.sample_weight if packed else None,
     )
 
 
