@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -68,9 +68,15 @@ class RowBatches(keras.utils.PyDataset):
             self.on_epoch_end()
 
 
-def column_moments(
-    x: np.ndarray, rows: np.ndarray, chunk: int = 65_536
-) -> tuple[np.ndarray, np.ndarray]:
+class Rows(Protocol):
+    """What ``column_moments`` reads: an array, a memory map, or a view of some columns."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+def column_moments(x: Rows, rows: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance per feature over ``x[rows]`` in float64, a chunk at a time (what
     ``Normalization.adapt`` computes, without holding the array)."""
     count = 0

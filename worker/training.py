@@ -28,7 +28,7 @@ from fitq.spec.job import (
     TensorBoard,
     TerminateOnNaN,
 )
-from fitq.spec.layers import LayerBase
+from fitq.spec.layers import LayerBase, Normalization
 from fitq.spec.losses import LossBase
 from fitq.spec.metrics import METRIC_CLASSES, MetricBase
 from fitq.spec.optimizers import OptimizerBase, ScheduleBase
@@ -125,20 +125,29 @@ class TrainingOutcome:
     model_checkpoint: dict[str, Any] | None = None
 
 
-def build_model(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
+# Layers built before the model, by index into the spec's layers (adapted Normalizations).
+Prebuilt = dict[int, keras.layers.Layer]
+
+
+def build_model(
+    spec: ModelSpec, first: keras.layers.Layer | None = None, prebuilt: Prebuilt | None = None
+) -> keras.Model:
     """``Sequential([Input(shape), layer, …])``: the same weights as ``input_shape=`` on the
     first layer after the same seed (checked by a test). ``first`` (a fitted Normalization)
     goes right after the input. A graph is Keras's functional API (``build_graph``)."""
+    prebuilt = prebuilt or {}
     if spec.is_graph:
-        return build_graph(spec, first)
+        return build_graph(spec, first, prebuilt)
     layers: list[Any] = [keras.Input(shape=spec.resolved_input_shape)]
     if first is not None:
         layers.append(first)
-    layers.extend(keras_layer(layer) for layer in spec.layers)
+    layers.extend(prebuilt.get(i) or keras_layer(layer) for i, layer in enumerate(spec.layers))
     return keras.Sequential(layers)
 
 
-def build_graph(spec: ModelSpec, first: keras.layers.Layer | None = None) -> keras.Model:
+def build_graph(
+    spec: ModelSpec, first: keras.layers.Layer | None = None, prebuilt: Prebuilt | None = None
+) -> keras.Model:
     """As a script writes a functional model: ``x = Input(shape, name=…)`` per input, then
     each layer built and called on its inputs in the order listed (``h = Dense(8,
     name=…)(x)``; a merge layer on a list, ``Add()([a, b])``; attention on its query and
@@ -150,7 +159,7 @@ def build_graph(spec: ModelSpec, first: keras.layers.Layer | None = None) -> ker
     if first is not None:  # standardize: a model of one input
         tensors[spec.input_names[0]] = first(model_inputs[0])
     for index, layer_spec in enumerate(spec.layers):
-        layer = keras_layer(layer_spec)
+        layer = (prebuilt or {}).get(index) or keras_layer(layer_spec)
         called = [tensors[name] for name in spec.layer_inputs(index)]
         if layer_spec.called_on_arguments:
             output = layer(*called)
@@ -610,9 +619,10 @@ def _new_model(
     if model_spec.from_job is not None:
         return _fine_tuned(model_spec, compile_spec, fit_spec, data, execution, devices)
     normalizer = _normalizer(data.train, streamed) if execution.standardize else None
+    adapted = _adapted_layers(model_spec, data.train, streamed)
     policy = mixed_policy() if fit_spec.mixed_precision else None
     with distribution(devices), dtype_policy(policy):
-        model = build_model(model_spec, normalizer)
+        model = build_model(model_spec, normalizer, adapted)
         eager_allowed = not fit_spec.jit_compile and not devices
         pacing = _pacing(data, fit_spec, model, eager_allowed, compile_spec)
         key = _reuse_key(
@@ -871,11 +881,13 @@ def _reuse_key(
     eager jobs (nothing traced), streamed data, mirrored models, and models with a fitted
     Normalization (``standardize``), whose adapted mean and variance a trace holds as
     constants."""
+    adapted = any(isinstance(layer, Normalization) and layer.adapted for layer in model.layers)
     if (
         pacing.run_eagerly
         or streamed
         or devices
         or execution.standardize
+        or adapted
         or not execution.reuse_traced
     ):
         return None
@@ -899,13 +911,44 @@ def _reuse_key(
     )
 
 
-def _normalizer(train: Arrays, streamed: bool) -> keras.layers.Normalization:
+def _normalizer(
+    train: Arrays, streamed: bool, spec: Normalization | None = None, input_name: str = ""
+) -> keras.layers.Normalization:
+    """``norm = Normalization(); norm.adapt(x_train)``: on the training rows of the model's
+    input (``input_name``'s, of a model of several); streamed data: the same statistics
+    computed a chunk at a time."""
+    kwargs = spec.keras_kwargs() if spec is not None else {}
     if not streamed:
-        layer = keras.layers.Normalization()
-        layer.adapt(train.model_x(train.materialize()[0]))
+        layer = keras.layers.Normalization(**kwargs)
+        x = train.model_x(train.materialize()[0])
+        layer.adapt(x[input_name] if isinstance(x, dict) else x)
         return layer
-    mean, variance = column_moments(train.x, train.row_index())
-    return keras.layers.Normalization(mean=mean, variance=variance)
+    group = next((g for g in train.x_groups or [] if g.name == input_name), None)
+    columns = _GroupColumns(train.x, group) if group is not None else train.x
+    mean, variance = column_moments(columns, train.row_index())
+    return keras.layers.Normalization(mean=mean, variance=variance, **kwargs)
+
+
+class _GroupColumns:
+    """One named input's rows of a packed x, read as ``column_moments`` reads an array."""
+
+    def __init__(self, x: np.ndarray, group: ColumnGroup) -> None:
+        self.x, self.group = x, group
+        self.shape = (len(x), *group.shape)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.group.take(np.asarray(self.x[rows]))
+
+
+def _adapted_layers(model: ModelSpec, train: Arrays, streamed: bool) -> Prebuilt:
+    """The spec's Normalization layers without statistics, each adapted to the training rows
+    of the model input it is on (the checks allow them nowhere else)."""
+    adapted: Prebuilt = {}
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, Normalization) and layer.adapted:
+            name = model.layer_inputs(index)[0] if model.is_graph else ""
+            adapted[index] = _normalizer(train, streamed, layer, name)
+    return adapted
 
 
 class _MemoryFeed:

@@ -15,7 +15,7 @@ from fitq.spec.arguments import did_you_mean
 from fitq.spec.compile import CompileSpec, OutputCompile
 from fitq.spec.data import LabelEncoding
 from fitq.spec.job import FitSpec, ModelSpec
-from fitq.spec.layers import Embedding, Shape
+from fitq.spec.layers import Embedding, Normalization, Shape
 from fitq.spec.losses import LossBase
 from fitq.spec.metrics import SPARSE_METRICS, metric_type
 
@@ -75,11 +75,10 @@ def summarize(
     assert shape is not None  # guaranteed by ModelSpec's validator
     input_shape: Shape = shape
     layers: list[LayerSummary] = []
-    if standardize:  # Normalization: a mean and a variance per feature, and a count
+    if standardize:  # a Normalization adapted to the training rows, first
+        adapted = Normalization(type="Normalization").param_count(shape)
         layers.append(
-            LayerSummary(
-                type="Normalization", output_shape=[None, *shape], params=2 * shape[-1] + 1
-            )
+            LayerSummary(type="Normalization", output_shape=[None, *shape], params=adapted)
         )
     trainable = 0
     # A graph's tensors by name, its inputs' first; a stack's layer takes the one before.
@@ -92,6 +91,13 @@ def summarize(
         if isinstance(layer, Embedding) and not on_input:
             where = "as the first layer" if wired is None else "on a model input"
             raise SpecError(loc, f"expected Embedding only {where}, received it at {i}")
+        if isinstance(layer, Normalization) and layer.adapted and not on_input:
+            where = "as the first layer" if wired is None else "on a model input"
+            raise SpecError(
+                loc,
+                f"expected a Normalization without mean and variance (adapted to the training "
+                f"rows) only {where}, received it at {i}: give its mean and variance there",
+            )
         shapes = [tensors[name] for name in wired] if wired is not None else [shape]
         shape = layer.graph_output_shape(shapes, loc)  # checks the inputs first
         params = layer.graph_param_count(shapes)
@@ -544,6 +550,12 @@ def validate_job(
     max_params: int | None,
     standardize: bool = False,
 ) -> Validation:
+    if standardize and model.from_job is not None:
+        raise SpecError(
+            "data.standardize",
+            "expected no standardize when fine-tuning: the source model is loaded as trained, "
+            "with its own Normalization if it had one",
+        )
     if standardize and len(model.input_names) > 1:
         raise SpecError(
             "data.standardize",

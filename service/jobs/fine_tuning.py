@@ -51,17 +51,28 @@ def _source_model(ctx: ServiceContext, tenant_id: str, job_id: str) -> dict[str,
                 f"expected a succeeded job with a trained model, received {job_id} ({job.status})",
             )
         spec = dict(job.spec)
-    if spec.get("data", {}).get("standardize"):
-        raise SpecError(
-            LOC,
-            f"expected a job trained without data.standardize, received {job_id}, whose model "
-            "starts with the Normalization fitted to its data (not supported for fine-tuning "
-            "yet)",
-        )
     model = dict(spec["model"])
     model.pop("from_job", None)
     model.pop("freeze", None)
+    if spec.get("data", {}).get("standardize"):
+        return _with_its_normalization(model, job_id)
     return model
+
+
+def _with_its_normalization(model: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """A source trained with ``data.standardize``: its model starts with the Normalization
+    adapted to its data, layer 0 of the model loaded (what ``freeze`` indexes count)."""
+    if model.get("inputs") is not None:
+        raise SpecError(
+            LOC,
+            f"expected a Sequential source when it was trained with data.standardize, "
+            f"received {job_id}, a graph model (not supported for fine-tuning yet)",
+        )
+    layers = [dict(layer) for layer in model["layers"]]
+    first: dict[str, Any] = {"type": "Normalization"}
+    shape = model.pop("input_shape", None) or layers[0].pop("input_shape", None)
+    first["input_shape"] = shape
+    return {**model, "layers": [first, *layers]}
 
 
 def source_model(body: JobCreate) -> ModelSpec:

@@ -102,3 +102,45 @@ def test_what_cannot_be_fine_tuned_is_refused(
     answer = client.post("/v1/jobs", json=body)
     assert answer.status_code == 422, answer.text
     assert fragment in answer.json()["error"]["message"]
+
+
+def test_a_source_trained_with_standardize_fine_tunes_with_its_normalization(
+    api: Api, runner: JobRunner, tmp_path
+) -> None:
+    """The source's model starts with the Normalization adapted to its data: the job's
+    layers say so (layer 0, what ``freeze`` counts), and the numbers are load_model's."""
+    client, _ = api
+    body = tiny_job(epochs=2)
+    body["data"]["standardize"] = True
+    source = _submit(client, body)
+    assert runner.run(source) == RunResult.succeeded
+    source_file = tmp_path / "source.keras"
+    source_file.write_bytes(client.get(f"/v1/jobs/{source}/model").content)
+
+    train, test = tiny_arrays(seed=4), tiny_arrays(rows=24, seed=6)
+    tuned = _submit(client, _fine_tuning(source, train, test, freeze=[0, 1]))
+    job = client.get(f"/v1/jobs/{tuned}").json()
+    assert job["spec"]["model"]["layers"][0] == {
+        "type": "Normalization", "input_shape": [4], "mean": None, "variance": None,
+        "invert": False, "name": None, "inputs": None, "trainable": None,
+    }  # fmt: skip
+    assert runner.run(tuned) == RunResult.succeeded
+    job = client.get(f"/v1/jobs/{tuned}").json()
+    assert job["result"]["model_summary"]["layers"][0]["params"] == 2 * 4 + 1
+
+    keras.utils.set_random_seed(5)
+    model = keras.models.load_model(source_file, safe_mode=True)
+    model.layers[0].trainable = False
+    model.layers[1].trainable = False
+    model.compile(loss="mse", optimizer=keras.optimizers.SGD(0.05), metrics=["mae"])
+    history = model.fit(
+        train["x"], train["y"], batch_size=16, epochs=3, validation_split=0.25, verbose=0
+    )
+    for key, values in history.history.items():
+        assert [epoch[key] for epoch in job["history"]] == values, key
+
+    again = _fine_tuning(source, train, test)
+    again["data"]["standardize"] = True
+    answer = client.post("/v1/jobs", json=again)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["details"][0]["loc"] == "data.standardize"

@@ -300,3 +300,68 @@ def test_spec_from_keras_reads_a_model_of_several_outputs_and_its_compile() -> N
     assert spec["compile"]["metrics"] == {"price": ["mae"], "kind": ["accuracy"]}
     assert [i["name"] for i in spec["model"]["inputs"]] == ["features", "series"]
     assert spec["model"]["outputs"] == ["price", "kind"]
+
+
+def test_a_normalization_without_statistics_is_adapted_to_its_inputs_training_rows(
+    api: Api, runner: JobRunner, tmp_path
+) -> None:
+    """``norm = Normalization(); norm.adapt(x_train["series"])`` on one input of two, as a
+    script writes it; and a downloaded model that carries such a layer is accepted back as
+    a spec (``spec_from_keras``), its Normalization adapted to the new job's data."""
+    from fitq import spec_from_keras
+
+    client, _ = api
+    model_spec = {
+        **MODEL,
+        "layers": [
+            {"type": "Normalization", "name": "norm", "inputs": ["series"]},
+            {"type": "Flatten", "name": "flat", "inputs": ["norm"]},
+            *MODEL["layers"][1:],
+        ],
+    }
+    body = _body(model=model_spec)
+    answer = client.post("/v1/jobs", json=body)
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    assert runner.run(job_id) == RunResult.succeeded
+    job = client.get(f"/v1/jobs/{job_id}").json()
+
+    (x, y), _ = _data(48, 1), None
+    keras.utils.set_random_seed(SEED)
+    norm = L.Normalization(name="norm")
+    norm.adapt(x["series"])
+    features, series = keras.Input((3,), name="features"), keras.Input((4, 2), name="series")
+    flat = L.Flatten(name="flat")(norm(series))
+    hidden = L.Dense(8, activation="relu", name="hidden")(L.Concatenate()([features, flat]))
+    price = L.Dense(1, name="price")(hidden)
+    kind = L.Dense(3, activation="softmax", name="kind")(hidden)
+    model = keras.Model([features, series], [price, kind])
+    model.compile(
+        loss={"price": "mse", "kind": "sparse_categorical_crossentropy"},
+        loss_weights={"price": 1.0, "kind": 0.5},
+        optimizer="adam",
+        metrics={"price": ["mae"], "kind": ["accuracy"]},
+    )
+    history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
+    for key, values in history.history.items():
+        assert [epoch[key] for epoch in job["history"]] == [float(v) for v in values], key
+    assert job["result"]["model_summary"]["layers"][0]["params"] == 2 * 2 + 1
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(client.get(f"/v1/jobs/{job_id}/model").content)
+    again = spec_from_keras(keras.models.load_model(path), batch_size=16)
+    assert again["model"]["layers"][0]["type"] == "Normalization"
+    resubmitted = client.post("/v1/validate", json={**again, "data": body["data"], "seed": 1})
+    assert resubmitted.status_code == 200, resubmitted.text
+
+
+def test_a_normalization_without_statistics_is_refused_inside_the_model(api: Api) -> None:
+    model_spec = {
+        **MODEL,
+        "layers": [*MODEL["layers"][:2], {"type": "Normalization", "name": "norm"},
+                   *MODEL["layers"][2:]],
+    }  # fmt: skip
+    model_spec["layers"][3] = {**model_spec["layers"][3], "inputs": ["norm"]}
+    detail = _refusal(api[0], _body(model=model_spec))
+    assert detail["loc"] == "model.layers.2"
+    assert "only on a model input" in detail["message"]

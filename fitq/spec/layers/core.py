@@ -141,8 +141,9 @@ class Rescaling(LayerBase):
 
 class Normalization(LayerBase):
     """``(x - mean) / sqrt(variance)`` over the last axis, with the mean and variance given
-    (one per feature, or one for all). Adapted to the training data instead: the data's
-    ``standardize``."""
+    (one per feature, or one for all: constants, no weights); or, given neither, adapted to
+    the training rows of the model input it is called on, as a script's ``norm =
+    Normalization(); norm.adapt(x_train)`` (then a mean, a variance and a count as weights)."""
 
     type: Literal["Normalization"]
     mean: float | list[float] | None = None
@@ -151,11 +152,10 @@ class Normalization(LayerBase):
 
     @model_validator(mode="after")
     def _both(self) -> Normalization:
-        if self.mean is None or self.variance is None:
+        if (self.mean is None) != (self.variance is None):
             raise ValueError(
-                "expected mean and variance (a Normalization adapted to data is "
-                "data.standardize: fitq adapts it to the training rows), received "
-                f"{'neither' if self.mean is None and self.variance is None else 'one'}"
+                "expected mean and variance, or neither (adapted to the training rows), "
+                f"received only {'mean' if self.variance is None else 'variance'}"
             )
         sizes = [len(v) if isinstance(v, list) else None for v in (self.mean, self.variance)]
         if sizes[0] != sizes[1]:
@@ -164,6 +164,11 @@ class Normalization(LayerBase):
                 f"one length), received {sizes[0] or 'a number'} and {sizes[1] or 'a number'}"
             )
         return self
+
+    @property
+    def adapted(self) -> bool:
+        """Fitted to the training data (no statistics given)."""
+        return self.mean is None
 
     def check_input(self, input_shape: Shape, loc: str) -> None:
         for name in ("mean", "variance"):
@@ -175,7 +180,13 @@ class Normalization(LayerBase):
                     f"input's last axis), received {len(value)} values",
                 )
 
-    # No parameters: Keras holds given statistics as constants, not weights.
+    def param_count(self, input_shape: Shape) -> int:
+        # Adapted: a mean and a variance per feature, and a count (none trainable); given
+        # statistics are constants.
+        return 2 * input_shape[-1] + 1 if self.adapted else 0
+
+    def trainable_param_count(self, input_shape: Shape) -> int:
+        return 0
 
 
 class RepeatVector(LayerBase):
