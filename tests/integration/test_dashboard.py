@@ -98,6 +98,43 @@ def test_the_dashboard_draws_curves_and_cancels(
         assert job["status"] == "cancelled" and job["progress"]["epoch"] < 2000
 
 
+def test_a_graph_models_wiring_is_shown(browser: object, secured_stack: tuple[Stack, str]) -> None:
+    """Two inputs, two outputs: the inputs, what each layer is called on, the outputs."""
+    stack, key = secured_stack
+    x = tiny_arrays(rows=16)["x"]
+    body = {
+        "model": {
+            "inputs": [{"name": "a", "shape": [4]}, {"name": "b", "shape": [4]}],
+            "layers": [
+                {"type": "Concatenate", "name": "ab", "inputs": ["a", "b"]},
+                {"type": "Dense", "name": "p", "units": 1},
+                {"type": "Dense", "name": "q", "units": 2, "inputs": ["ab"]},
+            ],
+            "outputs": ["p", "q"],
+        },
+        "compile": {"loss": "mse"},
+        "data": {"train": {"x": {"a": x.tolist(), "b": x.tolist()},
+                           "y": {"p": x[:, 0].tolist(), "q": x[:, :2].tolist()}}},
+    }  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
+        answer = client.post("/v1/jobs", json=body)
+        assert answer.status_code == 202, answer.text
+        job, _ = poll_job(client, answer.json()["id"], finished, 120)
+        assert job["status"] == "succeeded", job["error"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.goto(stack.base_url + "/")
+    page.fill("#key", key)
+    page.click("#key-form button")
+    page.goto(f"{stack.base_url}/#job/{job['id']}")
+    rows = page.locator("#summary tbody tr")
+    rows.nth(4).wait_for()
+    cells = [[c.strip() for c in rows.nth(i).locator("td").all_text_contents()] for i in range(5)]
+    assert cells[0][:2] == ["InputLayer", "a"] and cells[1][:2] == ["InputLayer", "b"]
+    assert cells[2] == ["Concatenate", "ab", "a, b", "(None, 8)", "0"]
+    assert cells[3][1] == "p → output" and cells[4][1:3] == ["q → output", "ab"]
+
+
 def test_the_page_and_its_files_are_served_without_a_key(secured_stack: tuple[Stack, str]) -> None:
     stack, _ = secured_stack
     page = httpx.get(stack.base_url + "/")

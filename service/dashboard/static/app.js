@@ -145,8 +145,27 @@ async function showJob(id) {
     ...Object.entries(result.test_metrics).map(([k, v]) => [`test ${k}`, v === null ? "n/a" : v.toPrecision(6)]),
     ["train seconds", result.train_seconds.toFixed(2)],
   ] : []);
-  table("#summary", result ? result.model_summary.layers.map((l) => [l.type, JSON.stringify(l.output_shape), l.params]) : []);
+  table("#summary", result ? summaryRows(result.model_summary) : []);
   return job;
+}
+
+function shapeText(shape) {
+  return `(${shape.map((d) => (d === null ? "None" : d)).join(", ")})`;
+}
+
+// The model as Keras's summary shows it; a graph's inputs first, each layer with the
+// tensors it is called on, its outputs marked.
+function summaryRows(summary) {
+  const outputs = new Set(Object.keys(summary.outputs || {}));
+  const inputs = Object.entries(summary.inputs || {}).map(([name, shape]) => ["InputLayer", name, "", shapeText(shape), 0]);
+  const layers = summary.layers.map((l) => [
+    l.type,
+    (l.name || "") + (outputs.has(l.name) ? " → output" : ""),
+    (l.inputs || []).join(", "),
+    shapeText(l.output_shape),
+    l.params,
+  ]);
+  return [...inputs, ...layers];
 }
 
 async function tick() {
