@@ -196,13 +196,15 @@ MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
 
 @st.composite
 def random_graphs(draw: st.DrawFn) -> dict[str, Any]:
-    """Graphs: each layer called on earlier tensors (one, or several for a merge layer),
-    every tensor led to the output (the unused ones concatenated at the end). Ranks are
-    tracked so most single-input layers fit; merges meet whatever shapes they get."""
-    shape = draw(input_shapes())
-    ranks = {"x": len(shape)}
+    """Graphs of one or two inputs: each layer called on earlier tensors (one, or several
+    for a merge layer), every tensor led to an output (the unused ones are the outputs, or
+    are concatenated at the end). Ranks are tracked so most single-input layers fit; merges
+    meet whatever shapes they get."""
+    inputs = [{"name": f"x{i}" if i else "x", "shape": draw(input_shapes())}
+              for i in range(draw(st.integers(1, 2)))]  # fmt: skip
+    ranks = {i["name"]: len(i["shape"]) for i in inputs}
     layers: list[dict[str, Any]] = []
-    unused = ["x"]
+    unused = list(ranks)
     for index in range(draw(st.integers(1, 5))):
         name = f"l{index}"
         names = list(ranks)
@@ -228,9 +230,12 @@ def random_graphs(draw: st.DrawFn) -> dict[str, Any]:
         layers.append(layer)
         unused = [n for n in unused if n not in picked] + [name]
         ranks[name] = rank_after(layer, rank) if len(picked) == 1 else rank
+    several = len(unused) > 1 and not set(unused) & {i["name"] for i in inputs}
+    if several and draw(st.booleans()):  # the unused layers are the model's outputs
+        return {"inputs": inputs, "layers": layers, "outputs": unused}
     if len(unused) > 1:
         layers.append({"type": "Concatenate", "name": "out", "inputs": unused})
-    return {"inputs": [{"name": "x", "shape": shape}], "layers": layers}
+    return {"inputs": inputs, "layers": layers}
 
 
 def keras_view(spec: ModelSpec) -> list[tuple[tuple[int | None, ...], int, int]] | None:
@@ -271,7 +276,7 @@ def _inputs(spec: ModelSpec) -> list[tuple[Any, list[tuple[int, ...]]]]:
     """Each layer with the shapes it is called on."""
     shape = spec.resolved_input_shape
     assert shape is not None
-    tensors = {spec.inputs[0].name: shape} if spec.inputs else {}
+    tensors = {i.name: i.shape for i in spec.inputs or []}
     pairs = []
     for i, layer in enumerate(spec.layers):
         shapes = [tensors[n] for n in spec.layer_inputs(i)] if spec.is_graph else [shape]
@@ -307,8 +312,8 @@ def _augments_a_non_image(raw: dict[str, Any], keras_layers: list[Any]) -> bool:
     """Where fitq is stricter than Keras's build: an augmentation layer whose input is not
     (h, w, c), or attention over tensors that are not (steps, features)."""
     graph = "inputs" in raw
-    start = raw["inputs"][0]["shape"] if graph else raw["input_shape"]
-    shapes = {"x": tuple(start)}
+    starts = raw["inputs"] if graph else [{"name": "x", "shape": raw["input_shape"]}]
+    shapes = {i["name"]: tuple(i["shape"]) for i in starts}
     previous = "x"
     for layer, (shape, _, _) in zip(raw["layers"], keras_layers, strict=True):
         called = [shapes[n] for n in layer.get("inputs", [previous])]
