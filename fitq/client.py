@@ -182,6 +182,13 @@ class Client:
         return self.backoff * 2**attempt
 
 
+def json_rows(x: Any) -> Any:
+    """Arrays (NumPy, nested lists) as JSON lists of numbers; a dict of them keyed alike."""
+    if isinstance(x, dict):
+        return {name: json_rows(rows) for name, rows in x.items()}
+    return np.asarray(x, dtype=np.float64).tolist()
+
+
 class Jobs:
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -260,9 +267,10 @@ class Jobs:
         return target
 
     def predict(self, job_id: str, x: Any) -> PredictResponse:
-        rows = np.asarray(x, dtype=np.float64).tolist()
+        """Rows (arrays, lists), or a dict of them keyed by input name for a model of several
+        inputs; ``y`` is keyed by output name for a model of several outputs."""
         return self.client.call(
-            "POST", f"/v1/jobs/{job_id}/predict", PredictResponse, json={"x": rows}
+            "POST", f"/v1/jobs/{job_id}/predict", PredictResponse, json={"x": json_rows(x)}
         )
 
 
