@@ -51,6 +51,16 @@ def _by_hand_model() -> keras.Model:
     return keras.Model([features, series], [price, kind])
 
 
+def _compile_by_hand(model: keras.Model) -> None:
+    """COMPILE, as a script writes it."""
+    model.compile(
+        loss={"price": "mse", "kind": "sparse_categorical_crossentropy"},
+        loss_weights={"price": 1.0, "kind": 0.5},
+        optimizer="adam",
+        metrics={"price": ["mae"], "kind": ["accuracy"]},
+    )
+
+
 def _data(rows: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     x = {
@@ -97,12 +107,7 @@ def test_a_job_of_two_inputs_and_two_outputs_trains_as_the_model_by_hand(
     (x, y), (tx, ty) = _data(48, 1), _data(16, 2)
     keras.utils.set_random_seed(SEED)
     model = _by_hand_model()
-    model.compile(
-        loss={"price": "mse", "kind": "sparse_categorical_crossentropy"},
-        loss_weights={"price": 1.0, "kind": 0.5},
-        optimizer="adam",
-        metrics={"price": ["mae"], "kind": ["accuracy"]},
-    )
+    _compile_by_hand(model)
     history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
     scores = model.evaluate(tx, ty, batch_size=16, verbose=0, return_dict=True)
 
@@ -336,12 +341,7 @@ def test_a_normalization_without_statistics_is_adapted_to_its_inputs_training_ro
     price = L.Dense(1, name="price")(hidden)
     kind = L.Dense(3, activation="softmax", name="kind")(hidden)
     model = keras.Model([features, series], [price, kind])
-    model.compile(
-        loss={"price": "mse", "kind": "sparse_categorical_crossentropy"},
-        loss_weights={"price": 1.0, "kind": 0.5},
-        optimizer="adam",
-        metrics={"price": ["mae"], "kind": ["accuracy"]},
-    )
+    _compile_by_hand(model)
     history = model.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0)
     for key, values in history.history.items():
         assert [epoch[key] for epoch in job["history"]] == [float(v) for v in values], key
