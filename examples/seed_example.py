@@ -1,7 +1,10 @@
 """The seed example run by hand with Keras: what a fitq job reproduces bit for bit.
 
-python examples/seed_example.py          # test loss and MAE, every digit
-python examples/seed_example.py --json   # {"test_loss": ..., "test_metrics": {"mae": ...}}
+python examples/seed_example.py                  # test loss and MAE, every digit
+python examples/seed_example.py --json           # {"test_loss": ..., "test_metrics": {"mae": ...}}
+python examples/seed_example.py --compare JOB_ID # the job's result (FITQ_URL, FITQ_API_KEY)
+                                                 # against this run: exit 0 when every digit
+                                                 # is the same
 """
 
 from __future__ import annotations
@@ -40,9 +43,32 @@ def run(arrays: dict, seed: int = 42, epochs: int = 10, batch_size: int = 32) ->
     )
 
 
+def compare(job_id: str, scores: dict) -> bool:
+    """The job's test loss and MAE (as ``GET /v1/jobs/{id}`` returns them) against the
+    hand run's, printed side by side; True when both are equal to the last digit."""
+    from fitq.client import Client
+
+    with Client() as client:
+        result = client.jobs.get(job_id).result
+    if result is None:
+        print(f"job {job_id} has no result yet (not succeeded)")
+        return False
+    rows = [
+        ("test loss", result.test_loss, scores["loss"]),
+        ("test MAE", result.test_metrics.get("mae"), scores["mae"]),
+    ]
+    for name, job, hand in rows:
+        verdict = "same" if job == hand else "DIFFERENT"
+        print(f"{name:9}  job {job!r:22}  by hand {hand!r:22}  {verdict}")
+    return all(job == hand for _, job, hand in rows)
+
+
 if __name__ == "__main__":
     scores = run(seed_arrays())
-    if "--json" in sys.argv[1:]:  # as a job's result holds them
+    arguments = sys.argv[1:]
+    if "--compare" in arguments:
+        sys.exit(0 if compare(arguments[arguments.index("--compare") + 1], scores) else 1)
+    if "--json" in arguments:  # as a job's result holds them
         print(json.dumps({"test_loss": scores["loss"], "test_metrics": {"mae": scores["mae"]}}))
     else:  # repr: every digit, to compare with a job's result exactly
         print(f"test loss {scores['loss']!r}  test MAE {scores['mae']!r}")

@@ -45,6 +45,13 @@ def test_fitq_serve_runs_the_seed_example_on_embedded_defaults(
         assert job["status"] == "succeeded", (job["error"], serve.log())
         assert job["result"]["test_loss"] == seed["scores"]["loss"]
         assert job["result"]["test_metrics"]["mae"] == seed["scores"]["mae"]
+        # The README's one command that checks it: the hand run beside the job's result.
+        compared = subprocess.run(
+            [sys.executable, "examples/seed_example.py", "--compare", job_id],
+            env={**env, "FITQ_URL": base}, cwd=REPO_ROOT, capture_output=True, text=True,
+        )  # fmt: skip
+        assert compared.returncode == 0, compared.stdout + compared.stderr
+        assert compared.stdout.count(" same") == 2 and "DIFFERENT" not in compared.stdout
     finally:
         serve.process.send_signal(signal.SIGTERM)
         assert serve.process.wait(timeout=60) == 0
