@@ -25,7 +25,11 @@ from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_br
 from fitq.settings import Settings
 from fitq.supervise import Child, Supervisor
 
-app = typer.Typer(help="fitq: Keras training as a service.", no_args_is_help=True)
+app = typer.Typer(
+    help="fitq: Keras training as a service.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",  # paragraphs reflow: no line breaks in mid-sentence
+)
 cli_remote.register(app)  # submit, jobs, show, cancel, logs, model, datasets
 db_app = typer.Typer(help="The job store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

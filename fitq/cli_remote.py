@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel
@@ -47,15 +47,39 @@ def connect(url: str | None, key: str | None) -> Client:
 
 @contextmanager
 def session(url: str | None, key: str | None) -> Iterator[Client]:
-    """A client; an API error ends the command with its message and exit code 1."""
+    """A client; an API error ends the command with its message and exit code 1, a local
+    problem (a file that cannot be written) with one line and exit code 2."""
     try:
         with connect(url, key) as client:
             yield client
     except FitqAPIError as exc:
-        err.print(f"[red]{exc.status_code} {exc.type}: {exc.message}[/red]")
+        err.print(f"[red]{exc.status_code} {exc.type}: {exc.message}[/red]", soft_wrap=True)
         for detail in exc.details[1:]:
             err.print(f"[red]  {detail.get('loc')}: {detail.get('message')}[/red]")
         raise typer.Exit(1) from None
+    except OSError as exc:
+        usage_error(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+
+def usage_error(message: str) -> NoReturn:
+    """What the user asked for cannot be done here: one line on stderr, exit code 2."""
+    err.print(f"[red]fitq: {message}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table in a terminal; tab-separated lines when piped (what ``cut`` and ``awk``
+    read). The first column (an id) is never cut or wrapped."""
+    if not out.is_terminal:
+        for row in (headers, *rows):
+            print("\t".join(row))
+        return
+    table = Table(*headers)
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max((len(row[0]) for row in rows), default=0)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 def dump(value: BaseModel | Sequence[BaseModel]) -> None:
@@ -66,7 +90,14 @@ def dump(value: BaseModel | Sequence[BaseModel]) -> None:
 
 
 def submit(
-    spec_file: Annotated[Path, typer.Argument(help="A JobCreate as JSON.", exists=True)],
+    spec_file: Annotated[
+        Path,
+        typer.Argument(
+            help="A job body as JSON (model, compile, fit, data). With --data: the same body "
+            "without data.train, which becomes the uploaded dataset.",
+            exists=True,
+        ),
+    ],
     data: Annotated[
         Path | None, typer.Option(help="Upload this file as the training data.", exists=True)
     ] = None,
@@ -76,8 +107,15 @@ def submit(
     key: Key = None,
     as_json: AsJson = False,
 ) -> None:
-    """Submit a job; with --data, upload that file first and train on it."""
-    spec = json.loads(spec_file.read_text())
+    """Submit a job; with --data, upload that file first and train on it.
+
+    The spec is what POST /v1/jobs takes. With --data it may leave out data (the upload
+    becomes data.train); add data.test_split (or data.test) to get test metrics: without
+    either, the job reports training and validation numbers only.
+    """
+    spec = read_spec(spec_file)
+    if not any(key in spec.get("data", {}) for key in ("test", "test_split")):
+        err.print("note: no data.test or data.test_split: the job will report no test metrics")
     with session(url, key) as client:
         if data is not None:
             uploaded = client.datasets.upload(data, target=target)
@@ -100,6 +138,23 @@ def submit(
             print(job.id)
     if wait and job.status != "succeeded":
         raise typer.Exit(1)
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """The job body in ``path``; one line and exit code 2 when it is not a JSON object."""
+    try:
+        spec = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        hint = " (the data goes in --data)" if path.suffix.lower() in DATA_SUFFIXES else ""
+        usage_error(f"{path} is not a JSON job body{hint}: {exc}")
+    if not isinstance(spec, dict):
+        usage_error(
+            f"{path} is not a JSON job body: expected an object, received {type(spec).__name__}"
+        )
+    return spec
+
+
+DATA_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".npz"}
 
 
 def follow_progress(client: Client, job: JobRead) -> JobRead:
@@ -159,17 +214,19 @@ def jobs(
     if as_json:
         dump(listed)
         return
-    table = Table("id", "status", "epoch", "created", "test loss")
+    rows = []
     for job in listed:
         loss = job.result.test_loss if job.result else None
-        table.add_row(
-            job.id,
-            job.status,
-            f"{job.progress.epoch}/{job.progress.epochs}",
-            f"{job.created_at:%Y-%m-%d %H:%M:%S}",
-            f"{loss:.6g}" if loss is not None else "",
+        rows.append(
+            (
+                job.id,
+                job.status,
+                f"{job.progress.epoch}/{job.progress.epochs}",
+                f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+                f"{loss:.6g}" if loss is not None else "",
+            )
         )
-    out.print(table)
+    print_table(("id", "status", "epoch", "created", "test loss"), rows)
 
 
 def show(job_id: str, url: Url = None, key: Key = None) -> None:
@@ -258,16 +315,17 @@ def datasets_list(url: Url = None, key: Key = None, as_json: AsJson = False) -> 
     if as_json:
         dump(listed)
         return
-    table = Table("id", "status", "file", "rows", "bytes")
-    for dataset in listed:
-        table.add_row(
+    rows = [
+        (
             dataset.id,
             dataset.status,
             dataset.filename or dataset.source,
             str(dataset.rows or ""),
             f"{dataset.size_bytes:,}" if dataset.size_bytes else "",
         )
-    out.print(table)
+        for dataset in listed
+    ]
+    print_table(("id", "status", "file", "rows", "bytes"), rows)
 
 
 @datasets_app.command("rm")

@@ -133,3 +133,17 @@ def test_the_cli_submits_with_data_and_waits_with_progress(client: Client, tmp_p
 
     missing = fitq_command(client, "show", "job_01AAAAAAAAAAAAAAAAAAAAAAAA")
     assert missing.returncode == 1 and "404 not_found" in missing.stderr
+
+    # Piped (as here), the list is plain tab-separated lines with every id whole.
+    plain = fitq_command(client, "jobs").stdout.splitlines()
+    assert plain[0].split("\t") == ["id", "status", "epoch", "created", "test loss"]
+    assert job_id in [line.split("\t")[0] for line in plain[1:]]
+
+    # What cannot be done here is one line and exit code 2, never a traceback.
+    unwritable = fitq_command(client, "model", job_id, "-o", str(tmp_path / "missing" / "m.keras"))
+    assert unwritable.returncode == 2, unwritable.stderr
+    assert "No such file or directory" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
+    not_a_spec = fitq_command(client, "submit", str(tmp_path / "train.csv"))
+    assert not_a_spec.returncode == 2 and "Traceback" not in not_a_spec.stderr
+    assert "is not a JSON job body (the data goes in --data)" in not_a_spec.stderr
