@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from fitq.errors import ErrorDetail, FitqError, RequestErrorType
+from fitq.spec.arguments import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,41 @@ def _detail(error: dict[str, Any]) -> ErrorDetail:
     parts = tuple(
         keys.get(i, p) for i, p in enumerate(loc) if i in keys or not _is_union_segment(loc, i)
     )
-    message = error.get("msg", "invalid").removeprefix("Value error, ")
-    return ErrorDetail(loc=_loc(parts), message=message, received=_received(error.get("input")))
+    return ErrorDetail(
+        loc=_loc(parts), message=_message(error), received=_received(error.get("input"))
+    )
+
+
+# What a JSON value of each pydantic type error's kind is called, in the user's words.
+_EXPECTED = {
+    "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+    "string_type": "a string", "list_type": "an array", "tuple_type": "an array",
+    "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
+}  # fmt: skip
+_JSON_KINDS = {
+    str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+    list: "an array", dict: "an object", type(None): "null",
+}  # fmt: skip
+
+
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message, said as fitq says its own: what was expected, what was received
+    (as sent), and the closest allowed name where a name was mistyped."""
+    kind, ctx, received = error.get("type"), error.get("ctx") or {}, error.get("input")
+    if kind == "union_tag_invalid":
+        allowed = [tag.strip("'") for tag in str(ctx.get("expected_tags", "")).split(", ")]
+        tag = str(ctx.get("tag"))
+        return f"expected one of {', '.join(allowed)}, received {tag!r}{did_you_mean(tag, allowed)}"
+    if kind == "union_tag_not_found":
+        field = str(ctx.get("discriminator", "type")).strip("'")
+        return f"expected a {field!r} field saying which kind this is, received none"
+    if kind in _EXPECTED:
+        sent = _JSON_KINDS.get(type(received), type(received).__name__)
+        hint = " (a JSON number, not a string: no quotes)" if sent == "a string" else ""
+        if kind == "string_type" or kind == "bool_type":
+            hint = ""
+        return f"expected {_EXPECTED[kind]}{hint}, received {sent} ({received!r})"
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
 # Fields given once or per model output (compile.loss, compile.metrics): pydantic puts "one"

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from fitq.errors import SpecError
+from fitq.spec.arguments import did_you_mean
 from fitq.spec.layers import LAYER_TYPES, layer_fields
 
 # Keys every layer config carries that say nothing about the computation fitq runs.
@@ -132,7 +133,7 @@ def model_from_keras_config(config: Any) -> dict[str, Any]:
         return _graph_from_config(config, loc)
     if kind != "Sequential":
         raise SpecError(
-            loc, f"expected a Sequential or Functional model's config, received {kind!r}"
+            loc, f"expected a Sequential or Functional model's config, received {kind!r}", kind
         )
     entries = _object(config.get("config"), f"{loc}.config").get("layers")
     if not isinstance(entries, list) or not entries:
@@ -181,7 +182,7 @@ def _graph_from_config(config: dict[str, Any], loc: str) -> dict[str, Any]:
 def _graph_name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,64}", value):
         raise SpecError(
-            where, f"expected a layer name of letters, digits and _, received {value!r}"
+            where, f"expected a layer name of letters, digits and _, received {value!r}", value
         )
     return value
 
@@ -203,6 +204,7 @@ def _tensor_name(history: Any, where: str) -> str:
             where,
             f"expected a tensor of a layer's only call and output ([name, 0, 0]), received "
             f"{history!r}",
+            history,
         )
     return _graph_name(history[0], where)
 
@@ -283,11 +285,14 @@ def _checked_entry(entry: Any, where: str) -> str:
             f"{where}.module",
             f"expected a built-in keras.layers class, received module {entry.get('module')!r} "
             f"/ registered_name {entry.get('registered_name')!r} (custom objects never load)",
+            entry.get("module"),
         )
     if class_name != "InputLayer" and class_name not in LAYER_TYPES:
         raise SpecError(
             f"{where}.class_name",
-            f"expected one of {', '.join(LAYER_TYPES)}, received {class_name!r}",
+            f"expected one of {', '.join(LAYER_TYPES)}, received {class_name!r}"
+            f"{did_you_mean(str(class_name), LAYER_TYPES)}",
+            class_name,
         )
     return str(class_name)
 
@@ -296,7 +301,7 @@ def _input_shape(config: dict[str, Any], where: str) -> list[int]:
     shape = config.get("batch_shape") or config.get("batch_input_shape")
     if not isinstance(shape, list) or len(shape) < 2 or any(d is None for d in shape[1:]):
         raise SpecError(
-            f"{where}.batch_shape", f"expected (None, …known sizes), received {shape!r}"
+            f"{where}.batch_shape", f"expected (None, …known sizes), received {shape!r}", shape
         )
     return list(shape[1:])
 
@@ -323,6 +328,7 @@ def _layer(class_name: str, config: dict[str, Any], where: str) -> dict[str, Any
                 f"{where}.config.{key}",
                 f"expected {key} at its Keras default (fitq's {class_name} has no {key}), "
                 f"received {value!r}",
+                value,
             )
     return layer
 
@@ -384,6 +390,7 @@ def _initializer(value: dict[str, Any], where: str) -> str:
             where,
             f"expected one of {', '.join(_INITIALIZERS)} with its default arguments, received "
             f"{value.get('class_name')!r} {arguments!r}",
+            value,
         )
     return name
 
@@ -394,7 +401,7 @@ def _regularizer(value: Any, where: str) -> dict[str, float] | None:
     class_name = value.get("class_name") if isinstance(value, dict) else None
     arguments = _object(value.get("config"), f"{where}.config") if isinstance(value, dict) else {}
     if class_name not in ("L1L2", "L1", "L2") or set(arguments) - {"l1", "l2"}:
-        raise SpecError(where, f"expected an L1, L2 or L1L2 regularizer, received {value!r}")
+        raise SpecError(where, f"expected an L1, L2 or L1L2 regularizer, received {value!r}", value)
     return {"l1": float(arguments.get("l1", 0.0)), "l2": float(arguments.get("l2", 0.0))}
 
 

@@ -211,3 +211,14 @@ def test_spec_from_a_live_keras_model_trains_as_a_job(api) -> None:
         fitq.spec_from_keras(
             keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x)])
         )
+
+
+def test_a_refusal_says_what_was_received_as_sent() -> None:
+    with pytest.raises(SpecError) as refused:
+        model_from_keras_config(keras_json(keras.layers.Lambda(lambda x: x)))
+    assert refused.value.details[0].received == "Lambda"
+    with pytest.raises(SpecError) as refused:
+        model_from_keras_config(keras_json(keras.layers.Dense(2, kernel_constraint="non_neg")))
+    assert refused.value.details[0].received == {
+        "module": "keras.constraints", "class_name": "NonNeg", "config": {}, "registered_name": None
+    }  # fmt: skip
