@@ -6,10 +6,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from fitq.schema_docs import Documented
 
 
 class RequestErrorType(StrEnum):
+    """The kind of an error answer."""
+
     validation_error = "validation_error"
     not_found = "not_found"
     conflict = "conflict"
@@ -24,6 +28,8 @@ class RequestErrorType(StrEnum):
 
 
 class JobErrorType(StrEnum):
+    """The kind of a job's failure."""
+
     training_error = "training_error"
     non_finite_loss = "non_finite_loss"
     out_of_memory = "out_of_memory"
@@ -35,19 +41,25 @@ class JobErrorType(StrEnum):
     data_error = "data_error"
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Documented):
+    """One field refused: where it is, what was expected, what was received."""
+
     loc: str = Field(description="Dotted path of the offending field, e.g. 'compile.optimizer'.")
     message: str
     received: Any = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Documented):
+    """An error: its kind, a message, and one detail per field refused."""
+
     type: RequestErrorType
     message: str
     details: list[ErrorDetail] = Field(default_factory=list)
 
 
-class ErrorEnvelope(BaseModel):
+class ErrorEnvelope(Documented):
+    """Every error answer (4xx, 5xx) has this shape."""
+
     error: ErrorBody
 
 

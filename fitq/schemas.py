@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fitq.errors import JobErrorType
+from fitq.schema_docs import Documented
 from fitq.spec import JobSpec, ModelSummary
 from fitq.statuses import DatasetStatus, JobStatus
 
 HistoryEpoch = dict[str, float | int | None]
 
 
-class Progress(BaseModel):
+class Progress(Documented):
+    """How far a job is: epochs done, epochs asked for, estimated time left, and its place
+    in the queue."""
+
     epoch: int = Field(description="Epochs completed.")
     epochs: int
     eta_seconds: float | None = None
@@ -23,7 +27,10 @@ class Progress(BaseModel):
     )
 
 
-class JobResult(BaseModel):
+class JobResult(Documented):
+    """What a succeeded job produced: test loss and metrics, model summary, timings, and
+    where its model is."""
+
     test_loss: float | None = Field(None, description="None when the job had no test data.")
     test_metrics: dict[str, float | None] = Field(default_factory=dict)
     model_summary: ModelSummary
@@ -47,12 +54,16 @@ class JobResult(BaseModel):
     environment: dict[str, Any] = Field(description="Device, backend and versions.")
 
 
-class JobError(BaseModel):
+class JobError(Documented):
+    """Why a job failed: the kind of failure and a message."""
+
     type: JobErrorType
     message: str
 
 
-class JobRead(BaseModel):
+class JobRead(Documented):
+    """A job: its spec, status, progress, per-epoch history, and result or error."""
+
     id: str
     status: JobStatus
     created_at: datetime
@@ -67,23 +78,31 @@ class JobRead(BaseModel):
     cancel_requested: bool
 
 
-class JobList(BaseModel):
+class JobList(Documented):
+    """A page of jobs, newest first."""
+
     data: list[JobRead]
     has_more: bool
     next_after: str | None = Field(description="Pass as ?after= for the next page.")
 
 
-class Health(BaseModel):
+class Health(Documented):
+    """The process answers."""
+
     status: str
 
 
 class Readiness(Health):
+    """Whether the process can serve: its store and broker answer."""
+
     workers: dict[str, int] | None = Field(
         None, description="Live worker processes per queue, from their heartbeat rows."
     )
 
 
-class ColumnStats(BaseModel):
+class ColumnStats(Documented):
+    """Statistics of one column of an uploaded dataset."""
+
     name: str
     min: float | None
     max: float | None
@@ -92,11 +111,15 @@ class ColumnStats(BaseModel):
     missing: int
 
 
-class DatasetError(BaseModel):
+class DatasetError(Documented):
+    """Why a dataset failed to ingest."""
+
     message: str
 
 
-class DatasetRead(BaseModel):
+class DatasetRead(Documented):
+    """A dataset as stored: its status, shapes, column names and statistics."""
+
     id: str
     status: DatasetStatus
     created_at: datetime
@@ -122,25 +145,33 @@ class DatasetRead(BaseModel):
     error: DatasetError | None
 
 
-class DatasetList(BaseModel):
+class DatasetList(Documented):
+    """A page of datasets, newest first."""
+
     data: list[DatasetRead]
     has_more: bool
     next_after: str | None
 
 
-class JobEventRead(BaseModel):
+class JobEventRead(Documented):
+    """One thing that happened to a job (queued, started, epoch, checkpoint, finished, …)."""
+
     seq: int = Field(description="Per job, from 1.")
     time: datetime
     type: str = Field(description="status, epoch, checkpoint or log.")
     data: dict[str, Any]
 
 
-class EventList(BaseModel):
+class EventList(Documented):
+    """A page of a job's events, oldest first."""
+
     data: list[JobEventRead]
     has_more: bool
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(Documented):
+    """The model's predictions, one per row."""
+
     y: list[Any] | dict[str, list[Any]] = Field(
         description="The model's outputs, one per input row; for a model of several outputs, "
         "an object of them keyed by the Keras output names."
@@ -150,17 +181,23 @@ class PredictResponse(BaseModel):
     )
 
 
-class UsageItem(BaseModel):
+class UsageItem(Documented):
+    """An amount used, against its limit."""
+
     used: int
     limit: int
 
 
-class UsageAmount(BaseModel):
+class UsageAmount(Documented):
+    """An amount used (no limit set)."""
+
     used: float
     limit: float | None = Field(description="None: no cap.")
 
 
-class Usage(BaseModel):
+class Usage(Documented):
+    """The caller's use of its quotas and its limits."""
+
     tenant: str
     active_jobs: UsageItem = Field(description="Queued + running jobs.")
     gpu_seconds_per_day: UsageAmount = Field(
@@ -173,7 +210,9 @@ class Usage(BaseModel):
     parameters_per_job: int
 
 
-class TenantUsage(BaseModel):
+class TenantUsage(Documented):
+    """One tenant's use of its quotas."""
+
     tenant: str
     jobs: dict[str, int] = Field(description="Jobs by status.")
     active_jobs: int
@@ -181,5 +220,7 @@ class TenantUsage(BaseModel):
     gpu_seconds_per_day: float
 
 
-class TenantList(BaseModel):
+class TenantList(Documented):
+    """Every tenant's usage (admins only)."""
+
     data: list[TenantUsage]

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    """A job's state: queued, running, then succeeded, failed or cancelled."""
+
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -24,6 +26,8 @@ ACTIVE = frozenset(JobStatus) - FINISHED
 
 
 class DatasetStatus(StrEnum):
+    """A dataset's state: processing (ingesting), ready, or failed."""
+
     processing = "processing"
     ready = "ready"
     failed = "failed"

@@ -138,7 +138,7 @@ _TAGGED_FIELDS = {
 }  # fmt: skip
 _TAGGED_LISTS = {"layers", "callbacks", "metrics"}
 # Fields whose union members carry a tag only sometimes: these tags, after these fields.
-_TAGS_AFTER = {"model": {"spec", "from_job"}}
+_TAGS_AFTER = {"model": {"spec", "keras_config", "from_job"}}
 _UNION_MEMBER = re.compile(r"^(constrained-)?(int|float|str|bool)$|\[")
 
 

@@ -31,6 +31,7 @@ from service.jobs.sending import send_new_jobs
 from service.jobs.submission_store import submission_store
 from service.metrics import ApiMetrics, RequestMetrics
 from service.metrics import router as metrics_router
+from service.openapi import install_openapi
 from service.pg import pool_for
 from service.queue import TaskQueue
 from service.reads import store_reads
@@ -39,6 +40,14 @@ from service.sweeper import SweeperThread
 from service.usage import router as usage_router
 
 log = logging.getLogger("fitq.api")
+
+
+API_DESCRIPTION = (
+    "Keras training as a service. POST a job (a Keras model as layers or model.to_json(), "
+    "compile and fit settings, and data inline or by dataset id); poll GET /v1/jobs/{id} "
+    "until it ends; read its history, test metrics and trained .keras model. Every error is "
+    "the ErrorEnvelope, naming each field refused, what was expected and what was received."
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -86,7 +95,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await pool.close()
             engine.dispose()
 
-    app = FastAPI(title="fitq", version=__version__, lifespan=lifespan)
+    # One schema per model for requests and responses: what a response holds is always a
+    # valid request value (a loss as an object, where a request may also name it).
+    app = FastAPI(
+        title="fitq",
+        version=__version__,
+        lifespan=lifespan,
+        separate_input_output_schemas=False,
+        # Each operation named after its endpoint function (create_job, get_job): what a
+        # generated client calls its methods.
+        generate_unique_id_function=lambda route: route.name,
+    )
+    install_openapi(app, API_DESCRIPTION)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(jobs_router)

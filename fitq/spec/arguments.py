@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from fitq.spec.base import SpecModel
 
@@ -33,6 +33,10 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.
 
 class Regularizer(SpecModel):
     """``keras.regularizers.L1L2(l1, l2)``."""
+
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        return "keras.regularizers.L1L2"
 
     l1: Penalty = 0.0
     l2: Penalty = 0.0
@@ -74,3 +78,13 @@ def named_object(value: Any, aliases: Mapping[str, str], kind: str) -> Any:
     if isinstance(value, str):
         return {"type": aliases[name]}
     return {**value, "type": aliases[name]}
+
+
+def by_name(aliases: Mapping[str, str], kind: str, objects: Any) -> BeforeValidator:
+    """``named_object`` as a field's validator, with the field's JSON schema saying what it
+    takes: one of the names, or one of ``objects`` (the discriminated union it validates)."""
+    names = Literal.__getitem__(tuple(aliases))
+    return BeforeValidator(
+        lambda value: named_object(value, aliases, kind),
+        json_schema_input_type=Union[names, objects],  # noqa: UP007 (a runtime type)
+    )

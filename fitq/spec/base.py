@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from fitq.schema_docs import describe
+
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        frozen=True,
+        strict=True,
+        json_schema_extra=describe,
+    )
+
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        """The Keras class this object stands for (``keras.layers.Dense``), if any: what its
+        JSON schema description points at."""
+        return None
 
 
 def tag_of(model: type[BaseModel]) -> str:

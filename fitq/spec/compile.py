@@ -49,6 +49,9 @@ class OutputCompile:
 
 
 class CompileSpec(SpecModel):
+    """model.compile's loss, optimizer, metrics and loss weights, each by its Keras name or
+    as an object with Keras's arguments; per output for a model of several."""
+
     loss: Annotated[
         Annotated[Loss, Tag("one")]
         | Annotated[dict[OutputName, Loss], Tag("per_output"), Field(min_length=1, max_length=16)],

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from fitq.ids import DATASET_PREFIX, is_valid_id
+from fitq.schema_docs import described_with_examples
 from fitq.spec.base import SpecModel
 
 
@@ -197,6 +198,9 @@ def _pack(
 
 
 class InlineArrays(SpecModel):
+    """Arrays sent in the body: x and y (each one array, or arrays keyed by input or output
+    name) and optional sample weights. Stored as a dataset at submit."""
+
     x: ArrayOrNamed = Field(
         description="Features, shape (rows, *input_shape); for a model of several inputs, an "
         "object of such arrays keyed by the Keras input names."
@@ -274,7 +278,9 @@ def value_range(array: np.ndarray) -> tuple[float, float, bool]:
 
 
 class PredictRequest(SpecModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"x": [[0.5, -1.0]]}]})
+    """Rows to predict."""
+
+    model_config = ConfigDict(json_schema_extra=described_with_examples({"x": [[0.5, -1.0]]}))
 
     x: ArrayOrNamed = Field(
         description="Rows of the model's input shape; for a model of several inputs, an "
@@ -286,6 +292,9 @@ ColumnNames = Annotated[list[Annotated[str, Field(max_length=255)]], Field(min_l
 
 
 class DatasetRef(SpecModel):
+    """A stored dataset, by id; for a model of several inputs or outputs, which of its
+    columns each takes."""
+
     dataset_id: str = Field(max_length=64)
     inputs: dict[GroupName, ColumnNames] | None = Field(
         None,
@@ -329,6 +338,9 @@ SPLITS = ("train", "validation", "test")
 
 
 class DataSpec(SpecModel):
+    """The job's data: train (required), validation and test, each inline arrays or a stored
+    dataset's id, and how to split and scale them."""
+
     train: DataSource
     validation: DataSource | None = None
     test: DataSource | None = None

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
+from fitq.schema_docs import described_with_examples
 from fitq.spec.arguments import did_you_mean
 from fitq.spec.base import SpecModel
 from fitq.spec.compile import CompileSpec
@@ -205,7 +206,15 @@ class ModelSpec(SpecModel):
         return self.input_shape or self.layers[0].input_shape
 
 
-class EarlyStopping(SpecModel):
+class CallbackBase(SpecModel):
+    """A Keras callback by its class name, with Keras's arguments."""
+
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        return f"keras.callbacks.{cls.__name__}" if cls is not CallbackBase else None
+
+
+class EarlyStopping(CallbackBase):
     """``keras.callbacks.EarlyStopping`` with its defaults: as ``fit.early_stopping``, or
     an entry of ``fit.callbacks`` (``{"type": "EarlyStopping", …}``), not both."""
 
@@ -217,7 +226,7 @@ class EarlyStopping(SpecModel):
     restore_best_weights: bool = False
 
 
-class ReduceLROnPlateau(SpecModel):
+class ReduceLROnPlateau(CallbackBase):
     """``keras.callbacks.ReduceLROnPlateau`` with its defaults."""
 
     type: Literal["ReduceLROnPlateau"]
@@ -230,14 +239,14 @@ class ReduceLROnPlateau(SpecModel):
     min_lr: float = Field(0.0, ge=0.0, le=10.0)
 
 
-class TerminateOnNaN(SpecModel):
+class TerminateOnNaN(CallbackBase):
     """``keras.callbacks.TerminateOnNaN``: stop at the batch whose loss is NaN or infinite
     (the job then fails as diverged, with the epochs before it kept)."""
 
     type: Literal["TerminateOnNaN"]
 
 
-class TensorBoard(SpecModel):
+class TensorBoard(CallbackBase):
     """``keras.callbacks.TensorBoard``: its log directory is kept with the job
     (``GET /v1/jobs/{id}/tensorboard``, a .tar.gz that ``tensorboard --logdir`` reads once
     unpacked). No profiler."""
@@ -249,7 +258,7 @@ class TensorBoard(SpecModel):
     update_freq: Literal["epoch", "batch"] | Annotated[int, Field(ge=1, le=10**9)] = "epoch"
 
 
-class ModelCheckpoint(SpecModel):
+class ModelCheckpoint(CallbackBase):
     """``keras.callbacks.ModelCheckpoint``: the job's model (``GET /v1/jobs/{id}/model``)
     is the file it writes. With ``save_best_only``, the model of the epoch whose ``monitor``
     was best (weights and optimizer state as saved then); without, the last epoch's, as
@@ -271,6 +280,9 @@ ClassKey = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,6})$")]
 
 
 class FitSpec(SpecModel):
+    """model.fit's settings: batch size, epochs, shuffling, validation split, callbacks,
+    class weights, and fitq's execution options."""
+
     batch_size: int = Field(32, ge=1, le=65_536)
     epochs: int = Field(1, ge=1, le=100_000)
     shuffle: bool = True
@@ -325,6 +337,8 @@ class FitSpec(SpecModel):
 
 
 class ResourcesSpec(SpecModel):
+    """What the job trains on."""
+
     gpus: int | None = Field(
         None,
         ge=0,
@@ -378,18 +392,44 @@ class FromJob(SpecModel):
 
 
 def _model_kind(value: Any) -> str:
-    """A body's model is a spec (layers, keras_config) or a fine-tuning of a job."""
+    """A body's model is a spec (layers), a Keras model's JSON, or a fine-tuning of a job."""
     if isinstance(value, FromJob):
         return "from_job"
-    layered = isinstance(value, dict) and ("layers" in value or "keras_config" in value)
-    return "from_job" if isinstance(value, dict) and "from_job" in value and not layered else "spec"
+    if not isinstance(value, dict):
+        return "spec"
+    if "keras_config" in value:
+        return "keras_config"
+    return "from_job" if "from_job" in value and "layers" not in value else "spec"
+
+
+# What a ``{"keras_config": …}`` model looks like on the wire (it validates as a ModelSpec:
+# ``ModelSpec._from_keras_config`` translates it into layers first).
+KERAS_CONFIG_SCHEMA = {
+    "title": "KerasConfigModel",
+    "description": "A Keras 3 model's model.to_json() (the string, or the parsed object), "
+    "Sequential or functional, translated through fitq's allowlist into layers.",
+    "type": "object",
+    "properties": {
+        "keras_config": {
+            "anyOf": [{"type": "string"}, {"type": "object"}],
+            "description": "model.to_json(), as a string or parsed.",
+        }
+    },
+    "required": ["keras_config"],
+    "additionalProperties": False,
+}
 
 
 class JobCreate(JobSpecBase):
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_JOB]})
+    """A job to train (POST /v1/jobs): the model, compile and fit as a Keras script writes
+    them, the data, and an optional seed (picked and recorded when absent)."""
+
+    model_config = ConfigDict(json_schema_extra=described_with_examples(EXAMPLE_JOB))
 
     model: Annotated[  # type: ignore[assignment]
-        Annotated[ModelSpec, Tag("spec")] | Annotated[FromJob, Tag("from_job")],
+        Annotated[ModelSpec, Tag("spec")]
+        | Annotated[ModelSpec, Tag("keras_config"), WithJsonSchema(KERAS_CONFIG_SCHEMA)]
+        | Annotated[FromJob, Tag("from_job")],
         Discriminator(_model_kind),
     ]
     data: DataSpec
@@ -402,6 +442,9 @@ class JobCreate(JobSpecBase):
 
 
 class StoredDataSpec(SpecModel):
+    """The job's data as stored: each split as a dataset id with its shapes, and how targets
+    were encoded."""
+
     train: StoredData
     validation: StoredData | None = None
     test: StoredData | None = None

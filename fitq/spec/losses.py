@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
-from fitq.spec.arguments import Fraction, Probability, named_object
+from fitq.spec.arguments import Fraction, Probability, by_name
 from fitq.spec.base import SpecModel, tag_of
 
 # regression: any numbers; binary: 0/1 per output; hinge: -1/1 (or 0/1) per output;
@@ -16,6 +16,11 @@ LossFamily = Literal["regression", "binary", "hinge", "categorical", "sparse"]
 
 
 class LossBase(SpecModel):
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        name = getattr(cls, "keras_class", None)
+        return f"keras.losses.{name}" if name else None
+
     type: str
     keras_class: ClassVar[str]  # keras.losses.<keras_class>
     family: ClassVar[LossFamily] = "regression"
@@ -149,11 +154,12 @@ LOSS_NAMES: dict[str, str] = {
     for name in (tag_of(loss), loss.keras_class, *loss.aliases)
 }
 
-Loss = Annotated[
+LossObject = Annotated[
     MSE | MAE | MAPE | MSLE | Huber | LogCosh | Poisson | BinaryCrossentropy
     | BinaryFocalCrossentropy | Hinge | SquaredHinge | CategoricalCrossentropy
     | CategoricalFocalCrossentropy | CategoricalHinge | KLDivergence
     | SparseCategoricalCrossentropy,
     Field(discriminator="type"),
-    BeforeValidator(lambda value: named_object(value, LOSS_NAMES, "a loss")),
 ]  # fmt: skip
+# A loss by one of its names, or as an object with its arguments.
+Loss = Annotated[LossObject, by_name(LOSS_NAMES, "a loss", LossObject)]

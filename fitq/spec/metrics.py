@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag
+from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema
 
 from fitq.spec.arguments import Name, Probability, did_you_mean
 from fitq.spec.base import SpecModel, tag_of
@@ -57,6 +57,11 @@ SPARSE_METRICS = frozenset(
 
 
 class MetricBase(SpecModel):
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        name = getattr(cls, "keras_class", None)
+        return f"keras.metrics.{name}" if name else None
+
     type: str
     name: Name | None = None
     keras_class: ClassVar[str]
@@ -147,8 +152,19 @@ METRIC_OBJECTS: dict[str, type[MetricBase]] = {
               SparseTopKMetric, AUCMetric)
 }  # fmt: skip
 # A name or an object: one of them is checked, so an error names what was meant.
+MetricName = Annotated[
+    str,
+    Tag("name"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(METRIC_CLASSES),
+            "description": "A metric Keras knows by name.",
+        }
+    ),
+]
 Metric = Annotated[
-    Annotated[str, Tag("name")] | Annotated[MetricObject, Tag("object")],
+    MetricName | Annotated[MetricObject, Tag("object")],
     Discriminator(lambda value: "name" if isinstance(value, str) else "object"),
     BeforeValidator(_known_name),
 ]

@@ -3,7 +3,7 @@ schedule in Keras's serialised form (``keras.optimizers.schedules.serialize``)."
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
 
@@ -13,8 +13,8 @@ from fitq.spec.arguments import (
     LearningRate,
     Name,
     Steps,
+    by_name,
     did_you_mean,
-    named_object,
 )
 from fitq.spec.base import SpecModel
 
@@ -22,6 +22,11 @@ from fitq.spec.base import SpecModel
 
 
 class ScheduleConfig(SpecModel):
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        name = cls.__name__.removesuffix("Config")
+        return f"keras.optimizers.schedules.{name}" if name != "Schedule" else None
+
     name: Name | None = None
 
 
@@ -79,6 +84,11 @@ class CosineDecayRestartsConfig(ScheduleConfig):
 class ScheduleBase(SpecModel):
     """``{"class_name": "ExponentialDecay", "config": {…}}``, as Keras serialises a schedule
     (its ``module`` and ``registered_name`` may come along)."""
+
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        kind = get_args(cls.model_fields["class_name"].annotation)  # Literal["CosineDecay"]
+        return f"keras.optimizers.schedules.{kind[0]} (serialised)" if kind else None
 
     class_name: str
     config: ScheduleConfig
@@ -158,6 +168,11 @@ Rate = Annotated[
 
 
 class OptimizerBase(SpecModel):
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        name = getattr(cls, "keras_class", None)
+        return f"keras.optimizers.{name}" if name else None
+
     type: str
     keras_class: ClassVar[str]  # keras.optimizers.<keras_class>
     learning_rate: Rate | None = None
@@ -267,8 +282,9 @@ OPTIMIZER_NAMES: dict[str, str] = {
     for name in (o.keras_class.lower(), o.keras_class)
 }
 
-Optimizer = Annotated[
+OptimizerObject = Annotated[
     Adam | AdamW | Nadam | Adamax | Lion | Adafactor | SGD | RMSprop | Adagrad,
     Field(discriminator="type"),
-    BeforeValidator(lambda value: named_object(value, OPTIMIZER_NAMES, "an optimizer")),
 ]
+# An optimizer by its name, or as an object with its arguments.
+Optimizer = Annotated[OptimizerObject, by_name(OPTIMIZER_NAMES, "an optimizer", OptimizerObject)]

@@ -8,9 +8,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from fitq.errors import SpecError
+from fitq.schema_docs import Documented
 from fitq.spec.arguments import did_you_mean
 from fitq.spec.compile import CompileSpec, OutputCompile
 from fitq.spec.data import LabelEncoding
@@ -20,7 +19,9 @@ from fitq.spec.losses import LossBase
 from fitq.spec.metrics import SPARSE_METRICS, metric_type
 
 
-class LayerSummary(BaseModel):
+class LayerSummary(Documented):
+    """One layer of the model: its type, name, output shape and parameter count."""
+
     type: str
     name: str | None = None
     inputs: list[str] | None = None  # a graph's layer: what it is called on
@@ -28,7 +29,9 @@ class LayerSummary(BaseModel):
     params: int
 
 
-class ModelSummary(BaseModel):
+class ModelSummary(Documented):
+    """The model as Keras's summary shows it: layers, shapes and parameter counts."""
+
     layers: list[LayerSummary]
     input_shape: list[int | None]  # a graph's first input
     output_shape: list[int | None]  # a graph's first output
@@ -39,7 +42,9 @@ class ModelSummary(BaseModel):
     trainable_params: int
 
 
-class EstimatedWork(BaseModel):
+class EstimatedWork(Documented):
+    """The work a job asks for: training rows after the splits, times epochs."""
+
     train_rows: int
     epochs: int
     samples_x_epochs: int
@@ -531,7 +536,7 @@ def _check_monitor(loc: str, monitor: str, logged: list[str]) -> None:
         )
 
 
-class Validation(BaseModel):
+class Validation(Documented):
     """What ``POST /v1/validate`` answers, and what ``POST /v1/jobs`` checks the same way."""
 
     valid: bool = True

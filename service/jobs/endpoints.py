@@ -16,7 +16,7 @@ from fitq.spec.data import PredictRequest
 from fitq.statuses import JobStatus
 from service.deps import Context, Tenant
 from service.jobs import service
-from service.openapi import errors
+from service.openapi import errors, file_response
 
 # Job documents are rendered once, by the presenter, and sent as they are (no second
 # validation of the response model); the routes still declare JobRead for the schema.
@@ -115,7 +115,14 @@ def predict(job_id: str, body: PredictRequest, ctx: Context, tenant: Tenant) -> 
     return service.predict(ctx, tenant, job_id, body.x)
 
 
-@router.get("/{job_id}/tensorboard", response_class=FileResponse, responses=errors(404))
+@router.get(
+    "/{job_id}/tensorboard",
+    response_class=FileResponse,
+    responses={
+        **file_response("application/gzip", "The TensorBoard log directory, as a .tar.gz."),
+        **errors(404),
+    },
+)
 def download_tensorboard(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
     """The TensorBoard log directory of a job whose ``fit.callbacks`` has ``TensorBoard``, as
     a .tar.gz: unpack it and run ``tensorboard --logdir`` on it."""
@@ -126,8 +133,16 @@ def download_tensorboard(job_id: str, ctx: Context, tenant: Tenant) -> FileRespo
     )
 
 
-@router.get("/{job_id}/model", response_class=FileResponse, responses=errors(404))
+@router.get(
+    "/{job_id}/model",
+    response_class=FileResponse,
+    responses={
+        **file_response("application/octet-stream", "The trained model, a Keras .keras file."),
+        **errors(404),
+    },
+)
 def download_model(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
+    """The trained model as ``keras.models.load_model`` reads it."""
     return FileResponse(
         service.model_file(ctx, tenant, job_id),
         media_type="application/octet-stream",

@@ -7,7 +7,7 @@ dimension."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 from pydantic import Field, Strict
 
@@ -31,6 +31,11 @@ LayerName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 
 
 class LayerBase(SpecModel):
+    @classmethod
+    def keras_reference(cls) -> str | None:
+        kind = get_args(cls.model_fields["type"].annotation)  # Literal["Dense"]
+        return f"keras.layers.{kind[0]}" if kind else None
+
     type: str
     name: LayerName | None = None
     input_shape: ShapeOf | None = Field(
