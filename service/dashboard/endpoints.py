@@ -18,6 +18,12 @@ def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The page's icon (SVG), where browsers look for it."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
 def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

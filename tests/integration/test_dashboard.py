@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium (/usr/bin/chromium, never a downloaded
 one) driven by Playwright against a real API and workers with keys on. It asks for the key,
 draws a finished job's curves, shows its results, and cancels a running job. The run saves
-a screenshot of the job page (docs/dashboard.png is one)."""
+screenshots of the job page at 1280 and 1920 px (docs/dashboard-1280.png is one)."""
 
 from __future__ import annotations
 
@@ -82,9 +82,31 @@ def test_the_dashboard_draws_curves_and_cancels(
         assert "test loss" in page.text_content("#test-results")
         assert page.locator("#summary tbody tr").count() == 2
         assert page.evaluate("sessionStorage.getItem('fitq_api_key')") == key
-        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        if SCREENSHOT:
-            shutil.copy(tmp_path / "dashboard.png", SCREENSHOT)
+        # Axes: epochs along x, ticked values along y; the pointer reads an epoch's values.
+        loss_chart = page.locator("svg[data-metric='loss']")
+        assert loss_chart.locator("text.x-tick").all_text_contents()[0] == "1"
+        assert loss_chart.locator("text.y-tick").count() >= 2
+        loss_chart.locator("rect.band[data-epoch='3']").hover()
+        readout = page.locator(".chart .readout").first.text_content()
+        assert readout.startswith("epoch 3: loss ") and "val_loss" in readout
+        same_precision = page.locator("#test-results td").all_text_contents()[1::2][:3]
+        assert len({len(v.replace("-", "").replace(".", "")) for v in same_precision}) == 1
+        # Inline data is listed under its job, not among uploaded datasets.
+        assert page.locator("#datasets tbody tr").count() == 0
+        data_rows = page.locator("#job-data tbody tr").all_text_contents()
+        assert data_rows[0].startswith("train") and data_rows[1].startswith("test")
+        assert page.locator("#job-link").get_attribute("href") == f"#job/{done_id}"
+        assert httpx.get(stack.base_url + "/favicon.ico").status_code == 200
+        for width in (1280, 1920):  # no column cut: the page never scrolls sideways
+            page.set_viewport_size({"width": width, "height": 1000})
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+            created = page.locator("#jobs tbody tr td").nth(3).bounding_box()
+            lists = page.locator("#lists").bounding_box()
+            assert created["x"] + created["width"] <= lists["x"] + lists["width"] + 1
+            shot = tmp_path / f"dashboard-{width}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            if SCREENSHOT:
+                shutil.copy(shot, Path(SCREENSHOT).with_name(f"dashboard-{width}.png"))
 
         long = tiny_job(epochs=2000, train=tiny_arrays(rows=512))
         running_id = client.post("/v1/jobs", json=long).json()["id"]

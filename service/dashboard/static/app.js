@@ -52,10 +52,13 @@ async function refreshLists() {
     cell(row, job.created_at.slice(0, 19).replace("T", " "));
     row.addEventListener("click", () => { location.hash = `#job/${job.id}`; });
   }
+  // Uploaded datasets; those a job's inline arrays were stored as are listed under that job.
   const datasets = await api("/v1/datasets?limit=50");
   const dbody = document.querySelector("#datasets tbody");
   dbody.replaceChildren();
-  for (const dataset of datasets.data) {
+  const uploaded = datasets.data.filter((d) => d.source !== "inline");
+  document.getElementById("datasets-empty").hidden = uploaded.length > 0;
+  for (const dataset of uploaded) {
     const row = dbody.insertRow();
     cell(row, dataset.id);
     cell(row, dataset.status, `status-${dataset.status}`);
@@ -76,43 +79,89 @@ function charts(history) {
   }
 }
 
+// Round tick values over [low, high]: about `count` of them, at 1, 2 or 5 times a power of ten.
+function ticks(low, high, count) {
+  const span = high - low || Math.abs(high) || 1;
+  const raw = span / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const first = Math.ceil(low / step) * step;
+  const values = [];
+  for (let v = first; v <= high + step * 1e-9; v += step) values.push(Number(v.toPrecision(12)));
+  return values.length ? values : [low];
+}
+
+function num(value) {
+  return value === null || value === undefined ? "n/a" : Number(value).toPrecision(6);
+}
+
+// A line chart with an epoch axis and a value axis, both ticked, and a readout of every
+// series at the epoch under the pointer.
 function chart(name, series, history) {
-  const width = 360, height = 200, pad = 32;
+  const width = 300, height = 200, left = 50, right = 10, top = 10, bottom = 32;
   const values = series.flatMap(([, key]) => history.map((e) => e[key])).filter((v) => v !== null);
-  const low = Math.min(...values), high = Math.max(...values);
+  const yTicks = ticks(Math.min(...values), Math.max(...values), 4);
+  const low = Math.min(yTicks[0], ...values), high = Math.max(yTicks[yTicks.length - 1], ...values);
   const span = high - low || 1;
-  const x = (i) => pad + (history.length > 1 ? (i * (width - 2 * pad)) / (history.length - 1) : 0);
-  const y = (v) => height - pad - ((v - low) * (height - 2 * pad)) / span;
+  const epochs = history.map((e) => e.epoch);
+  const first = epochs[0], last = epochs[epochs.length - 1];
+  const x = (epoch) => left + (last > first ? ((epoch - first) * (width - left - right)) / (last - first) : (width - left - right) / 2);
+  const y = (v) => height - bottom - ((v - low) * (height - top - bottom)) / span;
   const ns = "http://www.w3.org/2000/svg";
+  const make = (tag, attributes, text) => {
+    const element = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attributes)) element.setAttribute(k, v);
+    if (text !== undefined) element.textContent = text;
+    return element;
+  };
   const wrap = document.createElement("div");
   wrap.className = "chart";
   const title = document.createElement("div");
   title.className = "legend";
   title.innerHTML = `<strong></strong> ${series.map(([kind, key]) => `<span class="swatch-${kind}">— ${key}</span>`).join("")}`;
   title.querySelector("strong").textContent = name;
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
+  const svg = make("svg", { width, height, role: "img" });
   svg.dataset.metric = name;
+  for (const value of yTicks) {
+    svg.append(make("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid" }));
+    svg.append(make("text", { x: left - 4, y: y(value) + 3, "text-anchor": "end", class: "tick y-tick" }, value.toPrecision(3)));
+  }
+  const xTicks = ticks(first, last, Math.min(6, epochs.length)).filter((e) => Number.isInteger(e));
+  for (const epoch of xTicks) {
+    svg.append(make("line", { x1: x(epoch), x2: x(epoch), y1: height - bottom, y2: height - bottom + 4, class: "axis" }));
+    svg.append(make("text", { x: x(epoch), y: height - bottom + 15, "text-anchor": "middle", class: "tick x-tick" }, String(epoch)));
+  }
+  svg.append(make("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, class: "axis" }));
+  svg.append(make("line", { x1: left, x2: left, y1: top, y2: height - bottom, class: "axis" }));
+  svg.append(make("text", { x: (left + width - right) / 2, y: height - 4, "text-anchor": "middle", class: "axis-title" }, "epoch"));
   for (const [kind, key] of series) {
-    const line = document.createElementNS(ns, "polyline");
-    const points = history.map((e, i) => (e[key] === null ? null : `${x(i).toFixed(1)},${y(e[key]).toFixed(1)}`));
-    line.setAttribute("points", points.filter(Boolean).join(" "));
-    line.setAttribute("fill", "none");
-    line.setAttribute("stroke-width", "2");
-    line.setAttribute("class", kind);
+    const points = history.map((e) => (e[key] === null ? null : `${x(e.epoch).toFixed(1)},${y(e[key]).toFixed(1)}`));
+    const line = make("polyline", { points: points.filter(Boolean).join(" "), fill: "none", "stroke-width": "2", class: kind });
     line.dataset.name = key;
-    svg.appendChild(line);
+    svg.append(line);
   }
-  for (const [value, ypos] of [[high, pad], [low, height - pad]]) {
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", 2);
-    label.setAttribute("y", ypos);
-    label.setAttribute("font-size", "10");
-    label.textContent = value.toPrecision(3);
-    svg.appendChild(label);
-  }
-  wrap.append(title, svg);
+  const guide = make("line", { y1: top, y2: height - bottom, class: "guide", visibility: "hidden" });
+  svg.append(guide);
+  const readout = document.createElement("div");
+  readout.className = "readout";
+  readout.textContent = "\u00a0";
+  // One band per epoch: the pointer over it shows that epoch's values.
+  const half = epochs.length > 1 ? (x(epochs[1]) - x(epochs[0])) / 2 : (width - left - right) / 2;
+  history.forEach((entry) => {
+    const text = `epoch ${entry.epoch}: ` + series.map(([, key]) => `${key} ${num(entry[key])}`).join(", ");
+    const band = make("rect", { x: x(entry.epoch) - half, y: top, width: 2 * half, height: height - top - bottom, class: "band" });
+    band.dataset.epoch = entry.epoch;
+    band.append(make("title", {}, text));
+    band.addEventListener("mouseenter", () => {
+      readout.textContent = text;
+      guide.setAttribute("x1", x(entry.epoch));
+      guide.setAttribute("x2", x(entry.epoch));
+      guide.setAttribute("visibility", "visible");
+    });
+    svg.append(band);
+  });
+  svg.addEventListener("mouseleave", () => guide.setAttribute("visibility", "hidden"));
+  wrap.append(title, svg, readout);
   return wrap;
 }
 
@@ -130,6 +179,9 @@ async function showJob(id) {
   const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
   document.getElementById("job").hidden = false;
   document.getElementById("job-title").textContent = job.id;
+  const link = document.getElementById("job-link");
+  link.href = `#job/${encodeURIComponent(job.id)}`;
+  link.textContent = `${location.origin}${location.pathname}#job/${job.id}`;
   const status = document.getElementById("job-status");
   status.textContent = job.status;
   status.className = `status-${job.status}`;
@@ -141,16 +193,27 @@ async function showJob(id) {
   charts(job.history);
   const result = job.result;
   table("#test-results", result ? [
-    ...(result.test_loss !== null ? [["test loss", result.test_loss.toPrecision(6)]] : []),
-    ...Object.entries(result.test_metrics).map(([k, v]) => [`test ${k}`, v === null ? "n/a" : v.toPrecision(6)]),
+    ...(result.test_loss !== null ? [["test loss", num(result.test_loss)]] : []),
+    ...Object.entries(result.test_metrics).map(([k, v]) => [`test ${k}`, num(v)]),
     ["train seconds", result.train_seconds.toFixed(2)],
   ] : []);
+  table("#job-data", dataRows(job.spec.data));
   table("#summary", result ? summaryRows(result.model_summary) : []);
   return job;
 }
 
+// The job's data: each split's dataset (inline arrays are stored as one), rows and shapes.
+function dataRows(data) {
+  return ["train", "validation", "test"].filter((split) => data[split]).map((split) => {
+    const stored = data[split];
+    return [split, stored.dataset_id, stored.rows, `x ${shapeText([null, ...stored.x_shape.slice(1)])}, y ${shapeText([null, ...stored.y_shape.slice(1)])}`];
+  });
+}
+
+// As Python prints a shape: (None, 4), and (None,) for one dimension.
 function shapeText(shape) {
-  return `(${shape.map((d) => (d === null ? "None" : d)).join(", ")})`;
+  const dims = shape.map((d) => (d === null ? "None" : d));
+  return dims.length === 1 ? `(${dims[0]},)` : `(${dims.join(", ")})`;
 }
 
 // The model as Keras's summary shows it; a graph's inputs first, each layer with the
