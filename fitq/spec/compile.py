@@ -29,6 +29,13 @@ def _per_output_kind(value: Any) -> str:
     return "one"
 
 
+# An object with a "type" is one loss (its kind), never losses keyed by output: the schema
+# says so, so that exactly one of the two forms matches.
+_NOT_A_LOSS_OBJECT = {
+    "propertyNames": {"pattern": "^[A-Za-z0-9_]+$", "maxLength": 64, "not": {"const": "type"}}
+}
+
+
 def _metrics_kind(value: Any) -> str:
     return "per_output" if isinstance(value, dict) else "one"
 
@@ -54,7 +61,11 @@ class CompileSpec(SpecModel):
 
     loss: Annotated[
         Annotated[Loss, Tag("one")]
-        | Annotated[dict[OutputName, Loss], Tag("per_output"), Field(min_length=1, max_length=16)],
+        | Annotated[
+            dict[OutputName, Loss],
+            Tag("per_output"),
+            Field(min_length=1, max_length=16, json_schema_extra=_NOT_A_LOSS_OBJECT),
+        ],
         Discriminator(_per_output_kind),
     ]
     optimizer: Optimizer = Field(default_factory=lambda: Adam(type="adam"))

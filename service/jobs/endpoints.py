@@ -120,7 +120,7 @@ def predict(job_id: str, body: PredictRequest, ctx: Context, tenant: Tenant) -> 
     response_class=FileResponse,
     responses={
         **file_response("application/gzip", "The TensorBoard log directory, as a .tar.gz."),
-        **errors(404),
+        **errors(404, 409),
     },
 )
 def download_tensorboard(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:
@@ -138,7 +138,7 @@ def download_tensorboard(job_id: str, ctx: Context, tenant: Tenant) -> FileRespo
     response_class=FileResponse,
     responses={
         **file_response("application/octet-stream", "The trained model, a Keras .keras file."),
-        **errors(404),
+        **errors(404, 409),
     },
 )
 def download_model(job_id: str, ctx: Context, tenant: Tenant) -> FileResponse:

@@ -41,7 +41,7 @@ from fitq.spec import (
     StoredDataSpec,
     Validation,
 )
-from fitq.statuses import JobStatus
+from fitq.statuses import FINISHED, JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
@@ -324,7 +324,9 @@ def model_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
     """The trained model's file on this host (downloaded first from S3)."""
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
-        if job.model_key is None:
+        if job.model_key is None and job.status != JobStatus.succeeded:
+            raise conflict(f"job {job_id} is {job.status}; its model is kept once it succeeds")
+        if job.model_key is None:  # succeeded, its model since expired
             raise not_found("model of job", job_id)
         key = job.model_key
     try:
@@ -334,9 +336,15 @@ def model_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
 
 
 def tensorboard_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
-    """The job's TensorBoard logs (.tar.gz) on this host; 404 for a job without them."""
+    """The job's TensorBoard logs (.tar.gz) on this host; 409 before a job with the
+    callback ends, 404 for a job without them."""
     with transaction(ctx.sessions) as session:
-        _find_job(session, tenant_id, job_id)
+        job = _find_job(session, tenant_id, job_id)
+        status, spec = job.status, job.spec
+    callbacks = spec.get("fit", {}).get("callbacks", [])
+    logging = any(callback.get("type") == "TensorBoard" for callback in callbacks)
+    if logging and status not in FINISHED:
+        raise conflict(f"job {job_id} is {status}; its TensorBoard logs are kept when it ends")
     try:
         return ctx.artifacts.local_path(tensorboard_key(job_id))
     except FileNotFoundError as exc:

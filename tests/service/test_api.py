@@ -115,6 +115,18 @@ def test_unknown_or_malformed_ids_are_404(api: Api, job_id: str) -> None:
     assert_envelope(client.get(f"/v1/jobs/{job_id}/model"), 404, "not_found")
 
 
+def test_the_files_of_an_unfinished_job_are_a_409_not_a_404(api: Api) -> None:
+    """A queued job exists; its model (and its TensorBoard logs) come when it ends."""
+    client, _ = api
+    body = tiny_job(epochs=1)
+    body["fit"]["callbacks"] = [{"type": "TensorBoard"}]
+    job_id = client.post("/v1/jobs", json=body).json()["id"]
+    model = client.get(f"/v1/jobs/{job_id}/model")
+    assert_envelope(model, 409, "conflict")
+    assert "is queued; its model is kept once it succeeds" in model.json()["error"]["message"]
+    assert_envelope(client.get(f"/v1/jobs/{job_id}/tensorboard"), 409, "conflict")
+
+
 def test_list_pages_newest_first_with_a_cursor(api: Api) -> None:
     client, _ = api
     ids = [client.post("/v1/jobs", json=tiny_job(epochs=1)).json()["id"] for _ in range(5)]

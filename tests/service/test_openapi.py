@@ -72,6 +72,10 @@ SPECS = {
         "compile": {"loss": "MeanSquaredError", "optimizer": "RMSprop",
                     "metrics": ["mean_absolute_error", {"type": "r2_score"}]},
     },
+    "loss and optimizer objects": {
+        **tiny_job(),
+        "compile": {"loss": {"type": "mse"}, "optimizer": {"type": "adam", "learning_rate": 0.01}},
+    },
     "a parsed keras_config": {
         **tiny_job(),
         "model": {"keras_config": {"class_name": "Sequential", "config": {"layers": [
