@@ -141,7 +141,9 @@ def build_model(
     layers: list[Any] = [keras.Input(shape=spec.resolved_input_shape)]
     if first is not None:
         layers.append(first)
-    layers.extend(prebuilt.get(i) or keras_layer(layer) for i, layer in enumerate(spec.layers))
+    layers.extend(
+        prebuilt[i] if i in prebuilt else keras_layer(layer) for i, layer in enumerate(spec.layers)
+    )
     return keras.Sequential(layers)
 
 
@@ -159,7 +161,7 @@ def build_graph(
     if first is not None:  # standardize: a model of one input
         tensors[spec.input_names[0]] = first(model_inputs[0])
     for index, layer_spec in enumerate(spec.layers):
-        layer = (prebuilt or {}).get(index) or keras_layer(layer_spec)
+        layer = prebuilt[index] if prebuilt and index in prebuilt else keras_layer(layer_spec)
         called = [tensors[name] for name in spec.layer_inputs(index)]
         if layer_spec.called_on_arguments:
             output = layer(*called)

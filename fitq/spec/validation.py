@@ -71,6 +71,7 @@ class SplitData:
     # as if it were the whole x (inputs) or the whole y (outputs).
     x_parts: Mapping[str, SplitData] | None = None
     y_parts: Mapping[str, SplitData] | None = None
+    weighted: bool = False  # rows carry sample weights
 
 
 def summarize(
@@ -574,6 +575,13 @@ def validate_job(
         _check_metrics(output, _shape_of(outputs[name]))
     model_out = _shape_of(summary.output_shape)
     _check_fit_options(fit, compile_spec, compiled, model_out)
+    if fit.class_weight is not None and "train" in splits and splits["train"].weighted:
+        raise SpecError(
+            "fit.class_weight",
+            "expected class_weight or sample weights on the training data, received both "
+            "(Keras's fit takes one or the other: fold the class weights into the sample "
+            "weights)",
+        )
     encoding = check_data(model, summary, compile_spec, splits)
     work = check_splits(
         fit,

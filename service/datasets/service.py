@@ -94,7 +94,7 @@ def resolve_reference(
     stored = stored_data(dataset).model_copy(
         update={"x_groups": x_groups, "y_groups": y_groups, "sample_weight": weight}
     )
-    return stored, split_data
+    return stored, replace(split_data, weighted=weight is not None)
 
 
 def _weight_column(loc: str, name: str | None, dataset: StoredDataset) -> WeightColumn | None:
@@ -235,7 +235,7 @@ def inline_split(arrays: InlineArrays) -> SplitData:
     packed = arrays.packed
     # The targets as sent (packed, they may carry the sample weights as one more column).
     y = arrays.y if not isinstance(arrays.y, dict) else next(iter(arrays.y.values()))
-    whole = _array_split(packed.x, y)
+    whole = replace(_array_split(packed.x, y), weighted=arrays.sample_weight is not None)
     if not isinstance(arrays.x, dict) and not isinstance(arrays.y, dict):
         return whole
     x_parts = y_parts = None

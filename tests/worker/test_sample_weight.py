@@ -142,12 +142,23 @@ def test_a_dataset_column_of_weights_trains_as_fit_by_hand(
         ([1.0] * 63, "expected as many rows in sample_weight as in x (64), received 63"),
         ([1.0] * 63 + [-1.0], "expected weights ≥ 0, received -1"),
         ([[1.0]] * 64, "expected one weight per row (rank 1)"),
+        ("class_weight", "expected class_weight or sample weights on the training data"),
     ],
-    ids=["rows", "negative", "rank"],
+    ids=["rows", "negative", "rank", "with class_weight"],
 )
-def test_bad_sample_weights_are_refused(weights: list[Any], message: str, api: Api) -> None:
+def test_bad_sample_weights_are_refused(weights: Any, message: str, api: Api) -> None:
     train = _split(64, 1)
-    body = {**SPEC, "data": {"train": {**_sent(train), "sample_weight": weights}}}
+    body: dict[str, Any] = {**SPEC, "data": {"train": {**_sent(train), "sample_weight": weights}}}
+    if weights == "class_weight":  # Keras takes one or the other
+        train["y"] = (train["y"] > 0).astype(np.float32)
+        body = {
+            **SPEC,
+            "model": {"layers": [{"type": "Dense", "units": 1, "activation": "sigmoid",
+                                  "input_shape": [3]}]},
+            "compile": {"loss": "binary_crossentropy"},
+            "fit": {"class_weight": {"1": 2.0}},
+            "data": {"train": _sent(train)},
+        }  # fmt: skip
     refused = api[0].post("/v1/validate", json=body)
     assert refused.status_code == 422
     assert message in refused.json()["error"]["details"][0]["message"]
