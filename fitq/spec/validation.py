@@ -469,9 +469,7 @@ def check_splits(
                 f"{fit.validation_split} of {rows} rows ({kept} to train, {held_out} to validate)",
             )
         rows = kept
-    logged = ["loss", *logged_names]
-    if has_validation or fit.validation_split:
-        logged += [f"val_{name}" for name in logged]
+    logged = history_keys(logged_names, validated=has_validation or bool(fit.validation_split))
     watching = [(f"fit.callbacks.{i}", c) for i, c in enumerate(fit.callbacks)]
     if fit.early_stopping is not None:
         watching.insert(0, ("fit.early_stopping", fit.early_stopping))
@@ -526,6 +524,13 @@ def _check_fit_options(
                 "ReduceLROnPlateau expected a number as compile.optimizer.learning_rate, "
                 "received a schedule (Keras cannot set the rate a schedule computes)",
             )
+
+
+def history_keys(logged_names: list[str], *, validated: bool) -> list[str]:
+    """Every key of a job's per-epoch history: ``loss`` and what ``compile`` logs
+    (``CompileSpec.logged_names``), each with its ``val_`` twin when the job validates."""
+    logged = ["loss", *logged_names]
+    return logged + [f"val_{name}" for name in logged] if validated else logged
 
 
 def _check_monitor(loc: str, monitor: str, logged: list[str]) -> None:
