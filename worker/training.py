@@ -953,6 +953,15 @@ def _adapted_layers(model: ModelSpec, train: Arrays, streamed: bool) -> Prebuilt
     return adapted
 
 
+def _model_targets(
+    arrays: Arrays, y: np.ndarray, transform: Callable[[np.ndarray], np.ndarray] | None
+) -> Any:
+    """Rows of y as the loss takes them: the output's (or each named output's) columns, then
+    a single output's labels encoded."""
+    grouped = arrays.model_y(y)
+    return transform(grouped) if transform else grouped
+
+
 class _MemoryFeed:
     """Arrays in memory, handed to Keras as a user would: results equal hand-run Keras."""
 
@@ -963,8 +972,7 @@ class _MemoryFeed:
             if arrays is None:
                 return None
             x, y = arrays.materialize()
-            target = arrays.model_y(y)
-            loaded = (arrays.model_x(x), transform(target) if transform else target)
+            loaded = (arrays.model_x(x), _model_targets(arrays, y, transform))
             weights = arrays.weights(x, y)
             return loaded if weights is None else (*loaded, weights)
 
@@ -1037,8 +1045,7 @@ class _StreamedFeed:
         chosen = rows if rows is not None else arrays.row_index()
 
         def target(y: np.ndarray) -> Any:
-            grouped = arrays.model_y(y)
-            return transform(grouped) if transform else grouped
+            return _model_targets(arrays, y, transform)
 
         return RowBatches(
             arrays.x,

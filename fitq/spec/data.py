@@ -140,10 +140,6 @@ class ColumnGroup(SpecModel):
         taken = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         return taken.reshape(len(array), *self.shape)
 
-    @property
-    def width(self) -> int:
-        return sum(stop - start for start, stop in self.columns)
-
 
 def split_groups(array: np.ndarray, groups: list[ColumnGroup] | None) -> Any:
     """``array`` as the model takes it: as is, or a dict of its named groups."""
@@ -263,7 +259,8 @@ class InlineArrays(SpecModel):
 
     @property
     def rows(self) -> int:
-        return len(self.packed.x)
+        """Rows sent (every array has as many, the validator made sure): no packing."""
+        return len(_arrays("x", self.x)[0][1])
 
 
 def _arrays(field: str, value: np.ndarray | dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:

@@ -214,36 +214,40 @@ def _split_of(dataset: StoredDataset) -> SplitData:
     )
 
 
-def _array_split(x: np.ndarray, y: np.ndarray) -> SplitData:
-    y_low, y_high, y_integral = value_range(y)
+def _x_facts(x: np.ndarray) -> dict[str, Any]:
+    return {"x_shape": x.shape, "x_values": ValueRange(*value_range(x))}
+
+
+def _y_facts(y: np.ndarray) -> dict[str, Any]:
+    low, high, integral = value_range(y)
     classes = None
-    if y_integral:
+    if integral:
         distinct = np.unique(y)
         classes = distinct.tolist() if len(distinct) <= MAX_LISTED_CLASSES else None
-    return SplitData(
-        x.shape,
-        y.shape,
-        ValueRange(*value_range(x)),
-        ValueRange(y_low, y_high, y_integral),
-        y_classes=classes,
-    )
+    return {"y_shape": y.shape, "y_values": ValueRange(low, high, integral), "y_classes": classes}
 
 
 def inline_split(arrays: InlineArrays) -> SplitData:
-    """What the checks read of inline arrays: shapes, value ranges and classes, per named
-    input and output where they are named."""
-    packed = arrays.packed
-    # The targets as sent (packed, they may carry the sample weights as one more column).
-    y = arrays.y if not isinstance(arrays.y, dict) else next(iter(arrays.y.values()))
-    whole = replace(_array_split(packed.x, y), weighted=arrays.sample_weight is not None)
-    if not isinstance(arrays.x, dict) and not isinstance(arrays.y, dict):
-        return whole
-    x_parts = y_parts = None
-    if isinstance(arrays.x, dict):
-        x_parts = {name: _array_split(x, y) for name, x in arrays.x.items()}
-    if isinstance(arrays.y, dict):
-        y_parts = {name: _array_split(packed.x, y) for name, y in arrays.y.items()}
-    return replace(whole, x_parts=x_parts, y_parts=y_parts)
+    """What the checks read of inline arrays, as sent: shapes, value ranges and classes,
+    each array's read once; per named input and output where they are named (the whole
+    then stands for the rows, with the first array's facts)."""
+    xs = {name: _x_facts(x) for name, x in _by_name(arrays.x).items()}
+    ys = {name: _y_facts(y) for name, y in _by_name(arrays.y).items()}
+    whole = SplitData(
+        **next(iter(xs.values())),
+        **next(iter(ys.values())),
+        weighted=arrays.sample_weight is not None,
+    )
+    named_x, named_y = isinstance(arrays.x, dict), isinstance(arrays.y, dict)
+    return replace(
+        whole,
+        x_parts={name: replace(whole, **facts) for name, facts in xs.items()} if named_x else None,
+        y_parts={name: replace(whole, **facts) for name, facts in ys.items()} if named_y else None,
+    )
+
+
+def _by_name(value: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return value if isinstance(value, dict) else {"": value}
 
 
 def store_inline(artifacts: ArtifactStore, tenant_id: str, arrays: InlineArrays) -> Dataset:

@@ -41,6 +41,7 @@ from fitq.spec import (
     StoredDataSpec,
     Validation,
 )
+from fitq.spec.job import TensorBoard
 from fitq.statuses import FINISHED, JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
@@ -340,9 +341,8 @@ def tensorboard_file(ctx: ServiceContext, tenant_id: str, job_id: str) -> Path:
     callback ends, 404 for a job without them."""
     with transaction(ctx.sessions) as session:
         job = _find_job(session, tenant_id, job_id)
-        status, spec = job.status, job.spec
-    callbacks = spec.get("fit", {}).get("callbacks", [])
-    logging = any(callback.get("type") == "TensorBoard" for callback in callbacks)
+        status, spec = job.status, JobSpec.model_validate(job.spec)
+    logging = spec.fit.callback(TensorBoard) is not None
     if logging and status not in FINISHED:
         raise conflict(f"job {job_id} is {status}; its TensorBoard logs are kept when it ends")
     try:
