@@ -39,6 +39,7 @@ class JobErrorType(StrEnum):
     no_capacity = "no_capacity"
     broker_unavailable = "broker_unavailable"
     data_error = "data_error"
+    invalid_trial = "invalid_trial"  # a sweep's trial whose drawn values make an invalid job
 
 
 class ErrorDetail(Documented):

@@ -13,6 +13,7 @@ _BODY = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 JOB_PREFIX = "job_"
 DATASET_PREFIX = "ds_"
+SWEEP_PREFIX = "swp_"
 
 
 _lock = threading.Lock()

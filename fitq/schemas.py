@@ -1,4 +1,5 @@
-"""What the API returns for jobs: JobRead and the paged list. Shared by the API and the SDK."""
+"""What the API returns: jobs (JobRead and the paged list), datasets and sweeps. Shared by
+the API and the SDK."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pydantic import Field
 from fitq.errors import JobErrorType
 from fitq.schema_docs import Documented
 from fitq.spec import JobSpec, ModelSummary
-from fitq.statuses import DatasetStatus, JobStatus
+from fitq.spec.sweep import SweepCreate
+from fitq.statuses import CancelReason, DatasetStatus, JobStatus, SweepStatus
+from fitq.sweeps.trials import TrialState
 
 HistoryEpoch = dict[str, float | int | None]
 
@@ -76,6 +79,13 @@ class JobRead(Documented):
     error: JobError | None
     attempts: int
     cancel_requested: bool
+    cancel_reason: CancelReason | None = Field(
+        None,
+        description="Why a cancelled job stopped: 'requested' (a cancel through the API, its "
+        "sweep's included) or 'pruned' (its sweep's pruner stopped it; its history is kept).",
+    )
+    sweep_id: str | None = Field(None, description="The sweep this job is a trial of.")
+    trial: int | None = Field(None, description="The trial's number in its sweep, from 0.")
 
 
 class JobList(Documented):
@@ -224,3 +234,55 @@ class TenantList(Documented):
     """Every tenant's usage (admins only)."""
 
     data: list[TenantUsage]
+
+
+class TrialRead(Documented):
+    """One trial of a sweep: the values it drew, its job, its state and objective value."""
+
+    number: int = Field(description="The trial's number in its sweep, from 0.")
+    job_id: str = Field(description="The trial's job: GET /v1/jobs/{job_id} for its history.")
+    params: dict[str, Any] = Field(description="The value each path of the space drew.")
+    state: TrialState = Field(
+        description="queued or running (its job's status), complete (succeeded), pruned "
+        "(stopped by the pruner), failed, or cancelled."
+    )
+    value: float | None = Field(
+        description="The objective at the trial's last epoch; complete trials only."
+    )
+    epochs: int = Field(description="Epochs the trial trained.")
+
+
+class BestTrial(Documented):
+    """The complete trial with the best objective value."""
+
+    number: int = Field(description="The trial's number in its sweep, from 0.")
+    job_id: str = Field(description="The trial's job, whose model and history are the best's.")
+    params: dict[str, Any] = Field(description="The value each path of the space drew.")
+    value: float = Field(description="The objective at the trial's last epoch.")
+
+
+class SweepRead(Documented):
+    """A sweep: its status, every trial so far, the best one and counts by state."""
+
+    id: str
+    status: SweepStatus
+    created_at: datetime
+    finished_at: datetime | None
+    spec: SweepCreate = Field(
+        description="The sweep as accepted: its job as stored (data stored, seed drawn), "
+        "which each trial's values are set into."
+    )
+    trials: list[TrialRead]
+    best: BestTrial | None = Field(description="None until a trial completes.")
+    counts: dict[str, int] = Field(description="Trials by state, every state listed.")
+    max_trials: int = Field(description="Trials the sweep runs (fewer when its grid is smaller).")
+    cancel_requested: bool
+    error: str | None = Field(None, description="Why a failed sweep failed.")
+
+
+class SweepList(Documented):
+    """A page of sweeps, newest first."""
+
+    data: list[SweepRead]
+    has_more: bool
+    next_after: str | None = Field(description="Pass as ?after= for the next page.")

@@ -25,6 +25,29 @@ FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled
 ACTIVE = frozenset(JobStatus) - FINISHED
 
 
+class CancelReason(StrEnum):
+    """Why a cancelled job stopped: a cancel through the API (a sweep's cancel included), or
+    its sweep's pruner."""
+
+    requested = "requested"
+    pruned = "pruned"
+
+
+class SweepStatus(StrEnum):
+    """A sweep's state: queued until a trial starts, running, then succeeded (a trial
+    completed), failed (none did) or cancelled."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (SweepStatus.queued, SweepStatus.running)
+
+
 class DatasetStatus(StrEnum):
     """A dataset's state: processing (ingesting), ready, or failed."""
 

@@ -9,6 +9,9 @@
   only after ``FITQ_MAX_UNSENT_SECONDS`` (hours) of refused sends.
 - A job queued ``FITQ_NO_CAPACITY_SECONDS`` on a queue no live worker serves (no heartbeat
   row names it) fails ``no_capacity`` instead of waiting forever.
+- A hyperparameter sweep not finished is advanced (``fitq.sweeps.advance``): the worker
+  that ends a trial does so at once; this pass covers a worker that died first, a trial
+  cancelled by hand, a tenant's quota that has room again.
 - Dataset files no row points at (the API killed between writing a job's inline arrays or an
   upload and committing its row) are deleted once untouched for ``ORPHAN_GRACE``; the
   thread looks for them at its first pass and then every ``ORPHAN_SWEEP_INTERVAL``.
@@ -33,6 +36,7 @@ from service.capacity import live_queues
 from service.context import ServiceContext
 from service.datasets.service import send_ingest
 from service.jobs.sending import resend_job
+from service.sweeps.service import advance_active_sweeps
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,7 @@ def sweep_once(
         if resend_job(ctx, job.id, job.queue, job.max_runtime_seconds):
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
+    advance_active_sweeps(ctx)
     _apply_retention(ctx, now, report)
     if orphans:
         _delete_orphan_datasets(ctx, now, report)

@@ -58,6 +58,7 @@ def _truncate(factory: sessionmaker[Session]) -> None:
     with factory() as session, session.begin():
         session.execute(text("DELETE FROM jobs"))
         session.execute(text("DELETE FROM datasets"))
+        session.execute(text("DELETE FROM sweeps"))
         # A live worker left by one test would route the next one's jobs to its queues.
         session.execute(text("DELETE FROM workers"))
 

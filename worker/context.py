@@ -38,7 +38,16 @@ def _runner_for_pid(pid: int) -> JobRunner:
         settings=settings,
         worker_name=_worker_name(),
         resend=_resend_train,
+        send_trial=_send_trial,
     )
+
+
+def _send_trial(job_id: str, queue: str, max_runtime: float | None) -> None:
+    """Send a sweep's new trial, which this process just wrote, to its sweep's queue."""
+    from worker.celery_app import app
+
+    limit = hard_time_limit(get_settings(), max_runtime)
+    app.send_task(TRAIN_TASK, queue=queue, **train_task_options(job_id, limit))
 
 
 def _resend_train(job_id: str, max_runtime: float | None) -> None:

@@ -26,9 +26,10 @@ from fitq.errors import JobErrorType
 from fitq.settings import Settings
 from fitq.spec import JobSpec, StoredData, summarize
 from fitq.spec.job import ModelCheckpoint, TensorBoard
-from fitq.statuses import JobStatus
+from fitq.statuses import CancelReason, JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
+from fitq.sweeps.advance import SendTrain, TrialPruning, advance_sweep
 from worker import checkpoints
 from worker.backend import describe_environment, visible_gpus
 from worker.metrics import job_metrics
@@ -67,6 +68,10 @@ class DataError(Exception):
     pass
 
 
+class TrialPruned(Exception):
+    """The trial's sweep pruner stopped it at an epoch's end."""
+
+
 def _classify(job_id: str, exc: Exception) -> tuple[JobErrorType, str]:
     """An unexpected error's job error type and the message the user reads."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
@@ -86,6 +91,8 @@ class JobRunner:
     worker_name: str
     # Sends a handed-back job's message again (Celery in the worker); None in tests.
     resend: Callable[[str, float | None], None] | None = None
+    # Sends a sweep's new trial to its queue, once a trial of the sweep has ended here.
+    send_trial: SendTrain | None = None
 
     @property
     def _lease(self) -> timedelta:
@@ -121,30 +128,43 @@ class JobRunner:
                 pause = min(pause * 2, 5.0)
 
     def _run_attempt(self, job_id: str, attempt: int) -> RunResult:
-        queue, epoch_before, tenant = self._note_start(job_id, attempt)
+        queue, epoch_before, tenant, sweep_id = self._note_start(job_id, attempt)
         started = time.perf_counter()
         with logs.bound(job_id=job_id, tenant=tenant):
             log.info("job %s claimed, attempt %d", job_id, attempt)
             result = self._run_claimed(job_id, attempt)
-        if result not in (RunResult.lost, RunResult.handed_back):  # the job ended here
+        ended = result not in (RunResult.lost, RunResult.handed_back)
+        if ended:
             self.artifacts.delete(checkpoint_key(job_id))
         with transaction(self.sessions) as session:
             row = repo.get_job_by_id(session, job_id)
             epochs = (row.epoch if row is not None else epoch_before) - epoch_before
         job_metrics().ended(queue, result, time.perf_counter() - started, epochs)
+        if ended and sweep_id is not None:
+            self._advance_sweep(sweep_id)
         return result
 
-    def _note_start(self, job_id: str, attempt: int) -> tuple[str, int, str]:
-        """The job's queue, epochs done before this attempt and tenant; records its queue
-        wait."""
+    def _note_start(self, job_id: str, attempt: int) -> tuple[str, int, str, str | None]:
+        """The job's queue, epochs done before this attempt, tenant and sweep; records its
+        queue wait."""
         with transaction(self.sessions) as session:
             row = repo.get_job_by_id(session, job_id)
             assert row is not None
             queue, epoch, created, started = row.queue, row.epoch, row.created_at, row.started_at
-            tenant = row.tenant_id
+            tenant, sweep_id = row.tenant_id, row.sweep_id
         waited = (started - created).total_seconds() if attempt == 1 and started else None
         job_metrics().started(queue, waited)
-        return queue, epoch, tenant
+        return queue, epoch, tenant, sweep_id
+
+    def _advance_sweep(self, sweep_id: str) -> None:
+        """A trial ended here: its sweep's next trials start now, not at the API's next
+        sweeper pass (which would do the same, later)."""
+        if self.send_trial is None:
+            return
+        try:
+            advance_sweep(self.sessions, self.settings, sweep_id, self.send_trial)
+        except Exception:  # the sweeper's next pass advances it
+            log.exception("sweep %s: advancing after a trial failed", sweep_id)
 
     def _run_claimed(self, job_id: str, attempt: int) -> RunResult:
         with transaction(self.sessions) as session:
@@ -152,6 +172,7 @@ class JobRunner:
             assert row is not None
             spec = JobSpec.model_validate(row.spec)
             max_runtime = row.max_runtime_seconds
+            sweep_id, trial = row.sweep_id, row.trial
             resume = self._resume_point(job_id, row.history)
             if resume is not None:
                 done = len(resume.history)
@@ -159,6 +180,7 @@ class JobRunner:
                 log.info("job %s resumes from its checkpoint after epoch %d", job_id, done)
 
         history: list[HistoryEpoch] = list(resume.history) if resume else []
+        pruning = TrialPruning.of_job(self.sessions, sweep_id, trial)
         watch = JobWatch(
             lambda: self._beat(job_id, attempt),
             lambda: self._control(job_id, attempt),
@@ -179,7 +201,7 @@ class JobRunner:
                 job_dir = Path(work_dir) if work_dir is not None else None
                 with watch:
                     outcome = self._train(
-                        job_id, attempt, spec, data, history, watch, resume, job_dir
+                        job_id, attempt, spec, data, history, watch, resume, job_dir, pruning
                     )
                 return self._finish_trained(job_id, attempt, spec, outcome)
         except TrainingStopped as stop:
@@ -191,6 +213,8 @@ class JobRunner:
                 "job %s attempt %d lost its lease; stopping without writing", job_id, attempt
             )
             return RunResult.lost
+        except TrialPruned:
+            return self._cancelled(job_id, attempt, history, CancelReason.pruned)
         except DataError as exc:
             return self._fail(job_id, attempt, history, JobErrorType.data_error, str(exc))
         except MemoryError as exc:
@@ -305,10 +329,16 @@ class JobRunner:
         if reason == StopReason.max_runtime:
             message = f"the job ran past its limit of {max_runtime:g} s and was stopped"
             return self._fail(job_id, attempt, history, JobErrorType.max_runtime_exceeded, message)
-        outcome = repo.JobOutcome(status=JobStatus.cancelled, history=history)
+        return self._cancelled(job_id, attempt, history, CancelReason.requested)
+
+    def _cancelled(
+        self, job_id: str, attempt: int, history: list[HistoryEpoch], reason: CancelReason
+    ) -> RunResult:
+        """Stopped before its end, its history kept: at the user's request, or pruned."""
+        outcome = repo.JobOutcome(status=JobStatus.cancelled, history=history, cancel_reason=reason)
         with transaction(self.sessions) as session:
             owned = repo.finish_job(session, job_id, attempt, outcome)
-        log.info("job %s cancelled after %d epochs", job_id, len(history))
+        log.info("job %s cancelled (%s) after %d epochs", job_id, reason, len(history))
         return RunResult.cancelled if owned else RunResult.lost
 
     def _train(
@@ -321,6 +351,7 @@ class JobRunner:
         watch: JobWatch,
         resume: Resume | None,
         job_dir: Path | None,
+        pruning: TrialPruning | None = None,
     ) -> TrainingOutcome:
         started = time.monotonic()
         resumed = len(resume.history) if resume else 0
@@ -341,6 +372,8 @@ class JobRunner:
                 )
             if not owned:
                 raise LeaseLost(job_id)
+            if pruning is not None and pruning.should_prune(epochs_done):
+                raise TrialPruned(job_id)
 
         tensorboard_dir = saved_model = None
         if job_dir is not None and spec.fit.callback(TensorBoard) is not None:

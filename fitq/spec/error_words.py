@@ -71,6 +71,8 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "type")).strip("'")
         return f"expected a {field!r} field saying which kind this is, received none"
+    if kind == "extra_forbidden":
+        return "expected a field this object has, received an unknown field"
     if kind in _EXPECTED:
         sent = _JSON_KINDS.get(type(received), type(received).__name__)
         hint = " (a JSON number, not a string: no quotes)" if sent == "a string" else ""

@@ -201,6 +201,9 @@ def check_sweep(sweep: SweepCreate, check_job: Callable[[JobCreate], ModelSpec])
             model = check_job(job)
         except (SpecError, ValueError) as exc:  # fitq's checks, or pydantic's
             reason = _reason(exc)
+            last = path.rpartition(".")[2]
+            if "unknown field" in reason:  # the path's last name is no field of its object
+                reason += did_you_mean(last, _siblings(sweep.job, path))
             raise SpecError(
                 f"space.{path}",
                 f"expected values that make a valid job, received {value!r}: {reason}",
@@ -218,6 +221,19 @@ def check_sweep(sweep: SweepCreate, check_job: Callable[[JobCreate], ModelSpec])
             f"{sweep.objective.metric!r}{did_you_mean(sweep.objective.metric, keys)}",
             sweep.objective.metric,
         )
+
+
+def _siblings(body: dict[str, Any], path: str) -> list[str]:
+    """The names the job gives beside the path's last one (its object's other fields)."""
+    node: Any = body
+    for part in path.split(".")[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return []
+    return [str(key) for key in node] if isinstance(node, dict) else []
 
 
 def _reason(exc: Exception) -> str:

@@ -64,12 +64,46 @@ class Job(Base):
     # monotonic for fencing; attempts = attempt - handbacks).
     handbacks: Mapped[int] = mapped_column(Integer, default=0, info=SHOWN)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)  # the last event's seq
+    # Why a cancelled job stopped: "requested" (a cancel through the API, a sweep's included)
+    # or "pruned" (its sweep's pruner stopped it). NULL for every other status.
+    cancel_reason: Mapped[str | None] = mapped_column(String(16), info=SHOWN)
+    # A sweep's trial: the sweep, the trial's number (from 0) and the values its space drew.
+    sweep_id: Mapped[str | None] = mapped_column(String(40), info=SHOWN)
+    trial: Mapped[int | None] = mapped_column(Integer, info=SHOWN)
+    trial_params: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)
 
     __table_args__ = (
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
+        # A trial's number is taken once: two processes advancing a sweep cannot both add it.
+        Index("ix_jobs_sweep_trial", "sweep_id", "trial", unique=True),
         Index("ix_jobs_tenant_status_id", "tenant_id", "status", "id"),
         Index("ix_jobs_status_lease", "status", "lease_until"),
         Index("ix_jobs_queue_status_id", "queue", "status", "id"),  # queue positions
+    )
+
+
+class Sweep(Base):
+    """A hyperparameter sweep. Its trials are jobs (``jobs.sweep_id``): their rows are the
+    truth of each trial's state and value, from which the search (Optuna) is replayed."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    # The SweepCreate as accepted, its job the stored template (data stored, seed drawn).
+    spec: Mapped[dict[str, Any]] = mapped_column(FiniteJSON)
+    queue: Mapped[str] = mapped_column(String(32))
+    trials: Mapped[int] = mapped_column(Integer, default=0)  # trials created: the next number
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_sweeps_tenant_id_id", "tenant_id", "id"),
+        Index("ix_sweeps_status", "status"),
     )
 
 

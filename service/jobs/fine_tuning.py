@@ -25,11 +25,20 @@ LOC = "model.from_job"
 async def with_source_model(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> JobCreate:
     """``body`` with its model resolved: a ``from_job`` model becomes the source job's
     layers, with ``from_job`` and ``freeze`` kept. Other bodies are returned as they are."""
-    model = body.model
-    source_id = model.from_job
+    source_id = body.model.from_job
     if source_id is None:
         return body
-    source = await to_thread.run_sync(_source_model, ctx, tenant_id, source_id)
+    source = await to_thread.run_sync(read_source_model, ctx, tenant_id, source_id)
+    return resolved_with(body, source)
+
+
+def resolved_with(body: JobCreate, source: dict[str, Any] | None) -> JobCreate:
+    """``body`` with its ``from_job`` model replaced by ``source`` (the source job's model,
+    ``read_source_model``), ``from_job`` and ``freeze`` kept; other bodies as they are."""
+    model = body.model
+    source_id = model.from_job
+    if source_id is None or source is None:
+        return body
     try:
         resolved = ModelSpec.model_validate(
             {**source, "from_job": source_id, "freeze": model.freeze}
@@ -40,7 +49,8 @@ async def with_source_model(ctx: ServiceContext, tenant_id: str, body: JobCreate
     return body.model_copy(update={"model": resolved})
 
 
-def _source_model(ctx: ServiceContext, tenant_id: str, job_id: str) -> dict[str, Any]:
+def read_source_model(ctx: ServiceContext, tenant_id: str, job_id: str) -> dict[str, Any]:
+    """The model of one of the tenant's succeeded jobs, as a fine-tuning job starts from it."""
     with transaction(ctx.sessions) as session:
         job = repo.get_job(session, tenant_id, job_id) if is_valid_id(job_id, JOB_PREFIX) else None
         if job is None:

@@ -78,7 +78,7 @@ def _result(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return rendered
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def as_utc(moment: datetime | None) -> datetime | None:
     # Whatever the database session's time zone, the API speaks UTC.
     return moment.astimezone(UTC) if moment is not None else None
 
@@ -91,9 +91,9 @@ def job_document(row: Mapping[str, Any], queue_position: int | None = None) -> d
     return {
         "id": row["id"],
         "status": row["status"],
-        "created_at": _utc(row["created_at"]),
-        "started_at": _utc(row["started_at"]),
-        "finished_at": _utc(row["finished_at"]),
+        "created_at": as_utc(row["created_at"]),
+        "started_at": as_utc(row["started_at"]),
+        "finished_at": as_utc(row["finished_at"]),
         "spec": _spec(row["id"], row["spec"]),
         "progress": {
             "epoch": row["epoch"],
@@ -106,6 +106,9 @@ def job_document(row: Mapping[str, Any], queue_position: int | None = None) -> d
         "error": error,
         "attempts": row["attempt"] - row["handbacks"],
         "cancel_requested": bool(row["cancel_requested"]),
+        "cancel_reason": row["cancel_reason"],
+        "sweep_id": row["sweep_id"],
+        "trial": row["trial"],
     }
 
 

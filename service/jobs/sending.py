@@ -50,3 +50,15 @@ def _keep_unsent(
     with transaction(ctx.sessions) as session:
         for message in messages:
             repo.mark_unsent(session, message.job_id, now, reason, counted=counted)
+
+
+def send_committed_job(
+    ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None
+) -> None:
+    """Send a job committed as sent (a sweep's new trial). One the broker refuses stays
+    queued, marked unsent, for the sweeper's re-send."""
+    message = TrainMessage(job_id, queue, hard_time_limit(ctx.settings, max_runtime))
+    try:
+        ctx.queue.send_train_many([message])
+    except BrokerUnavailable as exc:
+        _keep_unsent(ctx, [message], str(exc), counted=True)

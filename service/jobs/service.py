@@ -45,7 +45,7 @@ from fitq.spec.job import TensorBoard
 from fitq.statuses import FINISHED, JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
-from fitq.store.models import Dataset, IdempotencyKey, Job, JobEvent
+from fitq.store.models import Dataset, IdempotencyKey, Job
 from fitq.store.repository import gpu_seconds
 from fitq.store.rows import new_row
 from fitq.store.types import utcnow
@@ -140,14 +140,14 @@ async def create_job(
     if checked.inline:
         inline_bytes = sum(a.packed.x.nbytes + a.packed.y.nbytes for a in checked.inline.values())
         ensure_storage(ctx, facts.stored_bytes, inline_bytes)
-        new_datasets = await to_thread.run_sync(_store_inline, ctx, tenant_id, checked.inline)
+        new_datasets = await to_thread.run_sync(store_inline_arrays, ctx, tenant_id, checked.inline)
     stored = checked.referenced | {
         s: stored_data(d, checked.inline[s]) for s, d in new_datasets.items()
     }
     job = _new_job(ctx, tenant_id, body, queue, checked.validation, stored, now)
     rows = NewRows(
         job=job,
-        first_event=_first_event(job),
+        first_event=repo.first_event_row(job),
         idempotency=_idempotency_row(tenant_id, idempotency_key, digest, job["id"], now),
         # The key's earlier use, when there was one, is past the window: replace it.
         idempotency_expired_before=now - IDEMPOTENCY_WINDOW if facts.idempotency else None,
@@ -174,7 +174,7 @@ async def create_job(
     return Submitted(job["id"], render_json(job_document(job, written.position)), created=True)
 
 
-def _store_inline(
+def store_inline_arrays(
     ctx: ServiceContext, tenant_id: str, inline: Mapping[str, InlineArrays]
 ) -> dict[str, Dataset]:
     """Inline arrays written to the artifact store (files first: a row never points at a
@@ -192,7 +192,28 @@ def _new_job(
     now: datetime,
 ) -> dict[str, Any]:
     """The job's row, every column the presenter reads set."""
-    spec = JobSpec(
+    spec = job_spec(body, queue, validation, stored)
+    cap = ctx.settings.max_runtime_seconds
+    job_id = new_id(JOB_PREFIX)
+    dumped = spec.model_dump(mode="json")
+    remember_spec(job_id, dumped)
+    return repo.queued_job_row(
+        job_id=job_id,
+        tenant_id=tenant_id,
+        queue=queue,
+        spec=dumped,
+        epochs=spec.fit.epochs,
+        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
+        now=now,
+    )
+
+
+def job_spec(
+    body: JobCreate, queue: str, validation: Validation, stored: dict[str, StoredData]
+) -> JobSpec:
+    """What a checked body is stored as: its model resolved, its data stored, its seed
+    drawn when it has none."""
+    return JobSpec(
         model=source_model(body),
         compile=body.compile,
         fit=body.fit,
@@ -205,40 +226,6 @@ def _new_job(
             standardize=body.data.standardize,
             label_encoding=validation.label_encoding,
         ),
-    )
-    cap = ctx.settings.max_runtime_seconds
-    job_id = new_id(JOB_PREFIX)
-    dumped = spec.model_dump(mode="json")
-    remember_spec(job_id, dumped)
-    # Every other column takes the model's default (fitq/store/models.py).
-    return new_row(
-        Job,
-        id=job_id,
-        tenant_id=tenant_id,
-        status=JobStatus.queued.value,
-        queue=queue,
-        spec=dumped,
-        created_at=now,
-        updated_at=now,
-        epochs=spec.fit.epochs,
-        max_runtime_seconds=min(spec.fit.max_runtime_seconds or cap, cap),
-        # Counted as sent before the send: the commit must come first, and a process that
-        # dies between the two leaves the job to the sweeper's next re-send.
-        sends=1,
-        last_sent_at=now,
-        event_seq=1,  # the first event, written with it
-    )
-
-
-def _first_event(job: Mapping[str, Any]) -> dict[str, Any]:
-    return new_row(
-        JobEvent,
-        job_id=job["id"],
-        tenant_id=job["tenant_id"],
-        seq=1,
-        time=job["created_at"],
-        type="status",
-        data={"status": "queued"},
     )
 
 

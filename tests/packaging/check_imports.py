@@ -20,8 +20,14 @@ from pathlib import Path
 NOT_IMPORTABLE = ("fitq.store.migrations",)
 
 # Imports a package may make without its extra, each where the code chooses it at run time:
-# the SDK alone (no extra) has no S3 client and runs no broker.
-OPTIONAL = {"fitq.artifacts_s3": {"boto3", "botocore"}, "fitq.embedded_broker": {"kombu"}}
+# the SDK alone (no extra) has no S3 client, runs no broker and searches no sweep.
+OPTIONAL = {
+    "fitq.artifacts_s3": {"boto3", "botocore"},
+    "fitq.embedded_broker": {"kombu"},
+    # The search runs in the API and the workers; the SDK reads sweeps without it.
+    "fitq.sweeps.study": {"optuna"},
+    "fitq.sweeps.advance": {"optuna"},
+}
 
 
 def imported_names(tree: ast.AST) -> list[tuple[int, str]]:

@@ -63,13 +63,13 @@ def seq(steps: int = 10, features: int = 3) -> Callable[[Body], None]:
 DENSE1 = {"type": "Dense", "units": 1}
 CASES: list[tuple[str, Callable[[Body], None], str, str]] = [
     # --- pydantic: fields, ranges, allowlists -------------------------------------------
-    ("unknown top-level field", setting("priority", 1), "priority", "Extra inputs"),
+    ("unknown top-level field", setting("priority", 1), "priority", "unknown field"),
     ("unknown layer type", layers({"type": "Lambda"}), "model.layers.0", "received 'Lambda'"),
     ("misspelt layer type", layers({"type": "Dence", "units": 1}), "model.layers.0",
      "received 'Dence' (did you mean 'Dense'?)"),
     ("layer without type", layers({"units": 1}), "model.layers.0", "expected a 'type' field"),
     ("unknown layer argument", layers({"type": "Dense", "units": 1, "kernel": "x"}),
-     "model.layers.0.kernel", "Extra inputs"),
+     "model.layers.0.kernel", "unknown field"),
     ("zero units", layers({"type": "Dense", "units": 0}), "model.layers.0.units", "greater than or equal to 1"),
     ("units not a number", layers({"type": "Dense", "units": "ten"}), "model.layers.0.units", "expected an integer (a JSON number, not a string: no quotes), received a string ('ten')"),
     ("unknown activation", layers({"type": "Dense", "units": 1, "activation": "mish"}),
@@ -97,7 +97,7 @@ CASES: list[tuple[str, Callable[[Body], None], str, str]] = [
     ("unknown loss", setting("compile.loss", "hingee"), "compile.loss",
      "received 'hingee' (did you mean 'hinge'?)"),
     ("loss argument of another loss", setting("compile.loss", {"type": "mse", "delta": 1.0}),
-     "compile.loss.delta", "Extra inputs"),
+     "compile.loss.delta", "unknown field"),
     ("huber delta 0", setting("compile.loss", {"type": "huber", "delta": 0}), "compile.loss.delta",
      "greater than 0"),
     ("unknown optimizer", setting("compile.optimizer", "adamux"), "compile.optimizer",
@@ -105,7 +105,7 @@ CASES: list[tuple[str, Callable[[Body], None], str, str]] = [
     ("negative learning rate", setting("compile.optimizer", {"type": "sgd", "learning_rate": -0.1}),
      "compile.optimizer.learning_rate", "greater than 0"),
     ("momentum on adam", setting("compile.optimizer", {"type": "adam", "momentum": 0.9}),
-     "compile.optimizer.momentum", "Extra inputs"),
+     "compile.optimizer.momentum", "unknown field"),
     ("both clips", setting("compile.optimizer", {"type": "sgd", "clipnorm": 1, "clipvalue": 1}),
      "compile.optimizer", "at most one of clipnorm, clipvalue and global_clipnorm, received clipnorm and clipvalue"),
     ("unknown metric", setting("compile.metrics", ["f1"]), "compile.metrics.0", "f1_score, received 'f1'"),

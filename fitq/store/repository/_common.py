@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 from sqlalchemy import CursorResult, select
 from sqlalchemy.orm import Session
 
-from fitq.store.models import Dataset, Job
+from fitq.store.models import Dataset, Job, Sweep
 
-Row = TypeVar("Row", Job, Dataset)
+Row = TypeVar("Row", Job, Dataset, Sweep)
 
 
 def _newest_first(

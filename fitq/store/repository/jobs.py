@@ -9,15 +9,61 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from fitq.errors import JobErrorType
-from fitq.statuses import JobStatus
+from fitq.statuses import CancelReason, JobStatus
 from fitq.store.models import IdempotencyKey, Job, JobEvent
 from fitq.store.repository._common import _execute, _newest_first
 from fitq.store.repository.events import add_event
+from fitq.store.rows import new_row
 from fitq.store.types import utcnow
 
 
 def add_job(session: Session, job: Job) -> None:
     session.add(job)
+
+
+def queued_job_row(
+    *,
+    job_id: str,
+    tenant_id: str,
+    queue: str,
+    spec: dict[str, Any],
+    epochs: int,
+    max_runtime_seconds: float,
+    now: datetime,
+    **columns: Any,
+) -> dict[str, Any]:
+    """A new queued job's row, counted as sent: the commit comes before the send, and a
+    process that dies between the two leaves the job to the sweeper's next re-send. Every
+    other column takes the model's default (``fitq/store/models.py``)."""
+    return new_row(
+        Job,
+        id=job_id,
+        tenant_id=tenant_id,
+        status=JobStatus.queued.value,
+        queue=queue,
+        spec=spec,
+        created_at=now,
+        updated_at=now,
+        epochs=epochs,
+        max_runtime_seconds=max_runtime_seconds,
+        sends=1,
+        last_sent_at=now,
+        event_seq=1,  # the first event, written with it
+        **columns,
+    )
+
+
+def first_event_row(job: dict[str, Any]) -> dict[str, Any]:
+    """A new job's first event: queued, at its creation."""
+    return new_row(
+        JobEvent,
+        job_id=job["id"],
+        tenant_id=job["tenant_id"],
+        seq=1,
+        time=job["created_at"],
+        type="status",
+        data={"status": "queued"},
+    )
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
@@ -60,6 +106,7 @@ def cancel_queued(session: Session, job_id: str) -> bool:
         .values(
             status=JobStatus.cancelled,
             cancel_requested=True,
+            cancel_reason=CancelReason.requested,
             finished_at=utcnow(),
             eta_seconds=None,
         ),

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fitq.errors import JobErrorType
-from fitq.statuses import JobStatus
+from fitq.statuses import CancelReason, JobStatus
 from fitq.store.models import Job
 from fitq.store.repository._common import _execute
 from fitq.store.repository.events import add_event
@@ -144,6 +144,7 @@ class JobOutcome:
     error_type: JobErrorType | None = None
     error_message: str | None = None
     model_key: str | None = None
+    cancel_reason: CancelReason | None = None
 
 
 def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome) -> bool:
@@ -157,6 +158,7 @@ def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome)
             error_type=outcome.error_type,
             error_message=outcome.error_message,
             model_key=outcome.model_key,
+            cancel_reason=outcome.cancel_reason,
             finished_at=utcnow(),
             lease_until=None,
             eta_seconds=None,
@@ -166,6 +168,8 @@ def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome)
         data: dict[str, Any] = {"status": outcome.status.value}
         if outcome.error_type is not None:
             data |= {"error": outcome.error_type.value, "message": outcome.error_message}
+        if outcome.cancel_reason is not None:
+            data["reason"] = outcome.cancel_reason.value
         if outcome.result and outcome.result.get("early_stopping"):
             data["early_stopping"] = outcome.result["early_stopping"]
         add_event(session, job_id, "status", data)

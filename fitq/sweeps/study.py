@@ -1,0 +1,138 @@
+"""Optuna's study of a sweep, replayed from its trials (``fitq.sweeps.trials``) each time a
+decision is due: the next trial's values, or whether a running trial is pruned.
+
+Replaying keeps one truth. The trials' jobs hold every state, value and per-epoch report;
+nothing lives in a process or in a second schema, so a sweep survives restarts of the API
+and the workers, and any process (the API's sweeper, a worker that just ended a trial) may
+take the next decision. Each decision's sampler is seeded with the sweep's seed plus the
+trial's number, so the same trials draw the same values."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.pruners import BasePruner, HyperbandPruner, MedianPruner, NopPruner
+from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
+from optuna.storages import InMemoryStorage
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from fitq.spec.sweep import CategoricalParam, FloatParam, Param, SweepCreate
+from fitq.sweeps.trials import Trial
+from fitq.sweeps.trials import TrialState as FitqState
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# Hyperband's rungs: from one epoch up to the job's epochs, a third kept at each.
+REDUCTION_FACTOR = 3
+
+_STATES = {
+    FitqState.queued: TrialState.RUNNING,  # asked: its values are taken
+    FitqState.running: TrialState.RUNNING,
+    FitqState.complete: TrialState.COMPLETE,
+    FitqState.pruned: TrialState.PRUNED,
+    FitqState.failed: TrialState.FAIL,
+    FitqState.cancelled: TrialState.FAIL,
+}
+
+
+def distribution(param: Param) -> BaseDistribution:
+    if isinstance(param, FloatParam):
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, CategoricalParam):
+        return CategoricalDistribution(param.choices)
+    return IntDistribution(param.low, param.high, log=param.log, step=param.step)
+
+
+def distributions(sweep: SweepCreate) -> dict[str, BaseDistribution]:
+    return {path: distribution(param) for path, param in sweep.space.items()}
+
+
+def max_epochs(sweep: SweepCreate) -> int:
+    """The most epochs a trial trains: Hyperband's largest resource."""
+    param = sweep.space.get("fit.epochs")
+    if param is not None:
+        return int(max(param.extremes()))
+    return int(sweep.job["fit"]["epochs"])
+
+
+def sampler(sweep: SweepCreate, number: int) -> BaseSampler:
+    """The sampler drawing trial ``number``'s values."""
+    seed = (sweep.seed or 0) + number
+    if sweep.sampler == "random":
+        return RandomSampler(seed=seed)
+    if sweep.sampler == "grid":
+        space = {path: param.grid() for path, param in sweep.space.items()}  # type: ignore[union-attr]
+        return GridSampler(space, seed=seed)
+    with warnings.catch_warnings():  # constant_liar is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Trials running in parallel count as if they scored their worst: the next draw
+        # avoids their neighbourhood (Optuna's advice for distributed TPE).
+        return TPESampler(seed=seed, constant_liar=sweep.parallelism > 1)
+
+
+def pruner(sweep: SweepCreate) -> BasePruner:
+    if sweep.pruner == "median":
+        return MedianPruner()
+    if sweep.pruner == "hyperband":
+        return HyperbandPruner(
+            min_resource=1, max_resource=max_epochs(sweep), reduction_factor=REDUCTION_FACTOR
+        )
+    return NopPruner()
+
+
+def replay(sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int) -> optuna.Study:
+    """An in-memory study holding trials 0 … ``count - 1`` as their jobs tell them (a number
+    without a job, whose job was deleted, as a failed trial), sampling trial ``count``."""
+    study = optuna.create_study(
+        storage=InMemoryStorage(),
+        study_name=sweep_id,  # Hyperband assigns brackets from the study's name
+        direction=sweep.objective.direction,
+        sampler=sampler(sweep, count),
+        pruner=pruner(sweep),
+    )
+    spaces = distributions(sweep)
+    by_number = {trial.number: trial for trial in trials}
+    for number in range(count):
+        trial = by_number.get(number)
+        study.add_trial(_frozen(trial, spaces) if trial else create_trial(state=TrialState.FAIL))
+    return study
+
+
+def _frozen(trial: Trial, spaces: dict[str, BaseDistribution]) -> FrozenTrial:
+    state = _STATES[trial.state]
+    value = trial.value
+    if state == TrialState.PRUNED and trial.reported:  # as study.tell records a pruned trial
+        value = trial.reported[max(trial.reported)]
+    return create_trial(
+        state=state,
+        value=value,
+        params=trial.params,
+        distributions={path: spaces[path] for path in trial.params},
+        intermediate_values=trial.reported,
+    )
+
+
+def suggest(
+    sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int
+) -> dict[str, Any]:
+    """Trial ``count``'s values, drawn by the sweep's sampler from the trials so far."""
+    study = replay(sweep_id, sweep, trials, count)
+    return study.ask(distributions(sweep)).params
+
+
+def should_prune(
+    sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int, number: int
+) -> bool:
+    """Whether the pruner stops running trial ``number`` after its last report, as
+    ``trial.should_prune()`` answers in a hand-run study."""
+    study = replay(sweep_id, sweep, trials, count)
+    return study.pruner.prune(study, study.trials[number])
