@@ -22,7 +22,12 @@ def sweep_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "job": job,
         "space": {
-            "compile.optimizer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+            "compile.optimizer.learning_rate": {
+                "type": "float",
+                "low": 1e-3,
+                "high": 0.1,
+                "log": True,
+            },
             "model.layers.0.units": {"type": "int", "low": 4, "high": 16, "step": 4},
         },
         "objective": {"metric": "val_loss", "direction": "minimize"},
@@ -122,7 +127,14 @@ def test_the_median_pruner_stops_poor_trials_keeping_their_history(
 ) -> None:
     client, _ = api
     body = sweep_body(
-        space={"compile.optimizer.learning_rate": {"type": "float", "low": 1e-5, "high": 0.3, "log": True}},
+        space={
+            "compile.optimizer.learning_rate": {
+                "type": "float",
+                "low": 1e-5,
+                "high": 0.3,
+                "log": True,
+            }
+        },
         pruner="median",
         max_trials=9,
         parallelism=1,
@@ -169,8 +181,16 @@ def test_cancel_stops_the_trials_and_delete_removes_them(
 @pytest.mark.parametrize(
     ("change", "loc", "words"),
     [
-        ({"space": {"model.layers.0.unit": {"type": "int", "low": 1, "high": 4}}}, "space.model.layers.0.unit", "units"),
-        ({"space": {"model.layers.0.units": {"type": "int", "low": 0, "high": 4}}}, "space.model.layers.0.units", "received 0"),
+        (
+            {"space": {"model.layers.0.unit": {"type": "int", "low": 1, "high": 4}}},
+            "space.model.layers.0.unit",
+            "units",
+        ),
+        (
+            {"space": {"model.layers.0.units": {"type": "int", "low": 0, "high": 4}}},
+            "space.model.layers.0.units",
+            "received 0",
+        ),
         ({"objective": {"metric": "val_mea"}}, "objective.metric", "val_mae"),
         ({"parallelism": 4}, "parallelism", "FITQ_MAX_ACTIVE_JOBS"),
     ],
