@@ -13,6 +13,30 @@ from pydantic import BaseModel, ConfigDict
 _KERAS_DEFAULT = "; absent: Keras's default"
 
 GLOSSARY: dict[str, str] = {
+    # ---- sweeps ---------------------------------------------------------------------------
+    "FloatParam.low": "The smallest value drawn.",
+    "FloatParam.high": "The largest value drawn.",
+    "FloatParam.log": "Draw on a log scale (low above 0, no step): for learning rates.",
+    "FloatParam.step": "Draw low plus multiples of step only (absent: any value).",
+    "IntParam.low": "The smallest value drawn.",
+    "IntParam.high": "The largest value drawn (or the last step below it).",
+    "IntParam.step": "Draw low plus multiples of step only.",
+    "IntParam.log": "Draw on a log scale (low of 1 or more, step 1).",
+    "CategoricalParam.choices": "The values drawn from: numbers, strings, booleans or null.",
+    "Objective.metric": "A key of the job's history (loss, val_loss, a metric, val_ and a "
+    "metric): its value at a trial's last epoch is the trial's score.",
+    "Objective.direction": "Whether a lower (minimize) or higher (maximize) score is better.",
+    "SweepCreate.space": "A dotted path into the job (compile.optimizer.learning_rate, "
+    "model.layers.1.units, fit.batch_size) and the parameter each trial draws for it.",
+    "SweepCreate.objective": "What each trial scores, and which way is better.",
+    "SweepCreate.sampler": "Optuna's sampler: tpe (TPESampler), random (RandomSampler) or "
+    "grid (GridSampler, over int and categorical parameters).",
+    "SweepCreate.pruner": "Optuna's pruner, asked after each epoch of a trial: none, median "
+    "(MedianPruner) or hyperband (HyperbandPruner from 1 epoch to the job's epochs, "
+    "reduction factor 3).",
+    "SweepCreate.max_trials": "Trials to run in all (a grid runs at most its size).",
+    "SweepCreate.parallelism": "Trials queued or running at once, at most.",
+    "SweepRead.trials": "Every trial so far, by number.",
     # ---- spec: shared Keras arguments -----------------------------------------------------
     "type": "Which kind this is: the Keras name (a layer class, a loss or optimizer name).",
     "name": "The layer's name, unique in the model; a graph model's layers name each other by it.",

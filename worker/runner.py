@@ -180,7 +180,7 @@ class JobRunner:
                 log.info("job %s resumes from its checkpoint after epoch %d", job_id, done)
 
         history: list[HistoryEpoch] = list(resume.history) if resume else []
-        pruning = TrialPruning.of_job(self.sessions, sweep_id, trial)
+        pruning = TrialPruning.of_job(self.sessions, job_id, sweep_id, trial)
         watch = JobWatch(
             lambda: self._beat(job_id, attempt),
             lambda: self._control(job_id, attempt),

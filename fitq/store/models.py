@@ -71,6 +71,9 @@ class Job(Base):
     sweep_id: Mapped[str | None] = mapped_column(String(40), info=SHOWN)
     trial: Mapped[int | None] = mapped_column(Integer, info=SHOWN)
     trial_params: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)
+    # What Optuna's sampler and pruner recorded on the trial (its system attributes: the
+    # grid point, the Hyperband rungs it passed), as Optuna's own storage would keep them.
+    trial_system_attrs: Mapped[dict[str, Any] | None] = mapped_column(FiniteJSON)
 
     __table_args__ = (
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),

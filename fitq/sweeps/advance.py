@@ -110,12 +110,17 @@ def _new_trial(
     """Trial ``sweep.trials``, its values drawn, its job written queued (or failed at once
     when those values make a job that does not validate); and the job's runtime limit."""
     number = sweep.trials
-    params = suggest(sweep.id, spec, trials, number)
+    params, attrs = suggest(sweep.id, spec, trials, number)
     sweep.trials = number + 1
     now = utcnow()
     job_id = new_id(JOB_PREFIX)
     body = trial_job(spec, params, number)
-    trial_columns: dict[str, Any] = {"sweep_id": sweep.id, "trial": number, "trial_params": params}
+    trial_columns: dict[str, Any] = {
+        "sweep_id": sweep.id,
+        "trial": number,
+        "trial_params": params,
+        "trial_system_attrs": attrs,
+    }
     try:
         job_spec = JobSpec.model_validate(body)
     except ValidationError as exc:
@@ -142,7 +147,8 @@ def _new_trial(
         }
         session.add(Job(**row))
         session.add(JobEvent(**repo.first_event_row(row) | {"data": {"status": "failed"}}))
-        return Trial(number, job_id, params, TrialState.failed, None), 0.0
+        failed = Trial(number, job_id, params, TrialState.failed, None, system_attrs=attrs)
+        return failed, 0.0
     cap = settings.max_runtime_seconds
     runtime = min(job_spec.fit.max_runtime_seconds or cap, cap)
     row = repo.queued_job_row(
@@ -157,7 +163,7 @@ def _new_trial(
     )
     session.add(Job(**row))
     session.add(JobEvent(**repo.first_event_row(row)))
-    return Trial(number, job_id, params, TrialState.queued, None), runtime
+    return Trial(number, job_id, params, TrialState.queued, None, system_attrs=attrs), runtime
 
 
 class TrialPruning:
@@ -165,16 +171,26 @@ class TrialPruning:
     the other trials as the store has them: ``trial.report`` + ``trial.should_prune()``."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], sweep_id: str, spec: SweepCreate, number: int
+        self,
+        sessions: sessionmaker[Session],
+        job_id: str,
+        sweep_id: str,
+        spec: SweepCreate,
+        number: int,
     ) -> None:
         self._sessions = sessions
+        self._job_id = job_id
         self._sweep_id = sweep_id
         self._spec = spec
         self._number = number
 
     @classmethod
     def of_job(
-        cls, sessions: sessionmaker[Session], sweep_id: str | None, number: int | None
+        cls,
+        sessions: sessionmaker[Session],
+        job_id: str,
+        sweep_id: str | None,
+        number: int | None,
     ) -> TrialPruning | None:
         """The job's pruning, or None when it is not a trial of a sweep with a pruner."""
         if sweep_id is None or number is None:
@@ -184,9 +200,11 @@ class TrialPruning:
             spec = SweepCreate.model_validate(sweep.spec) if sweep is not None else None
         if spec is None or spec.pruner == "none":
             return None
-        return cls(sessions, sweep_id, spec, number)
+        return cls(sessions, job_id, sweep_id, spec, number)
 
     def should_prune(self, history: Sequence[dict[str, Any]]) -> bool:
+        """The pruner's answer after the epochs of ``history``. What it recorded on the
+        trial is stored for the next decisions (this trial's, and the others')."""
         with transaction(self._sessions) as session:
             sweep = session.get(Sweep, self._sweep_id)
             count = sweep.trials if sweep is not None else self._number + 1
@@ -198,5 +216,10 @@ class TrialPruning:
             else r
             for r in rows
         ]
+        before = next((r.system_attrs for r in rows if r.number == self._number), None)
         trials = trials_of(self._spec, rows)
-        return should_prune(self._sweep_id, self._spec, trials, count, self._number)
+        pruned, attrs = should_prune(self._sweep_id, self._spec, trials, count, self._number)
+        if attrs != (before or {}):
+            with transaction(self._sessions) as session:
+                repo.set_trial_system_attrs(session, self._job_id, attrs)
+        return pruned

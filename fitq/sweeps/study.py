@@ -1,7 +1,9 @@
 """Optuna's study of a sweep, replayed from its trials (``fitq.sweeps.trials``) each time a
 decision is due: the next trial's values, or whether a running trial is pruned.
 
-Replaying keeps one truth. The trials' jobs hold every state, value and per-epoch report;
+Replaying keeps one truth. The trials' jobs hold every state, value and per-epoch report,
+and what Optuna records on a trial (a grid point, the Hyperband rungs it passed: its
+"system attributes", which Optuna's own storage would keep);
 nothing lives in a process or in a second schema, so a sweep survives restarts of the API
 and the workers, and any process (the API's sweeper, a worker that just ended a trial) may
 take the next decision. Each decision's sampler is seeded with the sweep's seed plus the
@@ -9,9 +11,10 @@ trial's number, so the same trials draw the same values."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.distributions import (
@@ -71,7 +74,8 @@ def sampler(sweep: SweepCreate, number: int) -> BaseSampler:
         return RandomSampler(seed=seed)
     if sweep.sampler == "grid":
         space = {path: param.grid() for path, param in sweep.space.items()}  # type: ignore[union-attr]
-        return GridSampler(space, seed=seed)
+        # The seed orders the grid, which every draw must number alike: the sweep's own.
+        return GridSampler(space, seed=sweep.seed or 0)
     with warnings.catch_warnings():  # constant_liar is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # Trials running in parallel count as if they scored their worst: the next draw
@@ -111,28 +115,42 @@ def _frozen(trial: Trial, spaces: dict[str, BaseDistribution]) -> FrozenTrial:
     state = _STATES[trial.state]
     value = trial.value
     if state == TrialState.PRUNED and trial.reported:  # as study.tell records a pruned trial
-        value = trial.reported[max(trial.reported)]
+        last = trial.reported[max(trial.reported)]
+        value = last if math.isfinite(last) else None
     return create_trial(
         state=state,
         value=value,
         params=trial.params,
         distributions={path: spaces[path] for path in trial.params},
         intermediate_values=trial.reported,
+        system_attrs=trial.system_attrs,
     )
 
 
-def suggest(
-    sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int
-) -> dict[str, Any]:
-    """Trial ``count``'s values, drawn by the sweep's sampler from the trials so far."""
+class Drawn(NamedTuple):
+    params: dict[str, Any]
+    system_attrs: dict[str, Any]  # what the sampler recorded on the trial (a grid point)
+
+
+def suggest(sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int) -> Drawn:
+    """Trial ``count``'s values, drawn by the sweep's sampler from the trials so far, and
+    what the sampler recorded on it (the caller stores both with the trial)."""
     study = replay(sweep_id, sweep, trials, count)
-    return study.ask(distributions(sweep)).params
+    trial = study.ask(distributions(sweep))
+    return Drawn(trial.params, study.trials[trial.number].system_attrs)
+
+
+class Pruned(NamedTuple):
+    pruned: bool
+    system_attrs: dict[str, Any]  # the trial's, as the pruner left them (Hyperband's rungs)
 
 
 def should_prune(
     sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int, number: int
-) -> bool:
+) -> Pruned:
     """Whether the pruner stops running trial ``number`` after its last report, as
-    ``trial.should_prune()`` answers in a hand-run study."""
+    ``trial.should_prune()`` answers in a hand-run study, and what it recorded on the trial
+    (Hyperband's rungs: the caller stores them, the next decisions' replays need them)."""
     study = replay(sweep_id, sweep, trials, count)
-    return study.pruner.prune(study, study.trials[number])
+    pruned = study.pruner.prune(study, study.trials[number])
+    return Pruned(pruned, study.trials[number].system_attrs)

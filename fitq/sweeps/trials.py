@@ -41,6 +41,8 @@ class Trial:
     # The objective after each epoch, by epoch index from 0 (Optuna's step), finite ones.
     reported: dict[int, float] = field(default_factory=dict)
     epochs: int = 0  # epochs trained
+    # What Optuna's sampler and pruner recorded on it (a grid point, Hyperband's rungs).
+    system_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def trial_state(status: str, cancel_reason: str | None) -> TrialState:
@@ -60,12 +62,14 @@ def trial_state(status: str, cancel_reason: str | None) -> TrialState:
 
 
 def reported_values(history: Iterable[Mapping[str, Any]], metric: str) -> dict[int, float]:
-    """The objective after each epoch (finite values only), keyed by epoch index from 0."""
+    """The objective after each epoch, keyed by epoch index from 0, as the trial reported it:
+    a value the store keeps as null (NaN or infinite) is NaN, which pruners stop on."""
     values = {}
     for step, epoch in enumerate(history):
-        value = epoch.get(metric)
-        if isinstance(value, int | float) and math.isfinite(value):
-            values[step] = float(value)
+        if metric not in epoch:
+            continue
+        value = epoch[metric]
+        values[step] = float(value) if isinstance(value, int | float) else math.nan
     return values
 
 
@@ -77,6 +81,7 @@ def trial_of(
     cancel_reason: str | None,
     history: Sequence[Mapping[str, Any]],
     metric: str,
+    system_attrs: Mapping[str, Any] | None = None,
 ) -> Trial:
     """A trial from its job's columns. A job that succeeded without a finite objective at
     its last epoch (a NaN loss that TerminateOnNaN did not stop) counts as failed."""
@@ -85,16 +90,26 @@ def trial_of(
     value = None
     if state == TrialState.complete:
         value = reported.get(len(history) - 1)
-        if value is None:
-            state = TrialState.failed
-    return Trial(number, job_id, dict(params or {}), state, value, reported, len(history))
+        if value is None or not math.isfinite(value):
+            state, value = TrialState.failed, None
+    attrs = dict(system_attrs or {})
+    return Trial(number, job_id, dict(params or {}), state, value, reported, len(history), attrs)
 
 
 def trials_of(spec: SweepCreate, rows: Iterable[TrialRow]) -> list[Trial]:
     """A sweep's trials from its jobs' rows."""
     metric = spec.objective.metric
     return [
-        trial_of(r.number, r.job_id, r.params, r.status, r.cancel_reason, r.history, metric)
+        trial_of(
+            r.number,
+            r.job_id,
+            r.params,
+            r.status,
+            r.cancel_reason,
+            r.history,
+            metric,
+            r.system_attrs,
+        )
         for r in rows
     ]
 

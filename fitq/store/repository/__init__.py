@@ -87,6 +87,7 @@ from fitq.store.repository.sweeps import (
     get_sweep,
     list_sweeps,
     lock_sweep,
+    set_trial_system_attrs,
     trial_rows,
 )
 from fitq.store.repository.usage import (
@@ -191,6 +192,7 @@ __all__ = [
     "request_cancel",
     "requeue_expired",
     "revoke_api_key",
+    "set_trial_system_attrs",
     "stalled_datasets",
     "tenant_ids",
     "trial_rows",

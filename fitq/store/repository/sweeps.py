@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from fitq.statuses import SweepStatus
@@ -22,6 +22,7 @@ class TrialRow(NamedTuple):
     status: str
     cancel_reason: str | None
     history: list[dict[str, Any]]
+    system_attrs: dict[str, Any] | None
 
 
 def add_sweep(session: Session, sweep: Sweep) -> None:
@@ -65,14 +66,21 @@ def trial_rows(session: Session, sweep_ids: list[str]) -> dict[str, list[TrialRo
             Job.status,
             Job.cancel_reason,
             Job.history,
+            Job.trial_system_attrs,
         )
         .where(Job.sweep_id.in_(sweep_ids))
         .order_by(Job.sweep_id, Job.trial)
     )
     trials: dict[str, list[TrialRow]] = {sweep_id: [] for sweep_id in sweep_ids}
-    for sweep_id, number, job_id, params, status, reason, history in rows:
-        trials[sweep_id].append(TrialRow(number, job_id, params, status, reason, history or []))
+    for sweep_id, number, job_id, params, status, reason, history, attrs in rows:
+        trials[sweep_id].append(
+            TrialRow(number, job_id, params, status, reason, history or [], attrs)
+        )
     return trials
+
+
+def set_trial_system_attrs(session: Session, job_id: str, attrs: dict[str, Any]) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(trial_system_attrs=attrs))
 
 
 def delete_sweep(session: Session, sweep: Sweep) -> list[str]:

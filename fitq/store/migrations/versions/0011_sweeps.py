@@ -1,7 +1,8 @@
 """sweeps, and the trial columns of jobs
 
 A sweep's trials are jobs: ``jobs.sweep_id`` and ``jobs.trial`` (unique together: a trial's
-number is taken once), the values the trial drew (``trial_params``), and why a cancelled job
+number is taken once), the values the trial drew (``trial_params``) and what Optuna
+recorded on it (``trial_system_attrs``), and why a cancelled job
 stopped (``cancel_reason``: requested, or pruned by its sweep's pruner).
 
 Revision ID: 0011
@@ -45,13 +46,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("sweep_id", sa.String(40), nullable=True))
         batch.add_column(sa.Column("trial", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("trial_params", JSON_TYPE, nullable=True))
+        batch.add_column(sa.Column("trial_system_attrs", JSON_TYPE, nullable=True))
     op.create_index("ix_jobs_sweep_trial", "jobs", ["sweep_id", "trial"], unique=True)
 
 
 def downgrade() -> None:
     op.drop_index("ix_jobs_sweep_trial", "jobs")
     with op.batch_alter_table("jobs") as batch:
-        for column in ("trial_params", "trial", "sweep_id", "cancel_reason"):
+        for column in ("trial_system_attrs", "trial_params", "trial", "sweep_id", "cancel_reason"):
             batch.drop_column(column)
     op.drop_index("ix_sweeps_status", "sweeps")
     op.drop_index("ix_sweeps_tenant_id_id", "sweeps")
