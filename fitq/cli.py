@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from fitq import cli_remote, keys
+from fitq import cli_remote, cli_sweeps, keys
 from fitq.devices import parse_gpus, plan_workers
 from fitq.keys import Role
 from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
@@ -31,6 +31,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",  # paragraphs reflow: no line breaks in mid-sentence
 )
 cli_remote.register(app)  # submit, jobs, show, cancel, logs, model, datasets
+cli_sweeps.register(app)  # sweep, sweeps
 db_app = typer.Typer(help="The job store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)

@@ -33,6 +33,8 @@ from fitq.schemas import (
     JobList,
     JobRead,
     PredictResponse,
+    SweepList,
+    SweepRead,
     Usage,
 )
 from fitq.statuses import JobStatus
@@ -135,6 +137,7 @@ class Client:
         self.backoff = backoff
         self.jobs = Jobs(self)
         self.datasets = Datasets(self)
+        self.sweeps = Sweeps(self)
 
     def __enter__(self) -> Client:
         return self
@@ -335,6 +338,52 @@ class Datasets:
             timeout,
             poll,
             f"dataset {dataset_id}",
+        )
+
+
+class Sweeps:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def create(self, spec: dict[str, Any] | BaseModel) -> SweepRead:
+        """Start a sweep: ``{"job", "space", "objective", "sampler", "pruner", "max_trials",
+        "parallelism", "seed"}``. Not retried once sent (a retry could start a second)."""
+        body = (
+            spec.model_dump(mode="json", exclude_none=True) if isinstance(spec, BaseModel) else spec
+        )
+        response = self.client.request("POST", "/v1/sweeps", retry=False, json=body)
+        return SweepRead.model_validate(response.json())
+
+    def get(self, sweep_id: str) -> SweepRead:
+        return self.client.call("GET", f"/v1/sweeps/{sweep_id}", SweepRead)
+
+    def list(self, status: str | None = None, page_size: int = 20) -> Iterator[SweepRead]:
+        """Every sweep, newest first, across pages."""
+        yield from _pages(self.client, "/v1/sweeps", SweepList, status=status, limit=page_size)
+
+    def cancel(self, sweep_id: str) -> SweepRead:
+        """No new trial starts; queued and running trials stop."""
+        return self.client.call("POST", f"/v1/sweeps/{sweep_id}/cancel", SweepRead)
+
+    def delete(self, sweep_id: str) -> None:
+        """A finished sweep, with its trials' jobs."""
+        self.client.request("DELETE", f"/v1/sweeps/{sweep_id}")
+
+    def wait(
+        self,
+        sweep_id: str,
+        timeout: float | None = None,
+        poll: float = 1.0,
+        on_update: Callable[[SweepRead], None] | None = None,
+    ) -> SweepRead:
+        """Poll until the sweep is finished; ``on_update`` sees every view (a progress bar)."""
+        return _until(
+            lambda: self.get(sweep_id),
+            lambda sweep: sweep.status.finished,
+            timeout,
+            poll,
+            f"sweep {sweep_id}",
+            on_update,
         )
 
 

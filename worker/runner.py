@@ -152,6 +152,8 @@ class JobRunner:
             assert row is not None
             queue, epoch, created, started = row.queue, row.epoch, row.created_at, row.started_at
             tenant, sweep_id = row.tenant_id, row.sweep_id
+            if sweep_id is not None:
+                repo.mark_sweep_running(session, sweep_id)
         waited = (started - created).total_seconds() if attempt == 1 and started else None
         job_metrics().started(queue, waited)
         return queue, epoch, tenant, sweep_id

@@ -31,10 +31,10 @@ class FloatParam(SpecModel):
     """``trial.suggest_float(path, low, high, log=…, step=…)``."""
 
     type: Literal["float"]
-    low: float
-    high: float
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
     log: bool = False
-    step: float | None = Field(None, gt=0)
+    step: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> FloatParam:

@@ -25,7 +25,7 @@ from fitq.store.db import transaction
 from fitq.store.models import Job, JobEvent, Sweep
 from fitq.store.types import utcnow
 from fitq.sweeps.study import should_prune, suggest
-from fitq.sweeps.trials import Trial, TrialState, trial_limit, trials_of
+from fitq.sweeps.trials import Trial, TrialState, shown_status, trial_limit, trials_of
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,12 @@ def advance_sweep(
     the tenant's ``FITQ_MAX_ACTIVE_JOBS``), or the sweep finished once nothing is left to
     run. New trials' jobs are sent after the commit; one the broker refuses stays queued
     for the sweeper's re-send, as any job."""
-    with transaction(sessions) as session:
-        advanced = _advance(session, settings, sweep_id)
+    try:
+        with transaction(sessions) as session:
+            advanced = _advance(session, settings, sweep_id)
+    except DrawFailed as exc:
+        with transaction(sessions) as session:
+            return _fail(session, sweep_id, str(exc))
     for job_id, queue, runtime in advanced.created:
         try:
             send(job_id, queue, runtime)
@@ -80,14 +84,17 @@ def _advance(session: Session, settings: Settings, sweep_id: str) -> Advanced:
     if room > 0:  # the tenant's quota counts trials as any job
         room = min(room, settings.max_active_jobs - repo.active_jobs(session, sweep.tenant_id))
     for _ in range(max(room, 0)):
-        trial, runtime = _new_trial(session, settings, sweep, spec, trials)
+        try:
+            trial, runtime = _new_trial(session, settings, sweep, spec, trials)
+        except Exception as exc:  # Optuna refused the space: no later step would do better
+            log.exception("sweep %s: drawing trial %d failed", sweep_id, sweep.trials)
+            raise DrawFailed(f"drawing trial values failed: {exc}") from exc
         trials.append(trial)
         if trial.state == TrialState.queued:
             active.append(trial)
             advanced.created.append((trial.job_id, sweep.queue, runtime))
     if active:
-        started = any(t.state != TrialState.queued for t in trials)
-        status = SweepStatus.running if started else SweepStatus.queued
+        status = shown_status(sweep.status, trials)
         if sweep.status != status:
             sweep.status = status.value
     elif sweep.trials >= trial_limit(spec):
@@ -97,6 +104,20 @@ def _advance(session: Session, settings: Settings, sweep_id: str) -> Advanced:
             sweep.error_message = "no trial completed: each failed, was pruned or cancelled"
     advanced.status = SweepStatus(sweep.status)
     return advanced
+
+
+class DrawFailed(Exception):
+    """The sampler could not draw a trial's values: the step's writes are rolled back and
+    the sweep fails with this message (its active trials run on)."""
+
+
+def _fail(session: Session, sweep_id: str, message: str) -> Advanced:
+    sweep = repo.lock_sweep(session, sweep_id)
+    if sweep is None or SweepStatus(sweep.status).finished:
+        return Advanced()
+    _finish(sweep, SweepStatus.failed)
+    sweep.error_message = message
+    return Advanced(status=SweepStatus.failed)
 
 
 def _finish(sweep: Sweep, status: SweepStatus) -> None:

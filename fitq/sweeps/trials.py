@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from fitq.spec.sweep import SweepCreate
-from fitq.statuses import CancelReason, JobStatus
+from fitq.statuses import CancelReason, JobStatus, SweepStatus
 from fitq.store.repository.sweeps import TrialRow
 
 
@@ -117,6 +117,16 @@ def trials_of(spec: SweepCreate, rows: Iterable[TrialRow]) -> list[Trial]:
 def trial_limit(spec: SweepCreate) -> int:
     """How many trials the sweep runs: ``max_trials``, or fewer when the grid holds fewer."""
     return min(spec.max_trials, spec.grid_size()) if spec.sampler == "grid" else spec.max_trials
+
+
+def shown_status(stored: str, trials: Iterable[Trial]) -> SweepStatus:
+    """A sweep's status: the stored one once it has ended; before, queued until one of its
+    trials has started (a worker claims a trial without touching the sweep's row)."""
+    status = SweepStatus(stored)
+    if status.finished:
+        return status
+    started = any(t.state != TrialState.queued for t in trials)
+    return SweepStatus.running if started else SweepStatus.queued
 
 
 def best_trial(trials: Iterable[Trial], direction: Literal["minimize", "maximize"]) -> Trial | None:

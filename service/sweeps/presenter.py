@@ -10,7 +10,7 @@ from typing import Any
 from fitq.spec.sweep import SweepCreate
 from fitq.store.models import Sweep
 from fitq.store.repository import TrialRow
-from fitq.sweeps.trials import best_trial, trial_counts, trial_limit, trials_of
+from fitq.sweeps.trials import best_trial, shown_status, trial_counts, trial_limit, trials_of
 from service.jobs.presenter import as_utc
 
 
@@ -20,7 +20,7 @@ def sweep_document(sweep: Sweep, rows: Sequence[TrialRow]) -> dict[str, Any]:
     best = best_trial(trials, spec.objective.direction)
     return {
         "id": sweep.id,
-        "status": sweep.status,
+        "status": shown_status(sweep.status, trials).value,
         "created_at": as_utc(sweep.created_at),
         "finished_at": as_utc(sweep.finished_at),
         "spec": sweep.spec,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +156,60 @@ def test_a_graph_models_wiring_is_shown(browser: object, secured_stack: tuple[St
     assert cells[0][:2] == ["InputLayer", "a"] and cells[1][:2] == ["InputLayer", "b"]
     assert cells[2] == ["Concatenate", "ab", "a, b", "(None, 8)", "0"]
     assert cells[3][1] == "p → output" and cells[4][1:3] == ["q → output", "ab"]
+
+
+def test_a_sweep_shows_its_trials_objective_and_best_curves(
+    browser: object, secured_stack: tuple[Stack, str]
+) -> None:
+    stack, key = secured_stack
+    job = tiny_job(epochs=3)
+    job.pop("seed")
+    job["fit"]["validation_split"] = 0.25
+    rate = {"type": "float", "low": 1e-3, "high": 0.1, "log": True}
+    body = {
+        "job": job,
+        "space": {"compile.optimizer.learning_rate": rate},
+        "sampler": "random",
+        "max_trials": 3,
+        "parallelism": 1,
+    }  # fmt: skip
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
+        sweep_id = client.post("/v1/sweeps", json=body).json()["id"]
+        deadline = time.monotonic() + 120
+        while (sweep := client.get(f"/v1/sweeps/{sweep_id}").json())["status"] != "succeeded":
+            assert time.monotonic() < deadline, sweep
+            time.sleep(0.2)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.goto(stack.base_url + "/")
+    page.fill("#key", key)
+    page.click("#key-form button")
+    page.click(f"#sweeps tbody tr:has-text('{sweep_id}')")
+    page.locator("#trials tbody tr").nth(2).wait_for()
+    assert page.text_content("#sweep-status") == "succeeded"
+    header = page.locator("#trials thead th").all_text_contents()
+    assert header == [
+        "trial",
+        "job",
+        "state",
+        "val_loss",
+        "epochs",
+        "compile.optimizer.learning_rate",
+    ]
+    best = sweep["best"]
+    best_row = page.locator("#trials tbody tr.best td").all_text_contents()
+    assert best_row[:3] == [str(best["number"]), best["job_id"], "complete"]
+    points = page.locator("#sweep-objective polyline[data-name='val_loss']").get_attribute("points")
+    assert len(points.split()) == 3  # one value per completed trial
+    assert page.locator("#sweep-objective text.axis-title").text_content() == "trial"
+    curve = page.locator("#sweep-charts svg[data-metric='loss'] polyline[data-name='val_loss']")
+    assert len(curve.get_attribute("points").split()) == 3  # the best trial's epochs
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    page.click(f"#trials a[href='#job/{best['job_id']}']")
+    page.wait_for_function(
+        f"document.getElementById('job-title').textContent === '{best['job_id']}'"
+    )
+    assert page.locator("#sweep").is_hidden()
 
 
 def test_the_page_and_its_files_are_served_without_a_key(secured_stack: tuple[Stack, str]) -> None:

@@ -207,3 +207,21 @@ def test_a_sweep_that_can_make_an_invalid_job_is_refused(
     assert detail["loc"] == loc
     assert words in detail["message"]
     assert client.get("/v1/sweeps").json()["data"] == []
+
+
+def test_a_sampler_that_cannot_draw_fails_the_sweep_with_its_reason(
+    api: tuple[TestClient, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fitq.sweeps.advance
+
+    def refuse(*args: Any) -> Any:
+        raise ValueError("the space has no point left")
+
+    monkeypatch.setattr(fitq.sweeps.advance, "suggest", refuse)
+    client, _ = api
+    created = client.post("/v1/sweeps", json=sweep_body())
+    assert created.status_code == 202, created.text
+    sweep = created.json()
+    assert sweep["status"] == "failed" and sweep["trials"] == []
+    assert sweep["error"] == "drawing trial values failed: the space has no point left"
+    assert client.delete(f"/v1/sweeps/{sweep['id']}").status_code == 204

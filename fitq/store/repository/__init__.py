@@ -87,6 +87,7 @@ from fitq.store.repository.sweeps import (
     get_sweep,
     list_sweeps,
     lock_sweep,
+    mark_sweep_running,
     set_trial_system_attrs,
     trial_rows,
 )
@@ -176,6 +177,7 @@ __all__ = [
     "lock_sweep",
     "mark_dataset_sent",
     "mark_sent",
+    "mark_sweep_running",
     "mark_unsent",
     "prune_workers",
     "queue_position",

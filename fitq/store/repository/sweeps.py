@@ -79,6 +79,15 @@ def trial_rows(session: Session, sweep_ids: list[str]) -> dict[str, list[TrialRo
     return trials
 
 
+def mark_sweep_running(session: Session, sweep_id: str) -> None:
+    """A trial of the sweep started: a queued sweep is running (what lists filter on)."""
+    session.execute(
+        update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == SweepStatus.queued)
+        .values(status=SweepStatus.running)
+    )
+
+
 def set_trial_system_attrs(session: Session, job_id: str, attrs: dict[str, Any]) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(trial_system_attrs=attrs))
 

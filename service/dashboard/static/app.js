@@ -5,6 +5,7 @@
 const KEY = "fitq_api_key";
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 let selected = null; // the job shown on the right
+let selectedSweep = null; // or the sweep
 let timer = null;
 
 function headers() {
@@ -40,6 +41,19 @@ async function refreshLists() {
   const jobs = await api("/v1/jobs?limit=50");
   document.getElementById("key-form").hidden = true;
   document.getElementById("main").hidden = false;
+  const sweeps = await api("/v1/sweeps?limit=20");
+  const sbody = document.querySelector("#sweeps tbody");
+  sbody.replaceChildren();
+  document.getElementById("sweeps-empty").hidden = sweeps.data.length > 0;
+  for (const sweep of sweeps.data) {
+    const row = sbody.insertRow();
+    row.className = sweep.id === selectedSweep ? "selected" : "";
+    cell(row, sweep.id);
+    cell(row, sweep.status, `status-${sweep.status}`);
+    cell(row, `${ended(sweep)}/${sweep.max_trials}`);
+    cell(row, sweep.best ? num(sweep.best.value) : "");
+    row.addEventListener("click", () => { location.hash = `#sweep/${sweep.id}`; });
+  }
   const body = document.querySelector("#jobs tbody");
   body.replaceChildren();
   for (const job of jobs.data) {
@@ -67,9 +81,13 @@ async function refreshLists() {
   }
 }
 
+function ended(sweep) {
+  return sweep.trials.filter((t) => t.state !== "queued" && t.state !== "running").length;
+}
+
 // One chart per metric: the training series and, where the job validated, its val_ twin.
-function charts(history) {
-  const container = document.getElementById("charts");
+function charts(history, containerId = "charts") {
+  const container = document.getElementById(containerId);
   container.replaceChildren();
   if (!history.length) return;
   const names = Object.keys(history[0]).filter((k) => k !== "epoch" && !k.startsWith("val_"));
@@ -95,9 +113,9 @@ function num(value) {
   return value === null || value === undefined ? "n/a" : Number(value).toPrecision(6);
 }
 
-// A line chart with an epoch axis and a value axis, both ticked, and a readout of every
-// series at the epoch under the pointer.
-function chart(name, series, history) {
+// A line chart with an epoch axis (or another: `along` names it) and a value axis, both
+// ticked, and a readout of every series at the epoch under the pointer.
+function chart(name, series, history, along = "epoch") {
   const width = 300, height = 200, left = 50, right = 10, top = 10, bottom = 32;
   const values = series.flatMap(([, key]) => history.map((e) => e[key])).filter((v) => v !== null);
   const yTicks = ticks(Math.min(...values), Math.max(...values), 4);
@@ -133,7 +151,7 @@ function chart(name, series, history) {
   }
   svg.append(make("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, class: "axis" }));
   svg.append(make("line", { x1: left, x2: left, y1: top, y2: height - bottom, class: "axis" }));
-  svg.append(make("text", { x: (left + width - right) / 2, y: height - 4, "text-anchor": "middle", class: "axis-title" }, "epoch"));
+  svg.append(make("text", { x: (left + width - right) / 2, y: height - 4, "text-anchor": "middle", class: "axis-title" }, along));
   for (const [kind, key] of series) {
     const points = history.map((e) => (e[key] === null ? null : `${x(e.epoch).toFixed(1)},${y(e[key]).toFixed(1)}`));
     const line = make("polyline", { points: points.filter(Boolean).join(" "), fill: "none", "stroke-width": "2", class: kind });
@@ -148,7 +166,7 @@ function chart(name, series, history) {
   // One band per epoch: the pointer over it shows that epoch's values.
   const half = epochs.length > 1 ? (x(epochs[1]) - x(epochs[0])) / 2 : (width - left - right) / 2;
   history.forEach((entry) => {
-    const text = `epoch ${entry.epoch}: ` + series.map(([, key]) => `${key} ${num(entry[key])}`).join(", ");
+    const text = `${along} ${entry.epoch}: ` + series.map(([, key]) => `${key} ${num(entry[key])}`).join(", ");
     const band = make("rect", { x: x(entry.epoch) - half, y: top, width: 2 * half, height: height - top - bottom, class: "band" });
     band.dataset.epoch = entry.epoch;
     band.append(make("title", {}, text));
@@ -174,8 +192,67 @@ function table(selector, rows) {
   }
 }
 
+// A sweep: its status, the objective of each completed trial, the trials, and the best
+// trial's curves.
+async function showSweep(id) {
+  selectedSweep = id;
+  const sweep = await api(`/v1/sweeps/${encodeURIComponent(id)}`);
+  document.getElementById("job").hidden = true;
+  document.getElementById("sweep").hidden = false;
+  document.getElementById("sweep-title").textContent = `sweep ${sweep.id}`;
+  const link = document.getElementById("sweep-link");
+  link.href = `#sweep/${encodeURIComponent(sweep.id)}`;
+  link.textContent = `${location.origin}${location.pathname}#sweep/${sweep.id}`;
+  const status = document.getElementById("sweep-status");
+  status.textContent = sweep.status;
+  status.className = `status-${sweep.status}`;
+  const counts = Object.entries(sweep.counts).filter(([, n]) => n).map(([state, n]) => `${n} ${state}`);
+  document.getElementById("sweep-progress").textContent = `trials ${ended(sweep)}/${sweep.max_trials}: ${counts.join(", ")}`;
+  document.getElementById("sweep-error").textContent = sweep.error || "";
+  document.getElementById("sweep-cancel").hidden = FINISHED.has(sweep.status) || sweep.cancel_requested;
+  const metric = sweep.spec.objective.metric;
+  const scored = sweep.trials.filter((t) => t.value !== null).map((t) => ({ epoch: t.number, [metric]: t.value }));
+  const objective = document.getElementById("sweep-objective");
+  objective.replaceChildren();
+  if (scored.length) objective.append(chart(`${metric} per trial`, [["validation", metric]], scored, "trial"));
+  const paths = Object.keys(sweep.spec.space);
+  const head = document.querySelector("#trials thead tr");
+  head.replaceChildren();
+  for (const title of ["trial", "job", "state", metric, "epochs", ...paths]) {
+    const th = document.createElement("th");
+    th.textContent = title;
+    head.append(th);
+  }
+  const body = document.querySelector("#trials tbody");
+  body.replaceChildren();
+  for (const trial of sweep.trials) {
+    const row = body.insertRow();
+    row.className = sweep.best && trial.number === sweep.best.number ? "best" : "";
+    cell(row, trial.number);
+    const jobCell = row.insertCell();
+    const anchor = document.createElement("a");
+    anchor.href = `#job/${trial.job_id}`;
+    anchor.textContent = trial.job_id;
+    jobCell.append(anchor);
+    cell(row, trial.state, `status-${trial.state}`);
+    cell(row, trial.value === null ? "" : num(trial.value));
+    cell(row, trial.epochs);
+    for (const path of paths) {
+      const value = trial.params[path];
+      cell(row, typeof value === "number" && !Number.isInteger(value) ? value.toPrecision(4) : String(value));
+    }
+  }
+  const best = sweep.best;
+  document.getElementById("sweep-best").textContent = best
+    ? `Best: trial ${best.number} (${metric} ${num(best.value)}), job ${best.job_id}`
+    : "No trial has completed yet.";
+  if (best) charts((await api(`/v1/jobs/${encodeURIComponent(best.job_id)}`)).history, "sweep-charts");
+  else document.getElementById("sweep-charts").replaceChildren();
+}
+
 async function showJob(id) {
   selected = id;
+  document.getElementById("sweep").hidden = true;
   const job = await api(`/v1/jobs/${encodeURIComponent(id)}`);
   document.getElementById("job").hidden = false;
   document.getElementById("job-title").textContent = job.id;
@@ -236,6 +313,8 @@ async function tick() {
     await refreshLists();
     const match = location.hash.match(/^#job\/(.+)$/);
     if (match) await showJob(decodeURIComponent(match[1]));
+    const sweep = location.hash.match(/^#sweep\/(.+)$/);
+    if (sweep) await showSweep(decodeURIComponent(sweep[1]));
   } catch (error) {
     if (error.message !== "unauthorized") console.error(error);
   }
@@ -248,6 +327,10 @@ document.getElementById("key-form").addEventListener("submit", (event) => {
 });
 document.getElementById("cancel").addEventListener("click", async () => {
   await api(`/v1/jobs/${encodeURIComponent(selected)}/cancel`, { method: "POST" });
+  tick();
+});
+document.getElementById("sweep-cancel").addEventListener("click", async () => {
+  await api(`/v1/sweeps/${encodeURIComponent(selectedSweep)}/cancel`, { method: "POST" });
   tick();
 });
 window.addEventListener("hashchange", tick);
