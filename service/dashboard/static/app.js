@@ -218,9 +218,13 @@ async function showSweep(id) {
   const paths = Object.keys(sweep.spec.space);
   const head = document.querySelector("#trials thead tr");
   head.replaceChildren();
-  for (const title of ["trial", "job", "state", metric, "epochs", ...paths]) {
+  // A path's column is headed by its last name (its full path on hover) where that is unique.
+  const lasts = paths.map((path) => path.split(".").pop());
+  const short = new Set(lasts).size === lasts.length ? lasts : paths;
+  for (const [title, full] of [["trial"], ["state"], [metric], ["epochs"], ...short.map((t, i) => [t, paths[i]])]) {
     const th = document.createElement("th");
     th.textContent = title;
+    if (full) th.title = full;
     head.append(th);
   }
   const body = document.querySelector("#trials tbody");
@@ -228,12 +232,12 @@ async function showSweep(id) {
   for (const trial of sweep.trials) {
     const row = body.insertRow();
     row.className = sweep.best && trial.number === sweep.best.number ? "best" : "";
-    cell(row, trial.number);
-    const jobCell = row.insertCell();
+    // The trial's number opens its job (the id on hover): the table stays narrow.
     const anchor = document.createElement("a");
     anchor.href = `#job/${trial.job_id}`;
-    anchor.textContent = trial.job_id;
-    jobCell.append(anchor);
+    anchor.textContent = trial.number;
+    anchor.title = trial.job_id;
+    row.insertCell().append(anchor);
     cell(row, trial.state, `status-${trial.state}`);
     cell(row, trial.value === null ? "" : num(trial.value));
     cell(row, trial.epochs);
