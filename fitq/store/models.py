@@ -98,6 +98,8 @@ class Sweep(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(FiniteJSON)
     queue: Mapped[str] = mapped_column(String(32))
     trials: Mapped[int] = mapped_column(Integer, default=0)  # trials created: the next number
+    # The sampler's random generators after its last draw (fitq.sweeps.study.SamplerState).
+    sampler_state: Mapped[list[Any] | None] = mapped_column(FiniteJSON)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -131,7 +131,9 @@ def _new_trial(
     """Trial ``sweep.trials``, its values drawn, its job written queued (or failed at once
     when those values make a job that does not validate); and the job's runtime limit."""
     number = sweep.trials
-    params, attrs = suggest(sweep.id, spec, trials, number)
+    params, attrs, sweep.sampler_state = suggest(
+        sweep.id, spec, trials, number, sweep.sampler_state
+    )
     sweep.trials = number + 1
     now = utcnow()
     job_id = new_id(JOB_PREFIX)

@@ -6,8 +6,10 @@ and what Optuna records on a trial (a grid point, the Hyperband rungs it passed:
 "system attributes", which Optuna's own storage would keep);
 nothing lives in a process or in a second schema, so a sweep survives restarts of the API
 and the workers, and any process (the API's sweeper, a worker that just ended a trial) may
-take the next decision. Each decision's sampler is seeded with the sweep's seed plus the
-trial's number, so the same trials draw the same values."""
+take the next decision. The sampler is seeded with the sweep's seed, and the state of its
+random generators after each draw is kept on the sweep and restored for the next: the
+draws come in the order one sampler object makes them, so a sweep of ``parallelism`` 1
+draws what ``study.optimize`` with the same seeded sampler draws by hand."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import optuna
 from optuna.distributions import (
     BaseDistribution,
@@ -67,20 +70,45 @@ def max_epochs(sweep: SweepCreate) -> int:
     return int(sweep.job["fit"]["epochs"])
 
 
-def sampler(sweep: SweepCreate, number: int) -> BaseSampler:
-    """The sampler drawing trial ``number``'s values."""
-    seed = (sweep.seed or 0) + number
+# A sampler's random generators as JSON: each NumPy RandomState's get_state(), in order.
+SamplerState = list[list[Any]]
+
+
+def sampler(sweep: SweepCreate, state: SamplerState | None = None) -> BaseSampler:
+    """The sweep's sampler, its random generators where the last draw left them."""
+    seed = sweep.seed or 0
+    drawing: BaseSampler
     if sweep.sampler == "random":
-        return RandomSampler(seed=seed)
-    if sweep.sampler == "grid":
+        drawing = RandomSampler(seed=seed)
+    elif sweep.sampler == "grid":
         space = {path: param.grid() for path, param in sweep.space.items()}  # type: ignore[union-attr]
-        # The seed orders the grid, which every draw must number alike: the sweep's own.
-        return GridSampler(space, seed=sweep.seed or 0)
-    with warnings.catch_warnings():  # constant_liar is marked experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # Trials running in parallel count as if they scored their worst: the next draw
-        # avoids their neighbourhood (Optuna's advice for distributed TPE).
-        return TPESampler(seed=seed, constant_liar=sweep.parallelism > 1)
+        drawing = GridSampler(space, seed=seed)
+    else:
+        with warnings.catch_warnings():  # constant_liar is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # Trials running in parallel count as if they scored their worst: the next draw
+            # avoids their neighbourhood (Optuna's advice for distributed TPE).
+            drawing = TPESampler(seed=seed, constant_liar=sweep.parallelism > 1)
+    if state is not None:
+        for generator, saved in zip(_generators(drawing), state, strict=True):
+            generator.set_state((saved[0], np.asarray(saved[1], dtype=np.uint32), *saved[2:]))
+    return drawing
+
+
+def sampler_state(drawing: BaseSampler) -> SamplerState:
+    states: SamplerState = []
+    for generator in _generators(drawing):
+        name, keys, pos, gauss, cached = generator.get_state(legacy=True)
+        states.append([name, np.asarray(keys).tolist(), int(pos), int(gauss), float(cached)])
+    return states
+
+
+def _generators(drawing: BaseSampler) -> list[np.random.RandomState]:
+    """The random generators a sampler draws with: its own and, for TPE, those of the random
+    sampler it starts with. Optuna keeps them in ``_rng`` (a LazyRandomState);
+    tests/fitq/test_sweep_study.py holds the draws equal to one sampler's, hand-run."""
+    owners: list[Any] = [drawing, getattr(drawing, "_random_sampler", None)]
+    return [owner._rng.rng for owner in owners if owner is not None]
 
 
 def pruner(sweep: SweepCreate) -> BasePruner:
@@ -93,14 +121,20 @@ def pruner(sweep: SweepCreate) -> BasePruner:
     return NopPruner()
 
 
-def replay(sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int) -> optuna.Study:
+def replay(
+    sweep_id: str,
+    sweep: SweepCreate,
+    trials: Sequence[Trial],
+    count: int,
+    state: SamplerState | None = None,
+) -> optuna.Study:
     """An in-memory study holding trials 0 … ``count - 1`` as their jobs tell them (a number
-    without a job, whose job was deleted, as a failed trial), sampling trial ``count``."""
+    without a job, whose job was deleted, as a failed trial), its sampler in ``state``."""
     study = optuna.create_study(
         storage=InMemoryStorage(),
         study_name=sweep_id,  # Hyperband assigns brackets from the study's name
         direction=sweep.objective.direction,
-        sampler=sampler(sweep, count),
+        sampler=sampler(sweep, state),
         pruner=pruner(sweep),
     )
     spaces = distributions(sweep)
@@ -130,14 +164,23 @@ def _frozen(trial: Trial, spaces: dict[str, BaseDistribution]) -> FrozenTrial:
 class Drawn(NamedTuple):
     params: dict[str, Any]
     system_attrs: dict[str, Any]  # what the sampler recorded on the trial (a grid point)
+    state: SamplerState  # the sampler's generators after the draw: the next draw's start
 
 
-def suggest(sweep_id: str, sweep: SweepCreate, trials: Sequence[Trial], count: int) -> Drawn:
-    """Trial ``count``'s values, drawn by the sweep's sampler from the trials so far, and
-    what the sampler recorded on it (the caller stores both with the trial)."""
-    study = replay(sweep_id, sweep, trials, count)
+def suggest(
+    sweep_id: str,
+    sweep: SweepCreate,
+    trials: Sequence[Trial],
+    count: int,
+    state: SamplerState | None = None,
+) -> Drawn:
+    """Trial ``count``'s values, drawn by the sweep's sampler (its generators in ``state``,
+    None for the first draw) from the trials so far; what the sampler recorded on the
+    trial, and its state after (the caller stores them)."""
+    study = replay(sweep_id, sweep, trials, count, state)
     trial = study.ask(distributions(sweep))
-    return Drawn(trial.params, study.trials[trial.number].system_attrs)
+    attrs = study.trials[trial.number].system_attrs
+    return Drawn(trial.params, attrs, sampler_state(study.sampler))
 
 
 class Pruned(NamedTuple):

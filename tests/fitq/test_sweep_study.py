@@ -3,6 +3,7 @@ pruner's answer at each step, the sampler's draws inside the space, the grid cov
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -72,17 +73,25 @@ def test_the_replayed_pruner_answers_as_the_hand_run_study_at_every_step(pruner:
     assert pruned > 0  # the comparison covered both answers
 
 
-def test_draws_are_inside_the_space_and_the_same_for_the_same_trials() -> None:
-    spec = sweep(sampler="tpe")
+@pytest.mark.parametrize("kind", ["tpe", "random"])
+def test_one_at_a_time_the_draws_are_those_of_the_hand_run_study(kind: str) -> None:
+    """Parallelism 1: each draw, replayed from the stored trials and the stored state of the
+    sampler's generators (through JSON, as the store keeps it), is the hand-run study's."""
+    spec = sweep(sampler=kind, parallelism=1)
+    seeded = optuna.samplers.TPESampler if kind == "tpe" else optuna.samplers.RandomSampler
+    hand = optuna.create_study(sampler=seeded(seed=3))
     trials: list[Trial] = []
+    state = None
     for number in range(14):  # past TPE's ten random startup trials
-        params = suggest("swp_x", spec, trials, number).params
-        assert params == suggest("swp_x", spec, trials, number).params
-        assert 1e-4 <= params["compile.optimizer.learning_rate"] <= 1.0
-        assert params["model.layers.0.units"] in range(8, 65, 8)
-        value = curve(params, 8)
+        by_hand = hand.ask(distributions(spec))
+        drawn = suggest("swp_x", spec, trials, number, state)
+        assert drawn.params == by_hand.params, number
+        assert suggest("swp_x", spec, trials, number, state).params == drawn.params
+        state = json.loads(json.dumps(drawn.state))
+        value = curve(drawn.params, 8)
+        hand.tell(by_hand, value)
         trials.append(
-            Trial(number, f"job_{number}", params, TrialState.complete, value, {8: value})
+            Trial(number, f"job_{number}", drawn.params, TrialState.complete, value, {8: value})
         )
     assert len({t.params["compile.optimizer.learning_rate"] for t in trials}) == 14
 
@@ -98,8 +107,9 @@ def test_the_grid_is_covered_once() -> None:
     )
     assert trial_limit(spec) == 6
     trials: list[Trial] = []
+    state = None
     for number in range(6):
-        params, attrs = suggest("swp_g", spec, trials, number)
+        params, attrs, state = suggest("swp_g", spec, trials, number, state)
         trials.append(
             Trial(number, f"job_{number}", params, TrialState.queued, None, system_attrs=attrs)
         )

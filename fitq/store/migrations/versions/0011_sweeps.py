@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("spec", JSON_TYPE, nullable=False),
         sa.Column("queue", sa.String(32), nullable=False),
         sa.Column("trials", sa.Integer(), nullable=False),
+        sa.Column("sampler_state", JSON_TYPE, nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
