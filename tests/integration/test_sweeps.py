@@ -1,5 +1,4 @@
-"""Sweeps on real processes (the API, Celery workers; Redis + PostgreSQL and the embedded
-defaults): trials run on two workers at most ``parallelism`` at once, Hyperband prunes, and
+"""Sweeps on real processes (the API, Celery workers, Redis, PostgreSQL): trials run on two workers at most ``parallelism`` at once, Hyperband prunes, and
 the sweep goes on through an API restart and a worker killed mid-trial; the CLI follows one
 to its best trial."""
 
@@ -12,12 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fitq import Client
 from fitq.schemas import SweepRead
 from tests.factories import tiny_arrays, tiny_job
 from tests.processes import REPO_ROOT, Stack, child_env
 
 TIMEOUT = 240
+# On Redis + PostgreSQL, as compose runs it: the embedded store's trials are the same jobs,
+# whose restarts tests/integration/test_restarts.py covers there.
+pytestmark = pytest.mark.parametrize("stack", ["redis-postgres"], indirect=True)
 
 
 def sweep_body(max_trials: int, parallelism: int, epochs: int = 6) -> dict[str, Any]:

@@ -225,3 +225,58 @@ def test_a_sampler_that_cannot_draw_fails_the_sweep_with_its_reason(
     assert sweep["status"] == "failed" and sweep["trials"] == []
     assert sweep["error"] == "drawing trial values failed: the space has no point left"
     assert client.delete(f"/v1/sweeps/{sweep['id']}").status_code == 204
+
+
+def test_one_at_a_time_a_sweep_is_the_hand_run_optuna_study(
+    api: tuple[TestClient, Settings], runner: Any, sent: list[str]
+) -> None:
+    """Parallelism 1: the same values drawn, the same Keras numbers epoch by epoch, the
+    same trials pruned, the same best as ``study.optimize`` with the same Keras code."""
+    import keras
+    import optuna
+
+    client, _ = api
+    body = sweep_body(sampler="tpe", pruner="hyperband", max_trials=12, parallelism=1)
+    sweep = client.post("/v1/sweeps", json=body).json()
+    drive(client, runner, sweep["id"], sent)
+    done = client.get(f"/v1/sweeps/{sweep['id']}").json()
+
+    train = tiny_arrays()
+    hand_histories: list[dict[str, list[float]]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("compile.optimizer.learning_rate", 1e-3, 0.1, log=True)
+        units = trial.suggest_int("model.layers.0.units", 4, 16, step=4)
+        keras.utils.set_random_seed(11 + trial.number)
+        model = keras.Sequential()
+        model.add(keras.layers.Dense(units, activation="relu", input_shape=(4,)))
+        model.add(keras.layers.Dense(1))
+        model.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=lr), metrics=["mae", "mse"])
+        seen: dict[str, list[float]] = {}
+        hand_histories.append(seen)
+
+        class Report(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                for key, value in (logs or {}).items():
+                    seen.setdefault(key, []).append(value)
+                trial.report(logs["val_loss"], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+        history = model.fit(train["x"], train["y"], batch_size=16, epochs=3, validation_split=0.25, verbose=0, callbacks=[Report()])
+        return history.history["val_loss"][-1]
+
+    study = optuna.create_study(
+        study_name=sweep["id"],  # Hyperband's brackets follow the study's name
+        sampler=optuna.samplers.TPESampler(seed=11),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=3, reduction_factor=3),
+    )
+    study.optimize(objective, n_trials=12)
+
+    assert [t["params"] for t in done["trials"]] == [t.params for t in study.trials]
+    states = {"COMPLETE": "complete", "PRUNED": "pruned"}
+    assert [t["state"] for t in done["trials"]] == [states[t.state.name] for t in study.trials]
+    for trial, seen in zip(done["trials"], hand_histories, strict=True):
+        history = client.get(f"/v1/jobs/{trial['job_id']}").json()["history"]
+        assert {key: [e[key] for e in history] for key in seen} == seen
+    assert (done["best"]["number"], done["best"]["value"]) == (study.best_trial.number, study.best_value)
