@@ -11,6 +11,7 @@ from typing import Any
 
 from anyio import to_thread
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from fitq.artifacts import job_prefix
 from fitq.errors import SpecError, conflict, not_found
@@ -154,7 +155,7 @@ def advance(ctx: ServiceContext, sweep_id: str) -> None:
     )
 
 
-def _find_sweep(session: Any, tenant_id: str, sweep_id: str) -> Sweep:
+def _find_sweep(session: Session, tenant_id: str, sweep_id: str) -> Sweep:
     """The caller's sweep, or 404 for a malformed, unknown or other tenant's id alike."""
     sweep = (
         repo.get_sweep(session, tenant_id, sweep_id)
