@@ -251,7 +251,9 @@ def test_one_at_a_time_a_sweep_is_the_hand_run_optuna_study(
         model = keras.Sequential()
         model.add(keras.layers.Dense(units, activation="relu", input_shape=(4,)))
         model.add(keras.layers.Dense(1))
-        model.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=lr), metrics=["mae", "mse"])
+        model.compile(
+            loss="mse", optimizer=keras.optimizers.Adam(learning_rate=lr), metrics=["mae", "mse"]
+        )
         seen: dict[str, list[float]] = {}
         hand_histories.append(seen)
 
@@ -263,7 +265,15 @@ def test_one_at_a_time_a_sweep_is_the_hand_run_optuna_study(
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-        history = model.fit(train["x"], train["y"], batch_size=16, epochs=3, validation_split=0.25, verbose=0, callbacks=[Report()])
+        history = model.fit(
+            train["x"],
+            train["y"],
+            batch_size=16,
+            epochs=3,
+            validation_split=0.25,
+            verbose=0,
+            callbacks=[Report()],
+        )
         return history.history["val_loss"][-1]
 
     study = optuna.create_study(
@@ -279,4 +289,7 @@ def test_one_at_a_time_a_sweep_is_the_hand_run_optuna_study(
     for trial, seen in zip(done["trials"], hand_histories, strict=True):
         history = client.get(f"/v1/jobs/{trial['job_id']}").json()["history"]
         assert {key: [e[key] for e in history] for key in seen} == seen
-    assert (done["best"]["number"], done["best"]["value"]) == (study.best_trial.number, study.best_value)
+    assert (done["best"]["number"], done["best"]["value"]) == (
+        study.best_trial.number,
+        study.best_value,
+    )
