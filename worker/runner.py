@@ -152,7 +152,8 @@ class JobRunner:
             assert row is not None
             queue, epoch, created, started = row.queue, row.epoch, row.created_at, row.started_at
             tenant, sweep_id = row.tenant_id, row.sweep_id
-            if sweep_id is not None:
+        if sweep_id is not None:  # a write of its own: SQLite fails a read turned write
+            with transaction(self.sessions) as session:
                 repo.mark_sweep_running(session, sweep_id)
         waited = (started - created).total_seconds() if attempt == 1 and started else None
         job_metrics().started(queue, waited)

@@ -155,14 +155,17 @@ def advance(ctx: ServiceContext, sweep_id: str) -> None:
     )
 
 
-def _find_sweep(session: Session, tenant_id: str, sweep_id: str) -> Sweep:
-    """The caller's sweep, or 404 for a malformed, unknown or other tenant's id alike."""
-    sweep = (
-        repo.get_sweep(session, tenant_id, sweep_id)
-        if is_valid_id(sweep_id, SWEEP_PREFIX)
-        else None
-    )
-    if sweep is None:
+def _find_sweep(session: Session, tenant_id: str, sweep_id: str, lock: bool = False) -> Sweep:
+    """The caller's sweep, or 404 for a malformed, unknown or other tenant's id alike;
+    ``lock``: locked first, for a transaction that changes it (``repo.lock_sweep``)."""
+    sweep = None
+    if is_valid_id(sweep_id, SWEEP_PREFIX):
+        sweep = (
+            repo.lock_sweep(session, sweep_id)
+            if lock
+            else repo.get_sweep(session, tenant_id, sweep_id)
+        )
+    if sweep is None or sweep.tenant_id != tenant_id:
         raise not_found("sweep", sweep_id)
     return sweep
 
@@ -200,7 +203,7 @@ def cancel_sweep(ctx: ServiceContext, tenant_id: str, sweep_id: str) -> bytes:
     next batch; the sweep ends ``cancelled`` when the last has stopped. Repeating is
     harmless; a sweep that ended otherwise answers 409."""
     with transaction(ctx.sessions) as session:
-        sweep = _find_sweep(session, tenant_id, sweep_id)
+        sweep = _find_sweep(session, tenant_id, sweep_id, lock=True)
         status = SweepStatus(sweep.status)
         if status.finished and status != SweepStatus.cancelled:
             raise conflict(
@@ -215,7 +218,7 @@ def cancel_sweep(ctx: ServiceContext, tenant_id: str, sweep_id: str) -> bytes:
 def delete_sweep(ctx: ServiceContext, tenant_id: str, sweep_id: str) -> None:
     """A finished sweep goes with its trials' jobs, their rows and files."""
     with transaction(ctx.sessions) as session:
-        sweep = _find_sweep(session, tenant_id, sweep_id)
+        sweep = _find_sweep(session, tenant_id, sweep_id, lock=True)
         if not SweepStatus(sweep.status).finished:
             raise conflict(
                 f"sweep {sweep_id} is {sweep.status}; cancel it, then delete it once it has stopped"

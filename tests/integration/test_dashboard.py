@@ -175,7 +175,9 @@ def test_a_sweep_shows_its_trials_objective_and_best_curves(
     }  # fmt: skip
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=stack.base_url, headers=headers, timeout=60) as client:
-        sweep_id = client.post("/v1/sweeps", json=body).json()["id"]
+        created = client.post("/v1/sweeps", json=body)
+        assert created.status_code == 202, created.text
+        sweep_id = created.json()["id"]
         deadline = time.monotonic() + 120
         while (sweep := client.get(f"/v1/sweeps/{sweep_id}").json())["status"] != "succeeded":
             assert time.monotonic() < deadline, sweep

@@ -131,7 +131,7 @@ def test_cancel_stops_queued_and_running_jobs(stack: Stack) -> None:
         assert job["status"] == "cancelled"
         assert 2 <= len(job["history"]) < 400  # before its last epoch
         events = client.get(f"/v1/jobs/{running_id}/events").json()["data"]
-        assert events[-1]["data"] == {"status": "cancelled"}
+        assert events[-1]["data"] == {"status": "cancelled", "reason": "requested"}
         # The queued job's message still arrives: it finds nothing to claim.
         wait_for(
             lambda: f"job {queued_id} is not queued" in "".join(w.log() for w in stack.workers),

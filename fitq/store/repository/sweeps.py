@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from fitq.statuses import SweepStatus
 from fitq.store.models import IdempotencyKey, Job, JobEvent, Sweep
 from fitq.store.repository._common import _newest_first
+from fitq.store.types import utcnow
 
 
 class TrialRow(NamedTuple):
@@ -34,9 +35,12 @@ def get_sweep(session: Session, tenant_id: str, sweep_id: str) -> Sweep | None:
 
 
 def lock_sweep(session: Session, sweep_id: str) -> Sweep | None:
-    """The sweep, its row locked until the transaction ends (PostgreSQL; SQLite runs one
-    writer at a time, and the unique trial number stops a second insert)."""
-    return session.scalar(select(Sweep).where(Sweep.id == sweep_id).with_for_update())
+    """The sweep, locked until the transaction ends. Call it first in its transaction: the
+    update locks the row on PostgreSQL and takes SQLite's write lock before anything is
+    read (a transaction that reads, then writes after another writer committed, fails on
+    SQLite instead of waiting)."""
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(updated_at=utcnow()))
+    return session.get(Sweep, sweep_id, populate_existing=True)
 
 
 def list_sweeps(
