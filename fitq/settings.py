@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     in_memory_bytes: int = Field(
         2 * 2**30, ge=0, description="Train from arrays in memory up to this; stream above it."
     )
+    webhook_allow_http: bool = Field(
+        False, description="Webhook URLs may be plain http as well as https."
+    )
+    webhook_allow_loopback: bool = Field(
+        False, description="Webhook URLs may name loopback addresses and use plain http."
+    )
 
     @field_validator("data_dir", "artifacts_dir")
     @classmethod
