@@ -38,12 +38,12 @@ def _runner_for_pid(pid: int) -> JobRunner:
         settings=settings,
         worker_name=_worker_name(),
         resend=_resend_train,
-        send_trial=_send_trial,
+        send_trial=_send_train,
     )
 
 
-def _send_trial(job_id: str, queue: str, max_runtime: float | None) -> None:
-    """Send a sweep's new trial, which this process just wrote, to its sweep's queue."""
+def _send_train(job_id: str, queue: str, max_runtime: float | None) -> None:
+    """Send a job's id to ``queue``: a sweep's new trial, which this process just wrote."""
     from worker.celery_app import app
 
     limit = hard_time_limit(get_settings(), max_runtime)
@@ -54,14 +54,11 @@ def _resend_train(job_id: str, max_runtime: float | None) -> None:
     """Send a handed-back job again, to the queue it was routed to."""
     from fitq.store import repository as repo
     from fitq.store.db import transaction
-    from worker.celery_app import app
 
-    settings = get_settings()
     with transaction(_sessions_for_pid(os.getpid())) as session:
         job = repo.get_job_by_id(session, job_id)
         queue = job.queue if job is not None else TRAIN_QUEUE
-    limit = hard_time_limit(settings, max_runtime)
-    app.send_task(TRAIN_TASK, queue=queue, **train_task_options(job_id, limit))
+    _send_train(job_id, queue, max_runtime)
 
 
 @lru_cache

@@ -20,11 +20,7 @@ def resend_job(ctx: ServiceContext, job_id: str, queue: str, max_runtime: float 
     """Send the job's id (a re-send: the sweeper's). The send is counted (``sends``,
     ``last_sent_at``, for the re-send backoff) whether or not the broker took it; a job it
     refused stays queued for the next re-send (``unsent_since``)."""
-    message = TrainMessage(job_id, queue, hard_time_limit(ctx.settings, max_runtime))
-    try:
-        ctx.queue.send_train_many([message])
-    except BrokerUnavailable as exc:
-        _keep_unsent(ctx, [message], str(exc), counted=False)
+    if not _send_one(ctx, job_id, queue, max_runtime, counted=False):
         return False
     with transaction(ctx.sessions) as session:
         repo.mark_sent(session, job_id, utcnow())
@@ -57,8 +53,18 @@ def send_committed_job(
 ) -> None:
     """Send a job committed as sent (a sweep's new trial). One the broker refuses stays
     queued, marked unsent, for the sweeper's re-send."""
+    _send_one(ctx, job_id, queue, max_runtime, counted=True)
+
+
+def _send_one(
+    ctx: ServiceContext, job_id: str, queue: str, max_runtime: float | None, *, counted: bool
+) -> bool:
+    """Whether the broker took the job's message; one it refused is marked unsent
+    (``counted``: the send was already counted in the job's row)."""
     message = TrainMessage(job_id, queue, hard_time_limit(ctx.settings, max_runtime))
     try:
         ctx.queue.send_train_many([message])
     except BrokerUnavailable as exc:
-        _keep_unsent(ctx, [message], str(exc), counted=True)
+        _keep_unsent(ctx, [message], str(exc), counted=counted)
+        return False
+    return True

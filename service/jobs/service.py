@@ -56,7 +56,7 @@ from service.datasets.service import (
     store_inline,
     stored_data,
 )
-from service.jobs.checks import check_job_async, referenced_ids
+from service.jobs.checks import CheckedJob, check_job_async, referenced_ids
 from service.jobs.fine_tuning import source_model, with_source_model
 from service.jobs.limits import DAY, check_job_quotas
 from service.jobs.presenter import (
@@ -136,14 +136,7 @@ async def create_job(
     queue = training_queue(body.resources.gpus, queues_served(facts.live_queues))
     used = gpu_seconds(facts.gpu_use, now - DAY, now) if cap is not None else None
     check_job_quotas(settings, facts.active_jobs, used)
-    new_datasets: dict[str, Dataset] = {}
-    if checked.inline:
-        inline_bytes = sum(a.packed.x.nbytes + a.packed.y.nbytes for a in checked.inline.values())
-        ensure_storage(ctx, facts.stored_bytes, inline_bytes)
-        new_datasets = await to_thread.run_sync(store_inline_arrays, ctx, tenant_id, checked.inline)
-    stored = checked.referenced | {
-        s: stored_data(d, checked.inline[s]) for s, d in new_datasets.items()
-    }
+    new_datasets, stored = await store_data(ctx, tenant_id, checked, facts.stored_bytes)
     job = _new_job(ctx, tenant_id, body, queue, checked.validation, stored, now)
     rows = NewRows(
         job=job,
@@ -174,7 +167,24 @@ async def create_job(
     return Submitted(job["id"], render_json(job_document(job, written.position)), created=True)
 
 
-def store_inline_arrays(
+async def store_data(
+    ctx: ServiceContext, tenant_id: str, checked: CheckedJob, stored_bytes: int
+) -> tuple[dict[str, Dataset], dict[str, StoredData]]:
+    """A checked job's data as it is stored: its inline arrays written (within the tenant's
+    storage quota, ``stored_bytes`` used) as dataset rows not yet committed, and every
+    split's stored data, referenced datasets included."""
+    new_datasets: dict[str, Dataset] = {}
+    if checked.inline:
+        inline_bytes = sum(a.packed.x.nbytes + a.packed.y.nbytes for a in checked.inline.values())
+        ensure_storage(ctx, stored_bytes, inline_bytes)
+        new_datasets = await to_thread.run_sync(_store_inline, ctx, tenant_id, checked.inline)
+    stored = checked.referenced | {
+        s: stored_data(d, checked.inline[s]) for s, d in new_datasets.items()
+    }
+    return new_datasets, stored
+
+
+def _store_inline(
     ctx: ServiceContext, tenant_id: str, inline: Mapping[str, InlineArrays]
 ) -> dict[str, Dataset]:
     """Inline arrays written to the artifact store (files first: a row never points at a

@@ -30,13 +30,13 @@ from fitq.store.types import utcnow
 from fitq.sweeps.advance import advance_sweep
 from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
-from service.datasets.service import StoredDataset, ensure_storage, stored_data
+from service.datasets.service import StoredDataset
 from service.jobs.checks import check_job, check_job_async, referenced_ids
 from service.jobs.fine_tuning import read_source_model, resolved_with, source_model
 from service.jobs.limits import check_job_quotas
 from service.jobs.presenter import render_json
 from service.jobs.sending import send_committed_job
-from service.jobs.service import job_spec, store_inline_arrays
+from service.jobs.service import job_spec, store_data
 from service.jobs.submission_store import SubmissionFactsQuery
 from service.pagination import decode_cursor, encode_cursor
 from service.sweeps.presenter import sweep_document
@@ -78,14 +78,7 @@ async def create_sweep(ctx: ServiceContext, tenant_id: str, body: SweepCreate) -
     checked = await check_job_async(settings, facts.datasets, resolved)
     await to_thread.run_sync(_check_space, settings, facts.datasets, body, source)
     queue = training_queue(job.resources.gpus, queues_served(facts.live_queues))
-    new_datasets: dict[str, Dataset] = {}
-    if checked.inline:
-        inline_bytes = sum(a.packed.x.nbytes + a.packed.y.nbytes for a in checked.inline.values())
-        ensure_storage(ctx, facts.stored_bytes, inline_bytes)
-        new_datasets = await to_thread.run_sync(store_inline_arrays, ctx, tenant_id, checked.inline)
-    stored = checked.referenced | {
-        s: stored_data(d, checked.inline[s]) for s, d in new_datasets.items()
-    }
+    new_datasets, stored = await store_data(ctx, tenant_id, checked, facts.stored_bytes)
     template = job_spec(resolved, queue, checked.validation, stored).model_dump(mode="json")
     template["seed"] = job.seed  # None: each trial's seed is the sweep's plus its number
     _check_template(body, template)
