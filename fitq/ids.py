@@ -14,6 +14,9 @@ _BODY = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 JOB_PREFIX = "job_"
 DATASET_PREFIX = "ds_"
 SWEEP_PREFIX = "swp_"
+WEBHOOK_PREFIX = "wh_"
+# A delivery's id is its events' webhook-id header: the "msg_" of the Standard Webhooks examples.
+DELIVERY_PREFIX = "msg_"
 
 
 _lock = threading.Lock()

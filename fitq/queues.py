@@ -17,6 +17,10 @@ DATASETS_QUEUE = "datasets"
 # Predictions: a short request and reply (Celery's result backend carries the reply only).
 PREDICT_TASK = "fitq.predict"
 INFERENCE_QUEUE = "inference"
+# Webhook deliveries: one HTTP request each, on a worker of their own (a thread pool), so a
+# slow receiver holds up no upload or prediction.
+WEBHOOK_TASK = "fitq.deliver_webhook"
+WEBHOOKS_QUEUE = "webhooks"
 
 
 def hard_time_limit(settings: Settings, max_runtime: float | None) -> float:
@@ -50,6 +54,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             TRAIN_TASK: {"queue": TRAIN_QUEUE},
             INGEST_TASK: {"queue": DATASETS_QUEUE},
             PREDICT_TASK: {"queue": INFERENCE_QUEUE},
+            WEBHOOK_TASK: {"queue": WEBHOOKS_QUEUE},
         },
         "result_backend": result_backend(settings),
         "result_expires": 300,

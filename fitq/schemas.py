@@ -4,16 +4,18 @@ the API and the SDK."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, Strict, field_validator
 
 from fitq.errors import JobErrorType
 from fitq.schema_docs import Documented
 from fitq.spec import JobSpec, ModelSummary
+from fitq.spec.base import SpecModel
 from fitq.spec.sweep import SweepCreate
 from fitq.statuses import CancelReason, DatasetStatus, JobStatus, SweepStatus
 from fitq.sweeps.trials import TrialState
+from fitq.webhooks.events import EventType
 
 HistoryEpoch = dict[str, float | int | None]
 
@@ -284,5 +286,99 @@ class SweepList(Documented):
     """A page of sweeps, newest first."""
 
     data: list[SweepRead]
+    has_more: bool
+    next_after: str | None = Field(description="Pass as ?after= for the next page.")
+
+
+MAX_WEBHOOK_URL = 2048
+
+
+class WebhookCreate(SpecModel):
+    """``POST /v1/webhooks``: where to push which events."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_WEBHOOK_URL,
+        description="Where events are POSTed: https (http only where the service allows "
+        "it); never a loopback, private, link-local or metadata address.",
+    )
+    events: list[Annotated[EventType, Strict(False)]] = Field(
+        min_length=1,
+        max_length=len(EventType),
+        description="The events to send: job.succeeded, job.failed, job.cancelled, "
+        "sweep.completed (a sweep ended, whatever its status).",
+    )
+    description: str | None = Field(None, max_length=255, description="A note for you.")
+
+    @field_validator("events")
+    @classmethod
+    def _once_each(cls, events: list[EventType]) -> list[EventType]:
+        repeated = sorted({e.value for e in events if events.count(e) > 1})
+        if repeated:
+            raise ValueError(f"expected each event once, received {repeated[0]!r} twice")
+        return events
+
+
+class WebhookRead(Documented):
+    """A webhook endpoint (its secret is shown once, when it is created)."""
+
+    id: str
+    url: str
+    events: list[EventType]
+    description: str | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookRead):
+    """A new webhook endpoint, with the secret its deliveries are signed with."""
+
+    secret: str = Field(
+        description="The signing secret (whsec_…), shown this once: verify each delivery "
+        "with it (fitq.verify_webhook, or any Standard Webhooks library)."
+    )
+
+
+class WebhookList(Documented):
+    """A page of webhook endpoints, newest first."""
+
+    data: list[WebhookRead]
+    has_more: bool
+    next_after: str | None = Field(description="Pass as ?after= for the next page.")
+
+
+class WebhookAttemptRead(Documented):
+    """One try of a delivery."""
+
+    number: int = Field(description="The attempt's number, from 1.")
+    at: datetime = Field(description="When it was sent (its webhook-timestamp).")
+    status_code: int | None = Field(description="The receiver's answer; None when none came.")
+    error: str | None = Field(description="Why it failed: the answer, a timeout, a refusal.")
+    duration_ms: float = Field(description="Milliseconds until the answer or the failure.")
+
+
+class WebhookDeliveryRead(Documented):
+    """One event sent to one endpoint, with every attempt so far."""
+
+    id: str = Field(
+        description="The webhook-id header of every attempt: the same on retries, so a "
+        "receiver can skip one it has seen."
+    )
+    event_type: str = Field(description="job.succeeded, …, or webhook.test.")
+    subject_id: str | None = Field(description="The job or sweep the event tells of.")
+    status: str = Field(
+        description="pending (to be tried, or tried again at next_attempt_at), delivered "
+        "(answered 2xx) or failed (no 2xx within the retry window)."
+    )
+    created_at: datetime
+    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next.")
+    finished_at: datetime | None = Field(description="When it was delivered, or given up.")
+    attempts: list[WebhookAttemptRead]
+    payload: dict[str, Any] = Field(description="The body as signed and sent.")
+
+
+class WebhookDeliveryList(Documented):
+    """A page of an endpoint's deliveries, newest first."""
+
+    data: list[WebhookDeliveryRead]
     has_more: bool
     next_after: str | None = Field(description="Pass as ?after= for the next page.")

@@ -170,6 +170,18 @@ class Settings(BaseSettings):
     webhook_allow_loopback: bool = Field(
         False, description="Webhook URLs may name loopback addresses and use plain http."
     )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, description="A webhook attempt's limit: connect, send and answer."
+    )
+    webhook_retry_seconds: float = Field(
+        5.0, gt=0, description="Wait before a webhook's second attempt; doubles after each."
+    )
+    webhook_retry_max_seconds: float = Field(
+        3600.0, gt=0, description="The longest wait between two attempts of a webhook."
+    )
+    webhook_retry_window_seconds: float = Field(
+        86400.0, gt=0, description="A webhook is retried until this long after its event."
+    )
 
     @field_validator("data_dir", "artifacts_dir")
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fitq.artifacts import ArtifactStore
 from fitq.settings import Settings
+from fitq.webhooks.urls import Resolver, system_resolver
 from service.jobs.group_commit import GroupCommit
 from service.jobs.submission_store import SubmissionStore
 from service.queue import TaskQueue
@@ -27,6 +28,8 @@ class ServiceContext:
     reads: StoreReads
     submission_store: SubmissionStore
     pool: AsyncConnectionPool | None = None
+    # Host names to addresses, for webhook URLs (a test resolves names its own way).
+    resolve: Resolver = system_resolver
     # Submissions' writes and sends, batched under load (set once the context exists: it
     # sends through ``service.jobs.sending.send_new_jobs``, which takes the context).
     group_commit: GroupCommit = field(init=False)

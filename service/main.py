@@ -39,6 +39,7 @@ from service.request_limits import BodySizeLimit, JsonShapeLimit
 from service.sweeper import SweeperThread
 from service.sweeps.endpoints import router as sweeps_router
 from service.usage import router as usage_router
+from service.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("fitq.api")
 
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(validate_router)
     app.include_router(datasets_router)
     app.include_router(sweeps_router)
+    app.include_router(webhooks_router)
     app.include_router(usage_router)
     app.include_router(admin_router)
     app.include_router(metrics_router)

@@ -19,6 +19,8 @@ from fitq.queues import (
     PREDICT_TASK,
     TRAIN_QUEUE,
     TRAIN_TASK,
+    WEBHOOK_TASK,
+    WEBHOOKS_QUEUE,
     celery_config,
     prepare_broker,
     train_task_options,
@@ -93,6 +95,9 @@ class TaskQueue:
 
     def send_ingest(self, dataset_id: str) -> None:
         self._send(INGEST_TASK, dataset_id, DATASETS_QUEUE)
+
+    def send_webhook(self, delivery_id: str) -> None:
+        self._send(WEBHOOK_TASK, delivery_id, WEBHOOKS_QUEUE)
 
     def _send(self, task: str, id_: str, queue: str) -> None:
         try:

@@ -12,6 +12,8 @@
 - A hyperparameter sweep not finished is advanced (``fitq.sweeps.advance``): the worker
   that ends a trial does so at once; this pass covers a worker that died first, a trial
   cancelled by hand, a tenant's quota that has room again.
+- Webhook deliveries whose attempt is due (a retry's time came, or a message was lost) go
+  onto the webhooks queue (``fitq.webhooks.delivery.send_due``).
 - Dataset files no row points at (the API killed between writing a job's inline arrays or an
   upload and committing its row) are deleted once untouched for ``ORPHAN_GRACE``; the
   thread looks for them at its first pass and then every ``ORPHAN_SWEEP_INTERVAL``.
@@ -37,6 +39,7 @@ from service.context import ServiceContext
 from service.datasets.service import send_ingest
 from service.jobs.sending import resend_job
 from service.sweeps.service import advance_active_sweeps
+from service.webhooks.service import send_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,7 @@ def sweep_once(
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
     advance_active_sweeps(ctx)
+    send_webhooks(ctx, now)
     _apply_retention(ctx, now, report)
     if orphans:
         _delete_orphan_datasets(ctx, now, report)

@@ -59,6 +59,9 @@ def _truncate(factory: sessionmaker[Session]) -> None:
         session.execute(text("DELETE FROM jobs"))
         session.execute(text("DELETE FROM datasets"))
         session.execute(text("DELETE FROM sweeps"))
+        session.execute(text("DELETE FROM webhook_attempts"))
+        session.execute(text("DELETE FROM webhook_deliveries"))
+        session.execute(text("DELETE FROM webhook_endpoints"))
         # A live worker left by one test would route the next one's jobs to its queues.
         session.execute(text("DELETE FROM workers"))
 

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq.artifacts import artifact_store
-from fitq.queues import TRAIN_QUEUE, TRAIN_TASK, hard_time_limit, train_task_options
+from fitq.queues import (
+    TRAIN_QUEUE,
+    TRAIN_TASK,
+    WEBHOOK_TASK,
+    WEBHOOKS_QUEUE,
+    hard_time_limit,
+    train_task_options,
+)
 from fitq.settings import get_settings
 from fitq.store.db import make_engine, make_session_factory
 
@@ -39,7 +46,19 @@ def _runner_for_pid(pid: int) -> JobRunner:
         worker_name=_worker_name(),
         resend=_resend_train,
         send_trial=_send_train,
+        send_webhook=send_webhook,
     )
+
+
+def sessions() -> sessionmaker[Session]:
+    return _sessions_for_pid(os.getpid())
+
+
+def send_webhook(delivery_id: str) -> None:
+    """Send a due webhook delivery's id to the webhooks queue."""
+    from worker.celery_app import app
+
+    app.send_task(WEBHOOK_TASK, args=[delivery_id], queue=WEBHOOKS_QUEUE, ignore_result=True)
 
 
 def _send_train(job_id: str, queue: str, max_runtime: float | None) -> None:

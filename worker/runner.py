@@ -30,6 +30,7 @@ from fitq.statuses import CancelReason, JobStatus
 from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.sweeps.advance import SendTrain, TrialPruning, advance_sweep
+from fitq.webhooks.delivery import send_due
 from worker import checkpoints
 from worker.backend import describe_environment, visible_gpus
 from worker.metrics import job_metrics
@@ -93,6 +94,9 @@ class JobRunner:
     resend: Callable[[str, float | None], None] | None = None
     # Sends a sweep's new trial to its queue, once a trial of the sweep has ended here.
     send_trial: SendTrain | None = None
+    # Sends a due webhook delivery's id (fitq.webhooks.delivery.send_due): a job that ended
+    # here is told of at once, not at the API's next sweeper pass.
+    send_webhook: Callable[[str], None] | None = None
 
     @property
     def _lease(self) -> timedelta:
@@ -142,7 +146,17 @@ class JobRunner:
         job_metrics().ended(queue, result, time.perf_counter() - started, epochs)
         if ended and sweep_id is not None:
             self._advance_sweep(sweep_id)
+        if ended:
+            self._send_webhooks()
         return result
+
+    def _send_webhooks(self) -> None:
+        if self.send_webhook is None:
+            return
+        try:
+            send_due(self.sessions, self.settings, self.send_webhook)
+        except Exception:  # the sweeper's next pass sends them
+            log.exception("sending due webhooks failed")
 
     def _note_start(self, job_id: str, attempt: int) -> tuple[str, int, str, str | None]:
         """The job's queue, epochs done before this attempt, tenant and sweep; records its

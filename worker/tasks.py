@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fitq.queues import INGEST_TASK, PREDICT_TASK, TRAIN_TASK
+from fitq.queues import INGEST_TASK, PREDICT_TASK, TRAIN_TASK, WEBHOOK_TASK
+from fitq.settings import get_settings
 from worker.celery_app import app
 
 
@@ -51,3 +52,12 @@ def predict(job_id: str, x: list[Any] | dict[str, list[Any]]) -> dict[str, Any]:
         return {"error": str(exc), "model_missing": True}
     except PredictError as exc:
         return {"error": str(exc)}
+
+
+@app.task(name=WEBHOOK_TASK, ignore_result=True)
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt of a webhook delivery, if it is due (the outbox row says)."""
+    from fitq.webhooks.delivery import deliver
+    from worker.context import sessions
+
+    return deliver(sessions(), get_settings(), delivery_id)

@@ -24,8 +24,10 @@ from fitq.store import repository as repo
 from fitq.store.db import transaction
 from fitq.store.models import Job, JobEvent, Sweep
 from fitq.store.types import utcnow
+from fitq.sweeps.document import sweep_document
 from fitq.sweeps.study import should_prune, suggest
 from fitq.sweeps.trials import Trial, TrialState, shown_status, trial_limit, trials_of
+from fitq.webhooks.events import EventType
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def _advance(session: Session, settings: Settings, sweep_id: str) -> Advanced:
         session.flush()
         still = trials_of(spec, repo.trial_rows(session, [sweep_id])[sweep_id])
         if not any(t.state.active for t in still):
-            _finish(sweep, SweepStatus.cancelled)
+            _finish(session, sweep, SweepStatus.cancelled)
         advanced.status = SweepStatus(sweep.status)
         return advanced
     room = min(spec.parallelism - len(active), trial_limit(spec) - sweep.trials)
@@ -99,9 +101,8 @@ def _advance(session: Session, settings: Settings, sweep_id: str) -> Advanced:
             sweep.status = status.value
     elif sweep.trials >= trial_limit(spec):
         complete = any(t.state == TrialState.complete for t in trials)
-        _finish(sweep, SweepStatus.succeeded if complete else SweepStatus.failed)
-        if not complete:
-            sweep.error_message = "no trial completed: each failed, was pruned or cancelled"
+        error = None if complete else "no trial completed: each failed, was pruned or cancelled"
+        _finish(session, sweep, SweepStatus.succeeded if complete else SweepStatus.failed, error)
     advanced.status = SweepStatus(sweep.status)
     return advanced
 
@@ -115,14 +116,21 @@ def _fail(session: Session, sweep_id: str, message: str) -> Advanced:
     sweep = repo.lock_sweep(session, sweep_id)
     if sweep is None or SweepStatus(sweep.status).finished:
         return Advanced()
-    _finish(sweep, SweepStatus.failed)
-    sweep.error_message = message
+    _finish(session, sweep, SweepStatus.failed, message)
     return Advanced(status=SweepStatus.failed)
 
 
-def _finish(sweep: Sweep, status: SweepStatus) -> None:
+def _finish(session: Session, sweep: Sweep, status: SweepStatus, error: str | None = None) -> None:
+    """The sweep ends, and its ``sweep.completed`` webhooks are written with the change."""
     sweep.status = status.value
     sweep.finished_at = utcnow()
+    if error is not None:
+        sweep.error_message = error
+
+    def document() -> dict[str, Any]:
+        return sweep_document(sweep, repo.trial_rows(session, [sweep.id])[sweep.id])
+
+    repo.add_deliveries(session, sweep.tenant_id, EventType.sweep_completed, sweep.id, document)
 
 
 def _new_trial(
@@ -170,6 +178,8 @@ def _new_trial(
         }
         session.add(Job(**row))
         session.add(JobEvent(**repo.first_event_row(row) | {"data": {"status": "failed"}}))
+        session.flush()
+        repo.job_ended(session, job_id)
         failed = Trial(number, job_id, params, TrialState.failed, None, system_attrs=attrs)
         return failed, 0.0
     cap = settings.max_runtime_seconds

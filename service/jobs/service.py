@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from fitq.artifacts import job_prefix, tensorboard_key
 from fitq.devices import gpus_of_queue
+from fitq.documents import columns_of, job_document, remember_spec
 from fitq.errors import (
     FitqError,
     RequestErrorType,
@@ -59,15 +60,11 @@ from service.datasets.service import (
 from service.jobs.checks import CheckedJob, check_job_async, referenced_ids
 from service.jobs.fine_tuning import source_model, with_source_model
 from service.jobs.limits import DAY, check_job_quotas
-from service.jobs.presenter import (
-    columns_of,
-    job_document,
-    remember_spec,
-    render_json,
-)
+from service.jobs.presenter import render_json
 from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionFactsQuery, row_of
 from service.pagination import decode_cursor, encode_cursor
 from service.queue import BrokerUnavailable, TrainMessage
+from service.webhooks.service import send_webhooks
 
 
 async def validate(ctx: ServiceContext, tenant_id: str, body: JobCreate) -> Validation:
@@ -267,6 +264,7 @@ def cancel_job(ctx: ServiceContext, tenant_id: str, job_id: str) -> bytes:
             )
         if not JobStatus(job.status).finished:
             repo.cancel(session, job_id, job.status)
+    send_webhooks(ctx)  # a queued job's job.cancelled
     return read_job_now(ctx, tenant_id, job_id)
 
 

@@ -28,6 +28,7 @@ from fitq.store.db import transaction
 from fitq.store.models import Dataset, Sweep
 from fitq.store.types import utcnow
 from fitq.sweeps.advance import advance_sweep
+from fitq.sweeps.document import sweep_document
 from service.capacity import queues_served, training_queue
 from service.context import ServiceContext
 from service.datasets.service import StoredDataset
@@ -39,7 +40,7 @@ from service.jobs.sending import send_committed_job
 from service.jobs.service import job_spec, store_data
 from service.jobs.submission_store import SubmissionFactsQuery
 from service.pagination import decode_cursor, encode_cursor
-from service.sweeps.presenter import sweep_document
+from service.webhooks.service import send_webhooks
 
 
 def job_of(sweep: SweepCreate) -> JobCreate:
@@ -205,6 +206,7 @@ def cancel_sweep(ctx: ServiceContext, tenant_id: str, sweep_id: str) -> bytes:
             )
         sweep.cancel_requested = True
     advance(ctx, sweep_id)
+    send_webhooks(ctx)  # queued trials' job.cancelled, and sweep.completed if it ended
     return read_sweep(ctx, tenant_id, sweep_id)
 
 

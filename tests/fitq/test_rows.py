@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from fitq.documents import job_document
 from fitq.spec import JobSpec
 from fitq.statuses import JobStatus
 from fitq.store.models import Job, JobEvent
 from fitq.store.rows import new_row, shape_of
 from fitq.store.statements import JOB_COLUMNS
 from fitq.store.types import utcnow
-from service.jobs.presenter import job_document
 from tests.factories import tiny_job
 
 

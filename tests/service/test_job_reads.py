@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from fitq import keys
+from fitq.documents import job_document
 from fitq.errors import JobErrorType
 from fitq.ids import JOB_PREFIX, new_id
 from fitq.schemas import JobError, JobList, JobRead, JobResult, Progress
@@ -26,7 +27,7 @@ from fitq.store import repository as repo
 from fitq.store.db import make_engine, transaction
 from fitq.store.models import ApiKey, Job
 from fitq.store.types import utcnow
-from service.jobs.presenter import job_document, render_json
+from service.jobs.presenter import render_json
 from service.pg import pool_for
 from service.reads import StoreReads, store_reads
 from tests.factories import tiny_job

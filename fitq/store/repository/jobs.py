@@ -13,6 +13,7 @@ from fitq.statuses import CancelReason, JobStatus
 from fitq.store.models import IdempotencyKey, Job, JobEvent
 from fitq.store.repository._common import _execute, _newest_first
 from fitq.store.repository.events import add_event
+from fitq.store.repository.webhooks import job_ended
 from fitq.store.rows import new_row
 from fitq.store.types import utcnow
 
@@ -113,6 +114,7 @@ def cancel_queued(session: Session, job_id: str) -> bool:
     )
     if result.rowcount == 1:
         add_event(session, job_id, "status", {"status": "cancelled", "while": "queued"})
+        job_ended(session, job_id)
     return result.rowcount == 1
 
 
@@ -202,6 +204,7 @@ def fail_queued(session: Session, job_id: str, error: JobErrorType, message: str
     )
     if result.rowcount == 1:
         add_event(session, job_id, "status", {"status": "failed", "error": error.value})
+        job_ended(session, job_id)
     return result.rowcount == 1
 
 

@@ -15,6 +15,7 @@ from fitq.statuses import CancelReason, JobStatus
 from fitq.store.models import Job
 from fitq.store.repository._common import _execute
 from fitq.store.repository.events import add_event
+from fitq.store.repository.webhooks import job_ended
 from fitq.store.types import utcnow
 
 
@@ -173,4 +174,5 @@ def finish_job(session: Session, job_id: str, attempt: int, outcome: JobOutcome)
         if outcome.result and outcome.result.get("early_stopping"):
             data["early_stopping"] = outcome.result["early_stopping"]
         add_event(session, job_id, "status", data)
+        job_ended(session, job_id)
     return result.rowcount == 1

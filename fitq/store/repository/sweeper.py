@@ -14,6 +14,7 @@ from fitq.statuses import JobStatus
 from fitq.store.models import Job
 from fitq.store.repository._common import _execute
 from fitq.store.repository.events import add_event
+from fitq.store.repository.webhooks import job_ended
 
 
 @dataclass(frozen=True)
@@ -131,4 +132,5 @@ def fail_expired(
     )
     if result.rowcount == 1:
         add_event(session, lease.id, "status", {"status": "failed", "error": error_type.value})
+        job_ended(session, lease.id)
     return result.rowcount == 1

@@ -1,4 +1,5 @@
-"""Sweep rows as the API shows them (SweepRead), from one place: ``sweep_document``. The
+"""Sweeps as the API shows them (SweepRead), from one place: ``sweep_document`` (the API's
+answers and a sweep's webhook). The
 trials, the best one and the counts are read from the trials' jobs each time (the jobs are
 the truth; nothing about them is copied onto the sweep)."""
 
@@ -7,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fitq.documents import as_utc
 from fitq.spec.sweep import SweepCreate
 from fitq.store.models import Sweep
 from fitq.store.repository import TrialRow
 from fitq.sweeps.trials import best_trial, shown_status, trial_counts, trial_limit, trials_of
-from service.jobs.presenter import as_utc
 
 
 def sweep_document(sweep: Sweep, rows: Sequence[TrialRow]) -> dict[str, Any]:
