@@ -10,6 +10,10 @@ def __getattr__(name: str) -> object:
         from fitq.client import Client
 
         return Client
+    if name == "verify_webhook":
+        from fitq.webhooks.verify import verify_webhook
+
+        return verify_webhook
     if name == "spec_from_keras":
         from fitq.spec.keras_config import spec_from_keras
 

@@ -18,10 +18,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from fitq import cli_remote, cli_sweeps, keys
+from fitq import cli_remote, cli_sweeps, cli_webhooks, keys
 from fitq.devices import parse_gpus, plan_workers
 from fitq.keys import Role
-from fitq.queues import DATASETS_QUEUE, INFERENCE_QUEUE, TRAIN_QUEUE, prepare_broker
+from fitq.queues import (
+    DATASETS_QUEUE,
+    INFERENCE_QUEUE,
+    TRAIN_QUEUE,
+    WEBHOOK_THREADS,
+    WEBHOOKS_QUEUE,
+    prepare_broker,
+)
 from fitq.settings import Settings
 from fitq.supervise import Child, Supervisor
 
@@ -32,6 +39,7 @@ app = typer.Typer(
 )
 cli_remote.register(app)  # submit, jobs, show, cancel, logs, model, datasets
 cli_sweeps.register(app)  # sweep, sweeps
+cli_webhooks.register(app)  # webhooks
 db_app = typer.Typer(help="The job store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
@@ -77,8 +85,13 @@ def api(
 def worker_command(settings: Settings, name: str = "fitq", queue: str = TRAIN_QUEUE) -> list[str]:
     command = [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "-Q", queue, "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h",
+        "-Q", queue, "--loglevel", "INFO", "-n", f"{name}@%h",
     ]  # fmt: skip
+    if queue == WEBHOOKS_QUEUE:
+        # Deliveries wait on the network, not the CPU: threads, several at once.
+        command += ["--pool", "threads", "--concurrency", str(WEBHOOK_THREADS)]
+    else:
+        command += ["--concurrency", "1"]
     if settings.uses_filesystem_broker:
         # The filesystem transport has no fan-out exchange for worker-to-worker chatter.
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
@@ -90,7 +103,8 @@ def serve(
     host: ApiHost = "127.0.0.1",
     port: ApiPort = 8000,
 ) -> None:
-    """Start the API, a training worker and an ingest + inference worker as child processes,
+    """Start the API, a training worker, an ingest, an inference and a webhook worker as child
+    processes,
     on embedded defaults unless FITQ_DATABASE_URL / FITQ_BROKER_URL say otherwise. Migrates
     first."""
     from fitq.store.migrate import upgrade
@@ -113,6 +127,7 @@ def serve(
         # training, and a slow upload (a wide CSV, a large .npz) never holds up predictions.
         worker_child("the ingest worker", settings, "fitq-ingest", DATASETS_QUEUE, env),
         worker_child("the inference worker", settings, "fitq-inference", INFERENCE_QUEUE, env),
+        worker_child("the webhook worker", settings, "fitq-webhooks", WEBHOOKS_QUEUE, env),
     ]
     sys.exit(Supervisor(children, say=_say).run_until_signalled())
 

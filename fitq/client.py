@@ -36,6 +36,11 @@ from fitq.schemas import (
     SweepList,
     SweepRead,
     Usage,
+    WebhookCreated,
+    WebhookDeliveryList,
+    WebhookDeliveryRead,
+    WebhookList,
+    WebhookRead,
 )
 from fitq.statuses import JobStatus
 
@@ -138,6 +143,7 @@ class Client:
         self.jobs = Jobs(self)
         self.datasets = Datasets(self)
         self.sweeps = Sweeps(self)
+        self.webhooks = Webhooks(self)
 
     def __enter__(self) -> Client:
         return self
@@ -385,6 +391,40 @@ class Sweeps:
             f"sweep {sweep_id}",
             on_update,
         )
+
+
+class Webhooks:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def create(self, url: str, events: list[str], description: str | None = None) -> WebhookCreated:
+        """An endpoint for ``events`` (job.succeeded, job.failed, job.cancelled,
+        sweep.completed). Keep the answer's ``secret``: it is shown this once, and
+        ``fitq.verify_webhook`` needs it. Not retried once sent (a retry could add a second)."""
+        body = _params(url=url, events=events, description=description)
+        response = self.client.request("POST", "/v1/webhooks", retry=False, json=body)
+        return WebhookCreated.model_validate(response.json())
+
+    def get(self, webhook_id: str) -> WebhookRead:
+        return self.client.call("GET", f"/v1/webhooks/{webhook_id}", WebhookRead)
+
+    def list(self, page_size: int = 20) -> Iterator[WebhookRead]:
+        """Every endpoint, newest first, across pages."""
+        yield from _pages(self.client, "/v1/webhooks", WebhookList, limit=page_size)
+
+    def delete(self, webhook_id: str) -> None:
+        """The endpoint and its deliveries: nothing more is sent to it."""
+        self.client.request("DELETE", f"/v1/webhooks/{webhook_id}")
+
+    def test(self, webhook_id: str) -> WebhookDeliveryRead:
+        """Send a ``webhook.test`` event; its attempts show in ``deliveries``."""
+        path = f"/v1/webhooks/{webhook_id}/test"
+        return self.client.call("POST", path, WebhookDeliveryRead, retry=False)
+
+    def deliveries(self, webhook_id: str, page_size: int = 20) -> Iterator[WebhookDeliveryRead]:
+        """The endpoint's deliveries, newest first, each with its attempts."""
+        path = f"/v1/webhooks/{webhook_id}/deliveries"
+        yield from _pages(self.client, path, WebhookDeliveryList, limit=page_size)
 
 
 def _params(**values: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ INFERENCE_QUEUE = "inference"
 # slow receiver holds up no upload or prediction.
 WEBHOOK_TASK = "fitq.deliver_webhook"
 WEBHOOKS_QUEUE = "webhooks"
+WEBHOOK_THREADS = 8  # deliveries in flight at once per webhook worker
 
 
 def hard_time_limit(settings: Settings, max_runtime: float | None) -> float:

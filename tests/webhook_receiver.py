@@ -18,9 +18,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """``answers``: the status code of each request in turn; the last one repeats."""
+    """``answers``: the status code of each request in turn; the last one repeats.
+    ``hang``: the requests (by index) that get no answer until the receiver closes."""
 
     answers: list[int] = field(default_factory=lambda: [200])
+    hang: set[int] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     location: str = "/elsewhere"  # where a 3xx answer points
 
@@ -36,6 +38,9 @@ class Receiver:
                     receiver.received.append(
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
+                if index in receiver.hang:
+                    receiver._closing.wait()
+                    return
                 code = receiver.answers[min(index, len(receiver.answers) - 1)]
                 self.send_response(code)
                 if 300 <= code < 400:
@@ -48,6 +53,7 @@ class Receiver:
                 pass
 
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -59,6 +65,7 @@ class Receiver:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 

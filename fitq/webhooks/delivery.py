@@ -20,8 +20,12 @@ from fitq.webhooks.urls import Resolver, policy_of, system_resolver
 
 log = logging.getLogger(__name__)
 
-# A claim outlives its attempt's timeout by this much before another sender may take over.
-LEASE_MARGIN = timedelta(seconds=30)
+
+def claim_lease(settings: Settings) -> timedelta:
+    """How long an attempt holds its delivery before another sender may take it over (its
+    sender died): httpx's timeout bounds each of connect, send and answer, so three of them,
+    and a margin."""
+    return timedelta(seconds=3 * settings.webhook_timeout_seconds + 5)
 
 
 def retry_at(
@@ -47,9 +51,8 @@ def deliver(
 ) -> str:
     """One attempt of the delivery, if it is due: "delivered", "retry", "failed" (no retry
     left), or "skipped" (not due, held by another sender, or gone)."""
-    lease = timedelta(seconds=settings.webhook_timeout_seconds) + LEASE_MARGIN
     with transaction(sessions) as session:
-        claim = repo.claim_delivery(session, delivery_id, utcnow(), lease)
+        claim = repo.claim_delivery(session, delivery_id, utcnow(), claim_lease(settings))
     if claim is None:
         return "skipped"
     outcome = send(

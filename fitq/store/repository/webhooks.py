@@ -6,6 +6,7 @@ is read (SQLite's rule), so any number of senders may run."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from fitq.store.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpo
 from fitq.store.repository._common import _execute
 from fitq.store.types import utcnow
 from fitq.webhooks.events import job_event, payload
+
+log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -105,7 +108,14 @@ def _deliver_to(
     if not subscribed:
         return []
     now = utcnow()
-    body = payload(event_type, data(), now)
+    try:
+        document = data()
+    except Exception:  # a webhook must never stop the job or sweep from ending
+        log.exception(
+            "%s of %s: its document failed; sent with the id alone", event_type, subject_id
+        )
+        document = {"id": subject_id}
+    body = payload(event_type, document, now)
     return [
         add_delivery(session, endpoint_id, tenant_id, event_type, subject_id, body, now)
         for endpoint_id in subscribed
