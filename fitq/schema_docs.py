@@ -37,6 +37,8 @@ GLOSSARY: dict[str, str] = {
     "SweepCreate.max_trials": "Trials to run in all (a grid runs at most its size).",
     "SweepCreate.parallelism": "Trials queued or running at once, at most.",
     "SweepRead.trials": "Every trial so far, by number.",
+    # ---- webhooks -------------------------------------------------------------------------
+    "WebhookDeliveryRead.attempts": "Every attempt so far, in order.",
     # ---- spec: shared Keras arguments -----------------------------------------------------
     "type": "Which kind this is: the Keras name (a layer class, a loss or optimizer name).",
     "name": "The layer's name, unique in the model; a graph model's layers name each other by it.",

@@ -323,9 +323,9 @@ class WebhookRead(Documented):
     """A webhook endpoint (its secret is shown once, when it is created)."""
 
     id: str
-    url: str
-    events: list[EventType]
-    description: str | None
+    url: str = Field(description="Where events are POSTed.")
+    events: list[EventType] = Field(description="The events sent to it.")
+    description: str | None = Field(description="Your note, as given.")
     created_at: datetime
 
 

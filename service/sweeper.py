@@ -48,6 +48,8 @@ MAX_RESEND_INTERVAL = timedelta(hours=1)
 # keeps touching its file: an hour untouched without a row is an orphan.
 ORPHAN_GRACE = timedelta(hours=1)
 ORPHAN_SWEEP_INTERVAL = timedelta(hours=1)  # it lists every dataset in the artifact store
+# Webhook deliveries delivered or failed are kept this long for GET .../deliveries.
+DELIVERIES_KEPT = timedelta(days=30)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class SweepReport:
     no_capacity: list[str] = field(default_factory=list)
     unsent: list[str] = field(default_factory=list)  # failed: the broker refused too long
     models_deleted: list[str] = field(default_factory=list)
+    deliveries_deleted: int = 0
     datasets_deleted: list[str] = field(default_factory=list)
     orphans_deleted: list[str] = field(default_factory=list)  # dataset ids without a row
 
@@ -132,7 +135,7 @@ def sweep_once(
             report.resent.append(job.id)
     _sweep_datasets(ctx, now, base, report)
     advance_active_sweeps(ctx)
-    send_webhooks(ctx, now)
+    send_webhooks(ctx)  # now, not the pass's start: this pass's failures are due too
     _apply_retention(ctx, now, report)
     if orphans:
         _delete_orphan_datasets(ctx, now, report)
@@ -202,8 +205,11 @@ def _fail_queued(
 
 
 def _apply_retention(ctx: ServiceContext, now: datetime, report: SweepReport) -> None:
-    """Models and datasets past their retention go (rows of jobs stay, with their results)."""
+    """Models and datasets past their retention go (rows of jobs stay, with their results);
+    so do webhook deliveries finished ``DELIVERIES_KEPT`` ago."""
     settings = ctx.settings
+    with transaction(ctx.sessions) as session:
+        report.deliveries_deleted = repo.delete_finished_deliveries(session, now - DELIVERIES_KEPT)
     if settings.model_retention_days:
         before = now - timedelta(days=settings.model_retention_days)
         with transaction(ctx.sessions) as session:

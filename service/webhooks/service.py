@@ -6,7 +6,6 @@ are written by the changes they tell of and sent by the webhooks worker
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -124,11 +123,11 @@ def list_deliveries(
     )
 
 
-def send_webhooks(ctx: ServiceContext, now: datetime | None = None) -> list[str]:
+def send_webhooks(ctx: ServiceContext) -> list[str]:
     """Due deliveries onto the webhooks queue (after a change that wrote some, and on every
     sweeper pass); a broker that refuses leaves them for the next pass."""
     try:
-        return send_due(ctx.sessions, ctx.settings, ctx.queue.send_webhook, now)
+        return send_due(ctx.sessions, ctx.settings, ctx.queue.send_webhook)
     except Exception:  # the store: the next pass sends them
         log.exception("sending due webhooks failed")
         return []

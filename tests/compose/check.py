@@ -12,7 +12,8 @@ Checks, in order: every container up and healthy, fitq's own not root; ``/readyz
 seed job's test loss and MAE equal the seed example run by hand in the same image, bit for
 bit; ``docker compose restart worker`` mid-job and the job still succeeds, with the numbers of
 the same job run undisturbed; ``--scale
-worker=2`` trains two jobs at once; ``down`` then ``up`` keeps jobs, datasets and models."""
+worker=2`` trains two jobs at once; a webhook test event is attempted and its attempt recorded
+by the webhooks worker; ``down`` then ``up`` keeps jobs, datasets and models."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ UPSTREAM = {"python:3.11-slim": "python", "postgres:16": "postgres", "redis:7": 
 # The README's command on a host without GPUs, plus this machine's needs.
 FILES = ["docker-compose.yml", "docker-compose.cpu.yml", str(HERE / "check.yml")]
 PROJECT = "fitqcheck"
-FITQ_SERVICES = ("api", "ingest", "inference", "worker")
+FITQ_SERVICES = ("api", "ingest", "inference", "webhooks", "worker")
 SERVICES = ("postgres", "redis", *FITQ_SERVICES)  # long-running; migrate is a one-shot
 JOB_TIMEOUT = 600
 
@@ -168,7 +169,7 @@ class Stack:
             except (httpx.HTTPError, ValueError):
                 return None
             workers: dict[str, int] = body.get("workers") or {}
-            serving = workers.get("datasets") and workers.get("inference")
+            serving = all(workers.get(q) for q in ("datasets", "inference", "webhooks"))
             enough = workers.get("cpu", 0) >= training_workers
             return workers if body["status"] == "ok" and serving and enough else None
 
@@ -315,6 +316,28 @@ def check_two_workers(stack: Stack) -> list[str]:
     return ids
 
 
+def check_webhook(stack: Stack) -> None:
+    """A webhook's test event goes through the outbox, the webhooks queue and its worker,
+    and its attempt is recorded. The address is public (a private one is refused), so on a
+    machine without the internet the attempt fails to connect: recorded all the same."""
+    created = stack.http.post(
+        "/v1/webhooks",
+        json={"url": "https://93.184.216.34/fitq-compose-check", "events": ["job.succeeded"]},
+    )
+    assert created.status_code == 201, created.text
+    hook_id = created.json()["id"]
+    assert stack.http.post(f"/v1/webhooks/{hook_id}/test").status_code == 202
+
+    def attempted() -> dict[str, Any] | None:
+        [delivery] = stack.http.get(f"/v1/webhooks/{hook_id}/deliveries").json()["data"]
+        return delivery if delivery["attempts"] else None
+
+    delivery = wait_for(attempted, 120, 1, "the webhook's first attempt")
+    attempt = delivery["attempts"][0]
+    log(f"webhook test event attempted: {attempt['status_code'] or attempt['error']}")
+    assert stack.http.delete(f"/v1/webhooks/{hook_id}").status_code == 204
+
+
 def check_down_up(stack: Stack, job_ids: list[str]) -> None:
     before = {job_id: stack.job(job_id)["status"] for job_id in job_ids}
     models = {job_id: stack.model_digest(job_id) for job_id in job_ids}
@@ -343,6 +366,7 @@ def main() -> int:
         check_containers(stack)
         stack.key()
         log("up, ready and healthy; fitq's containers are not root")
+        check_webhook(stack)
         jobs = [check_seed_job(stack), check_restart_mid_job(stack), *check_two_workers(stack)]
         check_down_up(stack, jobs)
         check_containers(stack)

@@ -152,3 +152,23 @@ def test_retries_double_up_to_the_cap_and_stop_at_the_window() -> None:
     doubling = [5 * 2**k for k in range(10)]  # up to 2560 s, below the cap
     assert waits[: len(doubling)] == doubling
     assert len(waits) == len(doubling) + (86400 - sum(doubling)) // 3600  # then hourly
+
+
+def test_finished_deliveries_are_deleted_once_old_and_pending_ones_never(sessions) -> None:
+    endpoint = add_endpoint(sessions, "acme", ["job.failed"])
+    now = utcnow()
+    with transaction(sessions) as session:
+        done = repo.add_delivery(session, endpoint, "acme", "job.failed", None, "{}", now)
+        waiting = repo.add_delivery(session, endpoint, "acme", "job.failed", None, "{}", now)
+    with transaction(sessions) as session:
+        claim = repo.claim_delivery(session, done, now, LEASE)
+        assert claim is not None
+        ok = repo.AttemptRecord(now, 204, None, 1.0, True, None)
+        assert repo.record_attempt(session, claim, ok)
+    with transaction(sessions) as session:
+        assert repo.delete_finished_deliveries(session, now - timedelta(days=1)) == 0
+        assert repo.delete_finished_deliveries(session, now + timedelta(days=1)) == 1
+    with transaction(sessions) as session:
+        assert repo.get_delivery(session, done) is None
+        assert repo.attempts_of(session, [done]) == {done: []}
+        assert repo.get_delivery(session, waiting) is not None

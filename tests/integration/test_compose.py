@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from fitq.queues import WEBHOOK_THREADS
 from tests.factories import tiny_job
 from tests.processes import (
     REPO_ROOT,
@@ -81,8 +82,8 @@ def local_command(command: list[str], port: int) -> list[str]:
 
 def test_compose_files_are_valid_and_name_every_part() -> None:
     services = compose_config(GPU_HOST)["services"]
-    expected = {"postgres", "redis", "migrate", "api", "ingest", "inference", "worker", "flower"}
-    assert set(services) == expected
+    expected = {"postgres", "redis", "migrate", "api", "ingest", "inference", "webhooks"}
+    assert set(services) == expected | {"worker", "flower"}
     assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
     assert services["worker"]["stop_grace_period"] in ("2m", "2m0s", 120)
     gpu = services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
@@ -95,8 +96,12 @@ def test_compose_files_are_valid_and_name_every_part() -> None:
 
     cpu = compose_config(CPU_HOST)["services"]
     assert "deploy" not in cpu["worker"]
-    for name in ("worker", "ingest", "inference"):
+    for name in ("worker", "ingest", "inference", "webhooks"):
         assert cpu[name]["build"]["target"] == "worker-cpu", name
+    # Webhooks: the one worker that waits on the network: threads, as `fitq serve` runs it.
+    threads = ["--pool", "threads", "--concurrency", str(WEBHOOK_THREADS)]
+    command = cpu["webhooks"]["command"]
+    assert command[command.index("--pool") :][:4] == threads
     assert cpu["worker"]["command"] == ["fitq", "worker", "--gpus", "none"]
 
     multi = compose_config(MULTI_HOST)["services"]

@@ -340,3 +340,29 @@ def test_a_tenant_sees_and_hears_only_its_own(embedded_settings: Settings, queue
         assert deliver_due(settings, queued) == []
         assert receiver.received == []
         assert client.get(f"/v1/webhooks/{hook_id}", headers=a).status_code == 200
+
+
+def test_a_job_the_sweeper_fails_is_told_by_its_next_pass(hooks, queued) -> None:
+    """worker_lost: the sweeper fails the job and, in the same pass, queues its delivery."""
+    from datetime import timedelta
+
+    from fitq.store import repository as repo
+    from fitq.store.db import transaction
+    from service.sweeper import sweep_once
+
+    client, settings = hooks
+    ctx = client.app.state.context
+    with Receiver() as receiver:
+        hook = add_hook(client, receiver.url, ["job.failed"])
+        job_id = client.post("/v1/jobs", json=tiny_job()).json()["id"]
+        with transaction(ctx.sessions) as session:
+            repo.get_job_by_id(session, job_id).attempt = settings.max_attempts - 1
+        with transaction(ctx.sessions) as session:
+            repo.claim_job(session, job_id, "dead-worker", timedelta(seconds=-1))
+        assert sweep_once(ctx).lost == [job_id]
+        assert len(queued) == 1
+        assert deliver_due(settings, queued) == ["delivered"]
+    event = Webhook(hook["secret"]).verify(receiver.received[0].body, receiver.received[0].headers)
+    assert event["type"] == "job.failed"
+    assert event["data"]["error"]["type"] == "worker_lost"
+    assert event["data"] == client.get(f"/v1/jobs/{job_id}").json()

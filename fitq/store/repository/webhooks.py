@@ -301,3 +301,18 @@ def attempts_of(session: Session, delivery_ids: list[str]) -> dict[str, list[Web
 
 def get_delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:
     return session.get(WebhookDelivery, delivery_id, populate_existing=True)
+
+
+def delete_finished_deliveries(session: Session, before: datetime) -> int:
+    """Deliveries delivered or failed before ``before``, with their attempts; how many."""
+    old = select(WebhookDelivery.id).where(
+        WebhookDelivery.status != PENDING, WebhookDelivery.finished_at < before
+    )
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(old)))
+    deleted = _execute(
+        session,
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status != PENDING, WebhookDelivery.finished_at < before
+        ),
+    )
+    return deleted.rowcount
