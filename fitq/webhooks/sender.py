@@ -8,6 +8,7 @@ is never read."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ def send(
     timeout: float,
     resolve: Resolver = system_resolver,
     now: Callable[[], datetime] = utcnow,
+    verify: ssl.SSLContext | bool = True,
 ) -> Outcome:
+    """One attempt; ``verify``: how TLS certificates are checked (the system's CAs)."""
     at = now()
     started = time.perf_counter()
 
@@ -85,7 +88,9 @@ def send(
     extensions = {"sni_hostname": target.host} if parts.scheme == "https" else {}
     try:
         with (
-            httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+            httpx.Client(
+                timeout=timeout, follow_redirects=False, trust_env=False, verify=verify
+            ) as client,
             client.stream(
                 "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
             ) as response,
