@@ -4,6 +4,7 @@ body as received) and answers with the status codes it is given, in turn."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -14,6 +15,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float  # time.time() when its body had been read
 
 
 @dataclass
@@ -36,7 +38,12 @@ class Receiver:
                 with receiver._lock:
                     index = len(receiver.received)
                     receiver.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                        Received(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.time(),
+                        )
                     )
                 if index in receiver.hang:
                     receiver._closing.wait()

@@ -5,6 +5,8 @@ lost when the webhooks worker is killed mid-attempt and while it is down."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -14,7 +16,7 @@ from fitq import Client, verify_webhook
 from fitq.queues import WEBHOOKS_QUEUE
 from tests.factories import tiny_job
 from tests.integration.conftest import FAST_RECOVERY, migrate
-from tests.processes import Stack, wait_for
+from tests.processes import REPO_ROOT, Stack, child_env, wait_for
 from tests.services import postgres_database, redis_db
 from tests.webhook_receiver import Receiver
 
@@ -90,3 +92,45 @@ def test_no_delivery_is_lost_when_the_webhooks_worker_dies(stack: Stack) -> None
     assert ids.count(tested.id) == 2 and ids.count(pending.id) == 1
     events = [verify_webhook(r.body, r.headers, hook.secret) for r in receiver.received[1:]]
     assert sorted(e["type"] for e in events) == ["job.succeeded", "webhook.test"]
+
+
+def fitq_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fitq", *args, "--url", stack.base_url],
+        env=child_env(stack.env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_cli_adds_tests_lists_and_removes_an_endpoint(stack: Stack) -> None:
+    with Receiver() as receiver:
+        added = fitq_cli(stack, "webhooks", "add", receiver.url, "-e", "job.failed")
+        assert added.returncode == 0, added.stderr
+        first, second = added.stdout.splitlines()
+        hook_id, url, events = first.split(" ", 2)
+        assert (url, events) == (receiver.url, "job.failed")
+        secret = second.removeprefix("secret (shown once): ")
+        listed = fitq_cli(stack, "webhooks", "list")
+        assert f"{hook_id}\t{receiver.url}\tjob.failed\t" in listed.stdout
+        assert secret not in listed.stdout
+        tested = fitq_cli(stack, "webhooks", "test", hook_id)
+        assert tested.returncode == 0, tested.stderr
+        delivery_id = tested.stdout.strip()
+        wait_for(lambda: receiver.received or None, 30, 0.05, "the test event")
+        assert verify_webhook(receiver.received[0].body, receiver.received[0].headers, secret)["type"] == "webhook.test"
+
+        def delivered() -> str | None:
+            shown = fitq_cli(stack, "webhooks", "deliveries", hook_id).stdout
+            return shown if "\tdelivered\t1\t200\t" in shown else None
+
+        shown = wait_for(delivered, 30, 0.2, "the delivery's row")
+        assert shown.splitlines()[1].startswith(f"{delivery_id}\twebhook.test\t\tdelivered")
+    refused = fitq_cli(stack, "webhooks", "add", "http://10.0.0.7/hook")
+    assert refused.returncode == 1
+    assert "private" in refused.stderr
+    removed = fitq_cli(stack, "webhooks", "rm", hook_id)
+    assert removed.returncode == 0 and f"{hook_id} deleted" in removed.stderr
+    assert fitq_cli(stack, "webhooks", "deliveries", hook_id).returncode == 1
