@@ -120,7 +120,10 @@ def test_the_cli_adds_tests_lists_and_removes_an_endpoint(stack: Stack) -> None:
         assert tested.returncode == 0, tested.stderr
         delivery_id = tested.stdout.strip()
         wait_for(lambda: receiver.received or None, 30, 0.05, "the test event")
-        assert verify_webhook(receiver.received[0].body, receiver.received[0].headers, secret)["type"] == "webhook.test"
+        assert (
+            verify_webhook(receiver.received[0].body, receiver.received[0].headers, secret)["type"]
+            == "webhook.test"
+        )
 
         def delivered() -> str | None:
             shown = fitq_cli(stack, "webhooks", "deliveries", hook_id).stdout
