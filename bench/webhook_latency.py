@@ -7,13 +7,15 @@ training worker and a webhooks worker, as compose runs them) and a receiver on l
 (``FITQ_WEBHOOK_ALLOW_LOOPBACK``). For each of ``--jobs`` one-epoch jobs, one after
 another, it records when the job ended (its ``finished_at``), when the receiver got its
 signed ``job.succeeded`` and when a client polling ``GET /v1/jobs/{id}`` every ``--poll``
-seconds (the SDK's ``jobs.wait`` default) first saw it finished. Times are this machine's
+seconds (the SDK's ``jobs.wait`` default), from a random moment after the submission,
+first saw it finished. Times are this machine's
 one clock. The webhook's latency is the worker's commit, its send to the queue, the
 webhooks worker's claim and the signed POST."""
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -38,8 +40,11 @@ def finished_at(job: dict[str, Any]) -> float:
 
 
 def poll_until_finished(
-    client: httpx.Client, job_id: str, poll: float
+    client: httpx.Client, job_id: str, poll: float, phase: float
 ) -> tuple[float, dict[str, Any]]:
+    """A client that polls every ``poll`` s, starting ``phase`` s after the submission (a
+    client's polls fall at any moment of a job's end, not in step with it)."""
+    time.sleep(phase)
     while True:
         job = client.get(f"/v1/jobs/{job_id}").json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=1.0)
     args = parser.parse_args()
     webhook, polled = [], []
+    phases = random.Random(0)
     with ExitStack() as cleanup:
         stack = redis_postgres_stack(cleanup, FITQ_WEBHOOK_ALLOW_LOOPBACK="true")
         stack.start_worker()
@@ -64,7 +70,8 @@ def main() -> None:
         ).json()
         for index in range(args.jobs + 1):  # the first warms the worker up, not counted
             job_id = client.post("/v1/jobs", json=tiny_job(epochs=1, seed=index)).json()["id"]
-            seen_at, job = poll_until_finished(client, job_id, args.poll)
+            phase = phases.uniform(0, args.poll)
+            seen_at, job = poll_until_finished(client, job_id, args.poll, phase)
             deadline = time.monotonic() + 60
             while len(receiver.received) < index + 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
