@@ -62,7 +62,7 @@ from service.jobs.fine_tuning import source_model, with_source_model
 from service.jobs.limits import DAY, check_job_quotas
 from service.jobs.presenter import render_json
 from service.jobs.submission_store import DuplicateKey, NewRows, SubmissionFactsQuery, row_of
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_cursor, page_document
 from service.queue import BrokerUnavailable, TrainMessage
 from service.webhooks.service import send_webhooks
 
@@ -359,9 +359,7 @@ def list_jobs(
     with transaction(ctx.sessions) as session:
         rows = repo.list_jobs(session, tenant_id, status=status, limit=limit, before_id=before_id)
         page = [job_document(columns_of(row)) for row in rows[:limit]]
-    has_more = len(rows) > limit
-    next_after = encode_cursor(page[-1]["id"]) if has_more and page else None
-    return render_json({"data": page, "has_more": has_more, "next_after": next_after})
+    return render_json(page_document(page, len(rows), limit))
 
 
 def predict(

@@ -39,7 +39,7 @@ from service.jobs.presenter import render_json
 from service.jobs.sending import send_committed_job
 from service.jobs.service import job_spec, store_data
 from service.jobs.submission_store import SubmissionFactsQuery
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_cursor, page_document
 from service.webhooks.service import send_webhooks
 
 
@@ -187,9 +187,7 @@ def list_sweeps(
         page = sweeps[:limit]
         trials = repo.trial_rows(session, [s.id for s in page])
         data = [sweep_document(s, trials[s.id]) for s in page]
-    has_more = len(sweeps) > limit
-    next_after = encode_cursor(page[-1].id) if has_more and page else None
-    return render_json({"data": data, "has_more": has_more, "next_after": next_after})
+    return render_json(page_document(data, len(sweeps), limit))
 
 
 def cancel_sweep(ctx: ServiceContext, tenant_id: str, sweep_id: str) -> bytes:

@@ -21,7 +21,7 @@ from fitq.webhooks.events import TEST_EVENT, new_secret, payload
 from fitq.webhooks.urls import UnsafeUrl, check_resolved, check_url, policy_of
 from service.context import ServiceContext
 from service.jobs.presenter import render_json
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_cursor, page_document
 from service.webhooks.presenter import delivery_document, endpoint_document
 
 log = logging.getLogger(__name__)
@@ -63,15 +63,8 @@ def list_endpoints(ctx: ServiceContext, tenant_id: str, limit: int, after: str |
     before = decode_cursor(after, WEBHOOK_PREFIX) if after else None
     with transaction(ctx.sessions) as session:
         rows = repo.list_endpoints(session, tenant_id, limit, before)
-    page = rows[:limit]
-    more = len(rows) > limit
-    return render_json(
-        {
-            "data": [endpoint_document(e) for e in page],
-            "has_more": more,
-            "next_after": encode_cursor(page[-1].id) if more else None,
-        }
-    )
+    data = [endpoint_document(e) for e in rows[:limit]]
+    return render_json(page_document(data, len(rows), limit))
 
 
 def read_endpoint(ctx: ServiceContext, tenant_id: str, endpoint_id: str) -> bytes:
@@ -113,14 +106,8 @@ def list_deliveries(
         rows = repo.list_deliveries(session, endpoint.id, limit, before)
         page = rows[:limit]
         attempts = repo.attempts_of(session, [d.id for d in page])
-    more = len(rows) > limit
-    return render_json(
-        {
-            "data": [delivery_document(d, attempts[d.id]) for d in page],
-            "has_more": more,
-            "next_after": encode_cursor(page[-1].id) if more else None,
-        }
-    )
+    data = [delivery_document(d, attempts[d.id]) for d in page]
+    return render_json(page_document(data, len(rows), limit))
 
 
 def send_webhooks(ctx: ServiceContext) -> list[str]:

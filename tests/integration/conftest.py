@@ -42,14 +42,23 @@ def migrate(env: dict[str, str]) -> None:
 def api_stack(workdir: Path, **env: str) -> Iterator[Stack]:
     """A migrated store and a started API under ``workdir`` (embedded defaults unless ``env``
     says otherwise, fast recovery); the test starts the workers it needs. Stopped after."""
+    with ExitStack() as cleanup:
+        yield started_stack(cleanup, workdir, redis_postgres=False, **env)
+
+
+def started_stack(cleanup: ExitStack, workdir: Path, redis_postgres: bool, **env: str) -> Stack:
+    """A migrated store (a database and a Redis db index of its own on ``redis_postgres``,
+    the embedded defaults otherwise) and a started API, with fast recovery and ``env``;
+    stopped by ``cleanup``. The caller starts the workers it needs."""
     settings = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY, **env}
+    if redis_postgres:
+        settings["FITQ_DATABASE_URL"] = cleanup.enter_context(postgres_database())
+        settings["FITQ_BROKER_URL"] = cleanup.enter_context(redis_db())
     migrate(settings)
     running = Stack(settings, workdir)
-    try:
-        running.start_api()
-        yield running
-    finally:
-        running.stop()
+    cleanup.callback(running.stop)
+    running.start_api()
+    return running
 
 
 @pytest.fixture(scope="module", params=["redis-postgres", "embedded"])
@@ -57,15 +66,8 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp(request.param)
-    env = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY}
     with ExitStack() as cleanup:
-        if request.param == "redis-postgres":
-            env["FITQ_DATABASE_URL"] = cleanup.enter_context(postgres_database())
-            env["FITQ_BROKER_URL"] = cleanup.enter_context(redis_db())
-        migrate(env)
-        running = Stack(env, workdir)
-        cleanup.callback(running.stop)
-        running.start_api()
+        running = started_stack(cleanup, workdir, request.param == "redis-postgres")
         running.start_worker("service", f"{DATASETS_QUEUE},{INFERENCE_QUEUE}")
         running.start_worker()
         yield running

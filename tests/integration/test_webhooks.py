@@ -15,9 +15,8 @@ import pytest
 from fitq import Client, verify_webhook
 from fitq.queues import WEBHOOKS_QUEUE
 from tests.factories import tiny_job
-from tests.integration.conftest import FAST_RECOVERY, migrate
+from tests.integration.conftest import started_stack
 from tests.processes import REPO_ROOT, Stack, child_env, wait_for
-from tests.services import postgres_database, redis_db
 from tests.webhook_receiver import Receiver
 
 HOOKS = {
@@ -32,13 +31,7 @@ HOOKS = {
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("webhooks")
     with ExitStack() as cleanup:
-        env = {"FITQ_DATA_DIR": str(workdir / "fitq"), **FAST_RECOVERY, **HOOKS}
-        env["FITQ_DATABASE_URL"] = cleanup.enter_context(postgres_database())
-        env["FITQ_BROKER_URL"] = cleanup.enter_context(redis_db())
-        migrate(env)
-        running = Stack(env, workdir)
-        cleanup.callback(running.stop)
-        running.start_api()
+        running = started_stack(cleanup, workdir, redis_postgres=True, **HOOKS)
         running.start_worker()
         running.start_worker("hooks", WEBHOOKS_QUEUE)
         yield running

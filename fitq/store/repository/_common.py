@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, select
+from sqlalchemy import CursorResult, Select, select
 from sqlalchemy.orm import Session
 
 from fitq.store.models import Dataset, Job, Sweep
@@ -25,9 +25,17 @@ def _newest_first(
     query = select(model).where(model.tenant_id == tenant_id)
     if status is not None:
         query = query.where(model.status == status)
+    return _page(session, query, model.id, limit, before_id)
+
+
+def _page(
+    session: Session, query: Select[tuple[Any]], id_: Any, limit: int, before_id: str | None
+) -> list[Any]:
+    """``query``'s rows newest first by their time-ordered ``id_``, after the cursor
+    ``before_id``: ``limit + 1`` of them, so the caller knows whether more exist."""
     if before_id is not None:
-        query = query.where(model.id < before_id)
-    return list(session.scalars(query.order_by(model.id.desc()).limit(limit + 1)))
+        query = query.where(id_ < before_id)
+    return list(session.scalars(query.order_by(id_.desc()).limit(limit + 1)))
 
 
 def _execute(session: Session, statement: Any) -> CursorResult[Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from fitq.ids import DELIVERY_PREFIX, new_id
 from fitq.store.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from fitq.store.repository._common import _execute
+from fitq.store.repository._common import _execute, _page
 from fitq.store.types import utcnow
 from fitq.webhooks.events import job_event, payload
 
@@ -41,11 +41,8 @@ def get_endpoint(session: Session, tenant_id: str, endpoint_id: str) -> WebhookE
 def list_endpoints(
     session: Session, tenant_id: str, limit: int, before_id: str | None
 ) -> list[WebhookEndpoint]:
-    """Newest first, ``limit + 1`` rows (the caller knows whether more exist)."""
     query = select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id)
-    if before_id is not None:
-        query = query.where(WebhookEndpoint.id < before_id)
-    return list(session.scalars(query.order_by(WebhookEndpoint.id.desc()).limit(limit + 1)))
+    return _page(session, query, WebhookEndpoint.id, limit, before_id)
 
 
 def delete_endpoint(session: Session, endpoint: WebhookEndpoint) -> None:
@@ -280,11 +277,8 @@ def record_attempt(session: Session, claim: ClaimedDelivery, record: AttemptReco
 def list_deliveries(
     session: Session, endpoint_id: str, limit: int, before_id: str | None
 ) -> list[WebhookDelivery]:
-    """Newest first, ``limit + 1`` rows."""
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-    if before_id is not None:
-        query = query.where(WebhookDelivery.id < before_id)
-    return list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
+    return _page(session, query, WebhookDelivery.id, limit, before_id)
 
 
 def attempts_of(session: Session, delivery_ids: list[str]) -> dict[str, list[WebhookAttempt]]:
