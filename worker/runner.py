@@ -105,13 +105,22 @@ class JobRunner:
     def run(self, job_id: str) -> RunResult:
         attempt = self._claim(job_id)
         if attempt is None:
-            log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
+            self._note_duplicate(job_id)
             return RunResult.duplicate
         try:
             return self._run_attempt(job_id, attempt)
         except Exception as exc:  # fitq's own failure around the training: say so on the job
             owned = fail_with_worker_error(self.sessions, job_id, attempt, exc)
             return RunResult.failed if owned else RunResult.lost
+
+    def _note_duplicate(self, job_id: str) -> None:
+        """Logged with the job's id and tenant, as every line about a job (a re-sent message
+        that arrives after its first one was claimed: the sweeper's, on a slow start)."""
+        with transaction(self.sessions) as session:
+            row = repo.get_job_by_id(session, job_id)
+            tenant = row.tenant_id if row is not None else None
+        with logs.bound(job_id=job_id, tenant=tenant):
+            log.info("job %s is not queued: message ignored (duplicate or late)", job_id)
 
     def _claim(self, job_id: str) -> int | None:
         """The claim, tried again while the store is unreachable (a restart, a failover) for

@@ -68,6 +68,11 @@ def _message(error: dict[str, Any]) -> str:
         allowed = [tag.strip("'") for tag in str(ctx.get("expected_tags", "")).split(", ")]
         tag = str(ctx.get("tag"))
         return f"expected one of {', '.join(allowed)}, received {tag!r}{did_you_mean(tag, allowed)}"
+    if kind in ("enum", "literal_error") and isinstance(received, str):
+        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        if allowed:
+            hint = did_you_mean(received, allowed)
+            return f"expected one of {', '.join(allowed)}, received {received!r}{hint}"
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "type")).strip("'")
         return f"expected a {field!r} field saying which kind this is, received none"

@@ -79,7 +79,9 @@ def test_fitq_worker_serves_the_cpu_queue_and_leaves_cleanly(tmp_path: Path) -> 
         lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
         about_the_job = [line for line in lines if job_id in line["message"]]
         assert about_the_job, worker.log()
-        assert all(line.get("job_id") == job_id for line in about_the_job)
+        # A duplicate message (the sweeper re-sends a job a slow pool child has not yet
+        # claimed) is logged about the job too.
+        assert all(line.get("job_id") == job_id for line in about_the_job), about_the_job
         assert all(line.get("tenant") == "default" for line in about_the_job)
     finally:
         worker.stop()
