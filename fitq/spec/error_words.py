@@ -72,7 +72,8 @@ def _message(error: dict[str, Any]) -> str:
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         if allowed:
             hint = did_you_mean(received, allowed)
-            return f"expected one of {', '.join(allowed)}, received {received!r}{hint}"
+            names = ", ".join(repr(name) for name in allowed)
+            return f"expected one of {names}, received {received!r}{hint}"
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "type")).strip("'")
         return f"expected a {field!r} field saying which kind this is, received none"

@@ -157,8 +157,8 @@ def test_a_misspelt_event_is_refused_in_the_users_words(hooks, queued) -> None:
     assert refused.status_code == 422
     message = refused.json()["error"]["message"]
     assert message == (
-        "events.0: expected one of job.succeeded, job.failed, job.cancelled, sweep.completed, "
-        "received 'job.succeed' (did you mean 'job.succeeded'?)"
+        "events.0: expected one of 'job.succeeded', 'job.failed', 'job.cancelled', "
+        "'sweep.completed', received 'job.succeed' (did you mean 'job.succeeded'?)"
     ), message
     twice = client.post(
         "/v1/webhooks",
