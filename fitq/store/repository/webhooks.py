@@ -146,6 +146,16 @@ def job_ended(session: Session, job_id: str) -> list[str]:
     return _deliver_to(session, pairs, tenant_id, event, job_id, document)
 
 
+def _due(now: datetime) -> tuple[Any, ...]:
+    """A delivery whose attempt is due: pending, its time come, no sender holding it. What
+    is put on the queue and what a sender may claim, alike."""
+    return (
+        WebhookDelivery.status == PENDING,
+        WebhookDelivery.next_at <= now,
+        or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+    )
+
+
 def dispatch_due(
     session: Session, now: datetime, resend_before: datetime, limit: int = 100
 ) -> list[str]:
@@ -154,9 +164,7 @@ def dispatch_due(
     due = (
         select(WebhookDelivery.id)
         .where(
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_at <= now,
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+            *_due(now),
             or_(
                 WebhookDelivery.sent_at.is_(None),
                 WebhookDelivery.sent_at < WebhookDelivery.next_at,
@@ -198,9 +206,7 @@ def claim_delivery(
         update(WebhookDelivery)
         .where(
             WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_at <= now,
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+            *_due(now),
         )
         .values(lease_until=until),
     )
@@ -299,14 +305,8 @@ def get_delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:
 
 def delete_finished_deliveries(session: Session, before: datetime) -> int:
     """Deliveries delivered or failed before ``before``, with their attempts; how many."""
-    old = select(WebhookDelivery.id).where(
-        WebhookDelivery.status != PENDING, WebhookDelivery.finished_at < before
-    )
-    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(old)))
-    deleted = _execute(
-        session,
-        delete(WebhookDelivery).where(
-            WebhookDelivery.status != PENDING, WebhookDelivery.finished_at < before
-        ),
-    )
+    old = (WebhookDelivery.status != PENDING, WebhookDelivery.finished_at < before)
+    ids = select(WebhookDelivery.id).where(*old)
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+    deleted = _execute(session, delete(WebhookDelivery).where(*old))
     return deleted.rowcount
